@@ -1,0 +1,131 @@
+//! Guess the number: the smallest complete leafe environment.
+//!
+//! A secret number in 1..=100 is drawn from the task; each action is a guess
+//! and the feedback says "higher" or "lower". Copy this file to start your own
+//! environment (see "Write your own environment" in the README).
+
+use leafe_guest::{EnvError, EnvInfo, Environment, Rng, Step, Task};
+use serde::{Deserialize, Serialize};
+
+/// The whole episode state: it is what a snapshot stores.
+#[derive(Serialize, Deserialize)]
+pub struct Guess {
+    secret: u32,
+    /// The range the secret is known to lie in, from the feedback so far.
+    low: u32,
+    high: u32,
+}
+
+impl Environment for Guess {
+    fn info() -> EnvInfo {
+        EnvInfo::new(
+            "guess",
+            "0.1.0",
+            "Guess the secret whole number between 1 and 100. Answer with the number alone, \
+             e.g. `50`. After each guess you are told to go higher or lower.",
+        )
+        .split("train", 1000)
+        .split("test", 100)
+        .max_steps(10)
+    }
+
+    fn reset(task: &Task) -> Result<(Self, String), EnvError> {
+        let secret = Rng::for_task(task).range_inclusive(1, 100) as u32;
+        let state = Guess { secret, low: 1, high: 100 };
+        Ok((state, "I am thinking of a number between 1 and 100.".into()))
+    }
+
+    fn step(&mut self, action: &str) -> Step {
+        let Ok(guess) = action.trim().trim_start_matches("guess").trim().parse::<u32>() else {
+            return Step::new(format!("'{action}' is not a number."), -0.1).invalid_action();
+        };
+        if guess == self.secret {
+            return Step::new(format!("{guess} is right!"), 1.0).terminated().success(true);
+        }
+        let hint = if guess < self.secret {
+            self.low = self.low.max(guess + 1);
+            "higher"
+        } else {
+            self.high = self.high.min(guess.saturating_sub(1));
+            "lower"
+        };
+        Step::new(format!("{guess} is wrong: go {hint}."), -0.1)
+    }
+
+    /// Binary search over what the feedback has ruled out.
+    fn expert_action(&self) -> Option<String> {
+        Some(((self.low + self.high) / 2).to_string())
+    }
+}
+
+leafe_guest::export_environment!(Guess);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leafe_guest::Harness;
+
+    fn started(index: u32) -> Harness<Guess> {
+        let mut h = Harness::new();
+        h.reset(&Task::new("test", index, 0)).unwrap();
+        h
+    }
+
+    #[test]
+    fn expert_finds_the_secret_within_the_limit() {
+        for index in 0..100 {
+            let mut h = started(index);
+            let mut last = None;
+            while let Some(action) = h.expert_action() {
+                last = Some(h.step(&action).unwrap());
+            }
+            let last = last.unwrap();
+            assert!(last.terminated, "task {index}: {last:?}");
+            assert_eq!(last.info_json()["success"], true);
+        }
+    }
+
+    #[test]
+    fn feedback_points_the_right_way_and_nonsense_is_feedback() {
+        let mut h = started(3);
+        let secret = h.env().unwrap().secret;
+        let out = h.step("0").unwrap();
+        assert!(out.observation.contains("higher"));
+        let out = h.step("101").unwrap();
+        assert!(out.observation.contains("lower"));
+        let out = h.step("banana").unwrap();
+        assert_eq!(out.info_json()["invalid-action"], true);
+        assert!(h.step(&format!("guess {secret}")).unwrap().terminated);
+    }
+
+    #[test]
+    fn truncated_after_max_steps() {
+        let mut h = started(0);
+        for i in 0..10 {
+            let out = h.step("0").unwrap();
+            assert_eq!(out.truncated, i == 9);
+        }
+        assert!(h.step("0").is_err());
+    }
+
+    #[test]
+    fn snapshot_round_trip_and_bad_bytes() {
+        let mut h = started(5);
+        h.step("50").unwrap();
+        let snap = h.snapshot().unwrap();
+        let mut other = Harness::<Guess>::new();
+        other.restore(&snap).unwrap();
+        assert_eq!(other.step("20").unwrap(), h.step("20").unwrap());
+        assert!(matches!(other.restore(b"nonsense"), Err(EnvError::BadState(_))));
+    }
+
+    #[test]
+    fn bad_tasks_are_rejected() {
+        let mut h = Harness::<Guess>::new();
+        assert!(matches!(h.reset(&Task::new("dev", 0, 0)), Err(EnvError::BadTask(_))));
+        assert!(matches!(h.reset(&Task::new("test", 100, 0)), Err(EnvError::BadTask(_))));
+        let odd = Task::new("test", 0, 0).with_option("colour", "red");
+        assert!(matches!(h.reset(&odd), Err(EnvError::BadTask(_))));
+        assert!(matches!(h.step("1"), Err(EnvError::NotStarted)));
+    }
+}
