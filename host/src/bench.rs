@@ -1,0 +1,178 @@
+//! `leafe-host bench`: the host's speed figures, each as a ratio against a
+//! baseline measured in the same run.
+//!
+//! - restore vs replay: reach step 50 / 200 of a sokoban episode by restoring
+//!   a snapshot into a fresh instance, or by reset + replaying the actions;
+//! - compile vs cache: a cold Cranelift compile vs loading the cached
+//!   compiled component;
+//! - instantiation with the pooling allocator vs on-demand allocation;
+//! - environment steps per second, with and without a snapshot per step.
+
+use crate::component::{EnvComponent, Source};
+use crate::engine::{EngineOptions, Runtime};
+use crate::session::{Session, Task};
+use crate::rng::SplitMix;
+use anyhow::{Result, anyhow, bail};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Figure {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+    pub baseline: Option<f64>,
+    /// `baseline / value` for times (how many times faster), `value /
+    /// baseline` for rates.
+    pub ratio: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub figures: Vec<Figure>,
+}
+
+impl BenchReport {
+    fn time(&mut self, name: &str, value: Duration, baseline: Duration) {
+        let (v, b) = (value.as_secs_f64() * 1e6, baseline.as_secs_f64() * 1e6);
+        self.figures.push(Figure { name: name.into(), value: v, unit: "µs".into(), baseline: Some(b), ratio: Some(b / v) });
+    }
+    fn rate(&mut self, name: &str, value: f64, unit: &str, baseline: Option<f64>) {
+        let ratio = baseline.map(|b| value / b);
+        self.figures.push(Figure { name: name.into(), value, unit: unit.into(), baseline, ratio });
+    }
+
+    pub fn table(&self) -> String {
+        let mut t = format!("{:<44} {:>14} {:>14} {:>9}\n", "measure", "value", "baseline", "ratio");
+        for f in &self.figures {
+            let base = f.baseline.map(|b| format!("{b:.1}")).unwrap_or_default();
+            let ratio = f.ratio.map(|r| format!("{r:.1}x")).unwrap_or_default();
+            t.push_str(&format!(
+                "{:<44} {:>14} {:>14} {:>9}\n",
+                f.name,
+                format!("{:.1} {}", f.value, f.unit),
+                base,
+                ratio
+            ));
+        }
+        t
+    }
+}
+
+/// Mean time of `f` over `reps` runs (after one warm-up run).
+fn mean_time(reps: u32, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
+    f()?;
+    let start = Instant::now();
+    for _ in 0..reps {
+        f()?;
+    }
+    Ok(start.elapsed() / reps)
+}
+
+fn err(e: crate::session::SessionError) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
+/// A seeded random walk of `len` steps on a sokoban level that does not end
+/// (the level is skipped if the walk solves it), with a snapshot per step.
+fn random_walk(env: &Arc<EnvComponent>, len: usize) -> Result<(Task, Vec<String>, Vec<Vec<u8>>)> {
+    let moves = ["up", "down", "left", "right"];
+    for index in 0..50 {
+        let task = Task {
+            split: "test".into(),
+            index,
+            seed: 0,
+            options: vec![("max-steps".into(), (len + 10).to_string())],
+        };
+        let mut s = Session::new(env, 0).map_err(err)?;
+        s.reset(&task).map_err(err)?;
+        let mut rng = SplitMix::new(u64::from(index));
+        let (mut actions, mut snaps) = (Vec::new(), vec![s.snapshot().map_err(err)?]);
+        while actions.len() < len {
+            let a = moves[rng.below(4)];
+            let out = s.step(a).map_err(err)?;
+            actions.push(a.to_string());
+            snaps.push(s.snapshot().map_err(err)?);
+            if out.terminated {
+                break;
+            }
+        }
+        if actions.len() == len && !s.is_dead() {
+            return Ok((task, actions, snaps));
+        }
+    }
+    bail!("no level gave a {len}-step random walk without solving it")
+}
+
+/// Run the benchmarks; `reps` scales the repetitions.
+pub fn run(options: &EngineOptions, reps: u32, progress: bool) -> Result<BenchReport> {
+    let reps = reps.max(1);
+    let mut report = BenchReport { figures: Vec::new() };
+    let bar = crate::progress_bar(5, "benchmarks", progress);
+
+    // Compile vs cache, in a private cache directory.
+    let cache_dir = std::env::temp_dir().join(format!("leafe-bench-cache-{}", std::process::id()));
+    let cached_opts = EngineOptions { cache: Some(cache_dir.clone()), ..options.clone() };
+    let runtime = Runtime::new(cached_opts)?;
+    let cold = EnvComponent::load(&runtime, Source::Builtin("sokoban".into()))?;
+    let warm_time = mean_time(reps, || {
+        EnvComponent::load(&runtime, Source::Builtin("sokoban".into())).map(|_| ())
+    })?;
+    let _ = std::fs::remove_dir_all(&cache_dir);
+    report.time("load sokoban: cache hit vs cold compile", warm_time, cold.load_time);
+    bar.inc(1);
+
+    // Instantiation: pooling vs on-demand.
+    let env = cold;
+    let pooled = mean_time(reps * 20, || Session::new(&env, 0).map(|_| ()).map_err(err))?;
+    let plain_rt = Runtime::new(EngineOptions { pooling: false, cache: None, ..options.clone() })?;
+    let plain_env = EnvComponent::load(&plain_rt, Source::Builtin("sokoban".into()))?;
+    let plain = mean_time(reps * 20, || Session::new(&plain_env, 0).map(|_| ()).map_err(err))?;
+    report.time("instantiate: pooling vs on-demand", pooled, plain);
+    bar.inc(1);
+
+    // Restore vs replay from the start.
+    let (task, actions, snaps) = random_walk(&env, 200)?;
+    for k in [50usize, 200] {
+        let mut s = Session::new(&env, 0).map_err(err)?;
+        let restore = mean_time(reps * 5, || s.restore(&snaps[k]).map_err(err))?;
+        let replay = mean_time(reps, || {
+            let mut s = Session::new(&env, 0).map_err(err)?;
+            s.reset(&task).map_err(err)?;
+            for a in &actions[..k] {
+                s.step(a).map_err(err)?;
+            }
+            Ok(())
+        })?;
+        report.time(&format!("reach step {k}: restore vs replay from start"), restore, replay);
+    }
+    bar.inc(1);
+
+    // Steps per second.
+    let mut s = Session::new(&env, 0).map_err(err)?;
+    let walk = |s: &mut Session, snapshot: bool| -> Result<Duration> {
+        s.reset(&task).map_err(err)?;
+        let start = Instant::now();
+        for a in &actions {
+            s.step(a).map_err(err)?;
+            if snapshot {
+                s.snapshot().map_err(err)?;
+            }
+        }
+        Ok(start.elapsed())
+    };
+    let mut plain_steps = Duration::ZERO;
+    let mut snap_steps = Duration::ZERO;
+    for _ in 0..reps {
+        plain_steps += walk(&mut s, false)?;
+        snap_steps += walk(&mut s, true)?;
+    }
+    let n = (actions.len() as u32 * reps) as f64;
+    let plain_rate = n / plain_steps.as_secs_f64();
+    report.rate("env steps/s (sokoban 7x7)", plain_rate, "steps/s", None);
+    report.rate("env steps/s with a snapshot per step", n / snap_steps.as_secs_f64(), "steps/s", Some(plain_rate));
+    bar.inc(2);
+    bar.finish_and_clear();
+    Ok(report)
+}

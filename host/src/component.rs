@@ -1,0 +1,165 @@
+//! Loading an environment component: by built-in name or from a file,
+//! checked to be a component that exports the leafe contract.
+
+use crate::bindings::EnvPre;
+use crate::cache::{self, Origin};
+use crate::engine::Runtime;
+use crate::wasi::GuestState;
+use anyhow::{Context, Result, anyhow, bail};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::Store;
+
+/// Where a component comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Builtin(String),
+    File(PathBuf),
+}
+
+impl Source {
+    /// `NAME` of a built-in, or a path (anything with a `/` or ending in `.wasm`).
+    pub fn parse(spec: &str) -> Result<Source> {
+        if spec.contains('/') || spec.contains('\\') || spec.ends_with(".wasm") {
+            return Ok(Source::File(PathBuf::from(spec)));
+        }
+        if crate::builtin::get(spec).is_some() {
+            return Ok(Source::Builtin(spec.to_string()));
+        }
+        bail!(
+            "unknown environment '{spec}' (built-in: {}; or give the path of a .wasm component)",
+            crate::builtin::names().join(", ")
+        )
+    }
+
+    /// How the source is written in logs and on the command line.
+    pub fn spec(&self) -> String {
+        match self {
+            Source::Builtin(name) => name.clone(),
+            Source::File(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// The environment's static description (from its `info` export).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EnvInfo {
+    pub name: String,
+    pub version: String,
+    pub splits: Vec<(String, u32)>,
+    pub max_steps: u32,
+    pub action_hint: String,
+}
+
+impl EnvInfo {
+    /// The number of tasks in `split`, or an error naming the splits there are.
+    pub fn split_len(&self, split: &str) -> Result<u32> {
+        self.splits.iter().find(|(s, _)| s == split).map(|(_, n)| *n).ok_or_else(|| {
+            let names: Vec<&str> = self.splits.iter().map(|(s, _)| s.as_str()).collect();
+            anyhow!("environment '{}' has no split '{split}' (splits: {})", self.name, names.join(", "))
+        })
+    }
+}
+
+/// A compiled, checked environment component, ready to instantiate.
+pub struct EnvComponent {
+    pub runtime: Arc<Runtime>,
+    pub source: Source,
+    pub sha256: String,
+    pub info: EnvInfo,
+    pub pre: EnvPre<GuestState>,
+    /// Whether compiling was needed, and how long loading took.
+    pub origin: Origin,
+    pub load_time: Duration,
+}
+
+const WASM_MAGIC: &[u8] = b"\0asm";
+
+fn read_source(source: &Source) -> Result<std::borrow::Cow<'static, [u8]>> {
+    match source {
+        Source::Builtin(name) => crate::builtin::get(name)
+            .map(std::borrow::Cow::Borrowed)
+            .ok_or_else(|| anyhow!("unknown built-in environment '{name}'")),
+        Source::File(path) => std::fs::read(path)
+            .map(std::borrow::Cow::Owned)
+            .with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Reject what is not a component before wasmtime gives a less direct error.
+fn check_is_component(bytes: &[u8], what: &str) -> Result<()> {
+    if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
+        bail!("{what} is not a WebAssembly file");
+    }
+    if bytes[6..8] != [1, 0] {
+        bail!(
+            "{what} is a core WebAssembly module, not a component: build it for wasm32-wasip2 \
+             (or wrap it with `wasm-tools component new`)"
+        );
+    }
+    Ok(())
+}
+
+impl EnvComponent {
+    /// Load, compile (or take from the cache), link and describe a component.
+    pub fn load(runtime: &Arc<Runtime>, source: Source) -> Result<Arc<EnvComponent>> {
+        let start = Instant::now();
+        let bytes = read_source(&source)?;
+        let what = source.spec();
+        check_is_component(&bytes, &what)?;
+        let sha256 = crate::sha256_hex(&bytes);
+        let (component, origin) = match &runtime.cache {
+            Some(cache) => cache.load_or_compile(&runtime.engine, &bytes, &sha256),
+            None => cache::compile(&runtime.engine, &bytes).map(|c| (c, Origin::Compiled)),
+        }
+        .with_context(|| format!("{what}: not a valid component"))?;
+        let instance_pre = runtime.linker.instantiate_pre(&component).map_err(|e| {
+            anyhow!("{what} needs imports the host does not provide (leafe gives only WASI): {e}")
+        })?;
+        let pre = EnvPre::new(instance_pre).map_err(|e| {
+            anyhow!("{what} does not export the environment contract leafe:env/environment@0.1.0: {e}")
+        })?;
+        let mut env = EnvComponent {
+            runtime: runtime.clone(),
+            source,
+            sha256,
+            info: EnvInfo {
+                name: String::new(),
+                version: String::new(),
+                splits: Vec::new(),
+                max_steps: 0,
+                action_hint: String::new(),
+            },
+            pre,
+            origin,
+            load_time: Duration::ZERO,
+        };
+        env.info = env.call_info().with_context(|| format!("{what}: its info() failed"))?;
+        env.load_time = start.elapsed();
+        Ok(Arc::new(env))
+    }
+
+    /// A new store for one instance of this component.
+    pub fn new_store(&self, seed: u64) -> Store<GuestState> {
+        let limits = self.runtime.limits;
+        let mut store = Store::new(
+            &self.runtime.engine,
+            GuestState::new(seed, limits.output_bytes, limits.memory_bytes),
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    fn call_info(&self) -> Result<EnvInfo> {
+        let mut instance = crate::session::Instance::new(self, 0)?;
+        Ok(instance.info(&self.runtime)?)
+    }
+}
+
+/// Load a component by `--env` spec.
+pub fn load(runtime: &Arc<Runtime>, spec: &str) -> Result<Arc<EnvComponent>> {
+    EnvComponent::load(runtime, Source::parse(spec)?)
+}
+

@@ -1,0 +1,253 @@
+//! The backtracking explorer: LEAFE's first stage, with a rule-based
+//! reflector or any other [`Reflector`].
+//!
+//! Per task, under a budget of environment steps: roll out with the policy
+//! until success, a terminal failure, a dead end or truncation. On failure
+//! the reflector names a state to go back to and an experience; that branch
+//! request joins a FIFO queue (the rollback tree is expanded breadth-first,
+//! up to `max_depth` backtracks deep). Going back is a snapshot restore into
+//! a fresh instance, plus a replay of the few steps since the nearest
+//! snapshotted ancestor when a state has no snapshot of its own.
+
+use crate::component::EnvComponent;
+use crate::policy::{Context, Policy};
+use crate::reflect::{Experience, Reflector};
+use crate::session::{EnvError, Session, SessionError, Task};
+use crate::tree::{Node, Record, TaskEnd};
+use anyhow::{Result, anyhow, bail};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// Exploration settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ExploreConfig {
+    /// Environment steps per task, over all rollouts.
+    pub budget: u32,
+    /// How many backtracks deep the rollback tree may grow.
+    pub max_depth: u32,
+    /// Snapshot every Nth node (the root always); 1 = every state.
+    pub snapshot_every: u32,
+}
+
+/// The records of one task (task-start, nodes, task-end) and its outcome.
+pub struct TaskRun {
+    pub records: Vec<Record>,
+    pub end: TaskEnd,
+}
+
+struct BranchRequest {
+    from: u32,
+    depth: u32,
+    experiences: Vec<Experience>,
+}
+
+/// The growing tree of one task and the live session walking it.
+struct Explorer<'a> {
+    session: Session,
+    cfg: &'a ExploreConfig,
+    nodes: Vec<Node>,
+    snapshots: BTreeMap<String, Vec<u8>>,
+    /// The node the live session is in, if it is alive.
+    at: Option<u32>,
+    end: TaskEnd,
+}
+
+impl Explorer<'_> {
+    fn path(&self, mut id: u32) -> Vec<&Node> {
+        let mut path = vec![&self.nodes[id as usize]];
+        while let Some(p) = self.nodes[id as usize].parent {
+            path.push(&self.nodes[p as usize]);
+            id = p;
+        }
+        path.reverse();
+        path
+    }
+
+    fn add_node(&mut self, mut node: Node, snapshot_wanted: bool) -> Result<u32, SessionError> {
+        if snapshot_wanted {
+            let bytes = self.session.snapshot()?;
+            let hash = crate::sha256_hex(&bytes);
+            self.snapshots.entry(hash.clone()).or_insert(bytes);
+            node.snapshot = Some(hash);
+        }
+        let id = node.id;
+        self.nodes.push(node);
+        self.at = Some(id);
+        Ok(id)
+    }
+
+    /// Put the live session into state `target`.
+    fn go_to(&mut self, target: u32) -> Result<(), SessionError> {
+        if self.at == Some(target) && !self.session.is_dead() {
+            return Ok(());
+        }
+        let path: Vec<u32> = self.path(target).iter().map(|n| n.id).collect();
+        let base = path.iter().rposition(|id| self.nodes[*id as usize].snapshot.is_some()).unwrap_or(0);
+        let hash = self.nodes[path[base] as usize].snapshot.clone();
+        let bytes = hash.and_then(|h| self.snapshots.get(&h)).ok_or_else(|| {
+            SessionError::Env(EnvError::Internal("the task root has no snapshot".into()))
+        })?;
+        self.session.restore(bytes)?;
+        self.end.restores += 1;
+        for id in &path[base + 1..] {
+            let node = &self.nodes[*id as usize];
+            let action = node.action.clone().unwrap_or_default();
+            let out = self.session.step(&action)?;
+            self.end.replayed_steps += 1;
+            if crate::sha256_hex(out.observation.as_bytes()) != node.obs_sha256 {
+                return Err(SessionError::Env(EnvError::Internal(format!(
+                    "replaying to node {id} gave a different observation: the environment is \
+                     not deterministic"
+                ))));
+            }
+        }
+        self.end.replay_avoided_steps += base as u32;
+        self.at = Some(target);
+        Ok(())
+    }
+
+    /// One rollout from `req.from`; returns the last node reached.
+    fn rollout(
+        &mut self,
+        req: &BranchRequest,
+        branch: u32,
+        info: &crate::component::EnvInfo,
+        policy: &mut dyn Policy,
+    ) -> Result<u32, SessionError> {
+        self.go_to(req.from)?;
+        let mut at = req.from;
+        let mut first = true;
+        while self.end.steps < self.cfg.budget {
+            let admissible = self.session.admissible_actions()?;
+            let expert = if policy.needs_expert() { self.session.expert_action()? } else { None };
+            let action = {
+                let path = self.path(at);
+                let ctx = Context { info, path: &path, experiences: &req.experiences, admissible, expert };
+                policy.act(&ctx).map_err(|e| SessionError::Env(EnvError::Internal(format!("policy: {e:#}"))))?
+            };
+            let out = self.session.step(&action)?;
+            self.end.steps += 1;
+            let id = self.nodes.len() as u32;
+            let lesson = req.experiences.last().filter(|_| first && req.depth > 0);
+            let node = Node {
+                task: self.end.task,
+                id,
+                parent: Some(at),
+                branch,
+                depth: req.depth,
+                action: Some(action),
+                obs_sha256: crate::sha256_hex(out.observation.as_bytes()),
+                observation: out.observation.clone(),
+                reward: out.reward,
+                terminated: out.terminated,
+                truncated: out.truncated,
+                success: out.success(),
+                dead_end: out.dead_end(),
+                snapshot: None,
+                experience: lesson.map(|e| e.text.clone()),
+                rejected: lesson.and_then(|e| e.avoid.clone()),
+            };
+            let ends = node.success || node.terminated || node.truncated || node.dead_end.is_some();
+            at = self.add_node(node, id % self.cfg.snapshot_every == 0)?;
+            first = false;
+            if ends {
+                break;
+            }
+        }
+        Ok(at)
+    }
+}
+
+/// Explore one task. An environment failure ends the task (recorded in
+/// [`TaskEnd::error`]); only a bad task or a broken setup is an `Err`.
+pub fn explore_task(
+    component: &Arc<EnvComponent>,
+    task: &Task,
+    policy: &mut dyn Policy,
+    reflector: &mut dyn Reflector,
+    cfg: &ExploreConfig,
+) -> Result<TaskRun> {
+    if cfg.budget == 0 || cfg.snapshot_every == 0 {
+        bail!("the budget and snapshot interval must be at least 1");
+    }
+    let mut session = Session::new(component, task.seed).map_err(|e| anyhow!("{e}"))?;
+    let first = match session.reset(task) {
+        Ok(obs) => obs,
+        Err(SessionError::Env(EnvError::BadTask(why))) => bail!("bad task: {why}"),
+        Err(e) => bail!("task {}: reset failed: {e}", task.index),
+    };
+    let mut ex = Explorer {
+        session,
+        cfg,
+        nodes: Vec::new(),
+        snapshots: BTreeMap::new(),
+        at: None,
+        end: TaskEnd {
+            task: task.index,
+            solved: false,
+            steps: 0,
+            backtracks: 0,
+            restores: 0,
+            replayed_steps: 0,
+            replay_avoided_steps: 0,
+            nodes: 0,
+            error: None,
+        },
+    };
+    let root = Node {
+        task: task.index,
+        id: 0,
+        parent: None,
+        branch: 0,
+        depth: 0,
+        action: None,
+        obs_sha256: crate::sha256_hex(first.as_bytes()),
+        observation: first,
+        reward: 0.0,
+        terminated: false,
+        truncated: false,
+        success: false,
+        dead_end: None,
+        snapshot: None,
+        experience: None,
+        rejected: None,
+    };
+    let info = component.info.clone();
+    let mut reflector_queue = VecDeque::from([BranchRequest { from: 0, depth: 0, experiences: vec![] }]);
+    let outcome: Result<(), SessionError> = (|| {
+        ex.add_node(root, true)?;
+        let mut branch = 0;
+        while let Some(req) = reflector_queue.pop_front() {
+            if ex.end.steps >= cfg.budget {
+                break;
+            }
+            if req.depth > 0 {
+                ex.end.backtracks += 1;
+            }
+            let leaf = ex.rollout(&req, branch, &info, policy)?;
+            branch += 1;
+            if ex.nodes[leaf as usize].success {
+                ex.end.solved = true;
+                break;
+            }
+            if req.depth >= cfg.max_depth || ex.end.steps >= cfg.budget {
+                continue;
+            }
+            if let Some(lesson) = reflector.reflect(&ex.path(leaf)) {
+                let mut experiences = req.experiences.clone();
+                experiences.push(lesson.clone());
+                reflector_queue.push_back(BranchRequest { from: lesson.node, depth: req.depth + 1, experiences });
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        ex.end.error = Some(e.to_string());
+    }
+    ex.end.nodes = ex.nodes.len() as u32;
+    let mut records = Vec::with_capacity(ex.nodes.len() + 2);
+    records.push(Record::TaskStart { task: task.index });
+    records.extend(ex.nodes.into_iter().map(Record::Node));
+    records.push(Record::TaskEnd(ex.end.clone()));
+    Ok(TaskRun { records, end: ex.end })
+}

@@ -1,0 +1,107 @@
+//! `leafe-host play`: a person plays an environment in the terminal, with
+//! `undo` (back to the previous state) and `branch N` (back to any earlier
+//! state, starting a new branch from there). Every state is snapshotted, so
+//! going back is a restore, as in exploration.
+
+use crate::component::EnvComponent;
+use crate::session::{Session, Task};
+use anyhow::{Result, anyhow};
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+const HELP: &str = "Type an action to play it. Commands: undo · branch N (go back to state N) · \
+tree (list states) · hint (the expert's move) · actions (valid actions) · help · quit";
+
+struct State {
+    parent: Option<usize>,
+    action: Option<String>,
+    observation: String,
+    snapshot: Vec<u8>,
+    over: bool,
+}
+
+/// Play `task` reading commands from `input` and writing to `out`.
+pub fn play(env: &Arc<EnvComponent>, task: &Task, input: impl BufRead, mut out: impl Write) -> Result<()> {
+    let e = |e: crate::session::SessionError| anyhow!("{e}");
+    let mut session = Session::new(env, task.seed).map_err(e)?;
+    let first = session.reset(task).map_err(e)?;
+    writeln!(out, "{} {} — {}\n{HELP}\n", env.info.name, env.info.version, env.info.action_hint)?;
+    let mut states = vec![State { parent: None, action: None, observation: first, snapshot: session.snapshot().map_err(e)?, over: false }];
+    let mut at = 0;
+    writeln!(out, "[state 0]\n{}", states[0].observation)?;
+    for line in input.lines() {
+        let line = line?;
+        let command = line.trim();
+        let mut words = command.split_whitespace();
+        let goto = match (words.next(), words.next()) {
+            (None, _) => continue,
+            (Some("quit" | "exit"), None) => break,
+            (Some("help"), None) => {
+                writeln!(out, "{HELP}")?;
+                continue;
+            }
+            (Some("tree"), None) => {
+                for (i, s) in states.iter().enumerate() {
+                    let mark = if i == at { "*" } else { " " };
+                    let from = s.parent.map(|p| format!("from {p} by '{}'", s.action.as_deref().unwrap_or(""))).unwrap_or_else(|| "start".into());
+                    writeln!(out, "{mark} {i}: {from}{}", if s.over { " (over)" } else { "" })?;
+                }
+                continue;
+            }
+            (Some("hint"), None) => {
+                let hint = session.expert_action().map_err(e)?;
+                writeln!(out, "expert: {}", hint.as_deref().unwrap_or("(none)"))?;
+                continue;
+            }
+            (Some("actions"), None) => {
+                let actions = session.admissible_actions().map_err(e)?;
+                writeln!(out, "{}", actions.map(|a| a.join(", ")).unwrap_or_else(|| "(not listed by this environment)".into()))?;
+                continue;
+            }
+            (Some("undo"), None) => match states[at].parent {
+                Some(p) => Some(p),
+                None => {
+                    writeln!(out, "already at the start")?;
+                    continue;
+                }
+            },
+            (Some("branch" | "goto"), Some(n)) => match n.parse::<usize>() {
+                Ok(n) if n < states.len() => Some(n),
+                _ => {
+                    writeln!(out, "no state {n} (states 0 to {})", states.len() - 1)?;
+                    continue;
+                }
+            },
+            _ => None,
+        };
+        if let Some(target) = goto {
+            session.restore(&states[target].snapshot).map_err(e)?;
+            at = target;
+            writeln!(out, "[state {at}]\n{}", states[at].observation)?;
+            continue;
+        }
+        if states[at].over {
+            writeln!(out, "the episode is over: undo, branch N, or quit")?;
+            continue;
+        }
+        let result = match session.step(command) {
+            Ok(r) => r,
+            Err(err) => {
+                writeln!(out, "error: {err}; back to state {at}")?;
+                session.restore(&states[at].snapshot).map_err(e)?;
+                continue;
+            }
+        };
+        let over = result.terminated || result.truncated;
+        states.push(State { parent: Some(at), action: Some(command.to_string()), observation: result.observation.clone(), snapshot: session.snapshot().map_err(e)?, over });
+        at = states.len() - 1;
+        writeln!(out, "[state {at}] reward {:+.1}\n{}", result.reward, result.observation)?;
+        if result.terminated {
+            writeln!(out, "{}", if result.success() { "*** solved ***" } else { "episode over" })?;
+        } else if result.truncated {
+            writeln!(out, "out of steps")?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}

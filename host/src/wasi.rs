@@ -1,0 +1,178 @@
+//! WASI for guests with no capabilities: no network, no files, no
+//! environment variables, no arguments, a virtual clock, seeded randomness
+//! and stdout/stderr captured into bounded in-memory pipes.
+//!
+//! The virtual clock makes a guest deterministic and unable to hang the host
+//! by sleeping: every reading advances it by one microsecond, and a sleep
+//! (subscribing to the monotonic clock) is ready at once and moves the clock
+//! forward by the time slept.
+
+use crate::rng::SplitMix;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::p2::{DynPollable, Pollable};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// 2001-09-09T01:46:40Z: an arbitrary, fixed start for the wall clock.
+const WALL_CLOCK_START: Duration = Duration::from_secs(1_000_000_000);
+const TICK_NANOS: u64 = 1_000;
+
+/// Nanoseconds of virtual time, shared by the wall and monotonic clocks.
+#[derive(Clone, Default)]
+pub struct VirtualClock(Arc<AtomicU64>);
+
+impl VirtualClock {
+    fn read(&self) -> u64 {
+        self.0.fetch_add(TICK_NANOS, Ordering::Relaxed) + TICK_NANOS
+    }
+    fn advance(&self, nanos: u64) {
+        self.0.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+impl HostMonotonicClock for VirtualClock {
+    fn resolution(&self) -> u64 {
+        TICK_NANOS
+    }
+    fn now(&self) -> u64 {
+        self.read()
+    }
+}
+
+impl HostWallClock for VirtualClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(TICK_NANOS)
+    }
+    fn now(&self) -> Duration {
+        WALL_CLOCK_START + Duration::from_nanos(self.read())
+    }
+}
+
+/// Everything a guest's store holds.
+pub struct GuestState {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    clock: VirtualClock,
+    pub stdout: MemoryOutputPipe,
+    pub stderr: MemoryOutputPipe,
+    pub limiter: MemoryLimiter,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.ctx, table: &mut self.table }
+    }
+}
+
+impl GuestState {
+    /// A fresh state: `seed` seeds WASI randomness, output is capped at
+    /// `output_bytes` per stream, memory at `memory_bytes`.
+    pub fn new(seed: u64, output_bytes: usize, memory_bytes: usize) -> Self {
+        let clock = VirtualClock::default();
+        let stdout = MemoryOutputPipe::new(output_bytes);
+        let stderr = MemoryOutputPipe::new(output_bytes);
+        let ctx = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .wall_clock(clock.clone())
+            .monotonic_clock(clock.clone())
+            .secure_random(SplitMix::derive(seed, &[1]))
+            .insecure_random(SplitMix::derive(seed, &[2]))
+            .insecure_random_seed(u128::from(SplitMix::derive(seed, &[3]).next_u64()))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        GuestState {
+            ctx,
+            table: ResourceTable::new(),
+            clock,
+            stdout,
+            stderr,
+            limiter: MemoryLimiter { max_bytes: memory_bytes, denied: None },
+        }
+    }
+}
+
+/// Caps linear memory growth and remembers a refusal, so that the trap that
+/// follows is reported as a memory limit.
+pub struct MemoryLimiter {
+    max_bytes: usize,
+    pub denied: Option<usize>,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.denied = Some(desired);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// A sleep on the virtual clock: always ready.
+struct VirtualSleep;
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for VirtualSleep {
+    async fn ready(&mut self) {}
+}
+
+struct VirtualClockView<'a> {
+    clock: &'a VirtualClock,
+    table: &'a mut ResourceTable,
+}
+
+struct HasVirtualClock;
+
+impl HasData for HasVirtualClock {
+    type Data<'a> = VirtualClockView<'a>;
+}
+
+impl monotonic_clock::Host for VirtualClockView<'_> {
+    fn now(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.clock.read())
+    }
+    fn resolution(&mut self) -> wasmtime::Result<u64> {
+        Ok(TICK_NANOS)
+    }
+    fn subscribe_instant(&mut self, when: u64) -> wasmtime::Result<Resource<DynPollable>> {
+        let now = self.clock.read();
+        self.subscribe_duration(when.saturating_sub(now))
+    }
+    fn subscribe_duration(&mut self, nanos: u64) -> wasmtime::Result<Resource<DynPollable>> {
+        self.clock.advance(nanos);
+        let sleep = self.table.push(VirtualSleep)?;
+        wasmtime_wasi::p2::subscribe(self.table, sleep)
+    }
+}
+
+/// WASI preview 2, with the monotonic clock replaced by the virtual one.
+pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    linker.allow_shadowing(true);
+    monotonic_clock::add_to_linker::<GuestState, HasVirtualClock>(linker, |s| VirtualClockView {
+        clock: &s.clock,
+        table: &mut s.table,
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
