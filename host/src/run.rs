@@ -174,6 +174,7 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
     }
     let env = component::load(runtime, &args.env)?;
     let tasks = task_list(args, &env)?;
+    check_task(&env, args, tasks[0])?;
     let header = header(args, &env, &tasks);
     let done = prepare_out(args, &header)?;
     let todo: Vec<u32> = tasks.iter().copied().filter(|t| !done.contains(t)).collect();
@@ -212,6 +213,15 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
     })?;
     bar.finish_and_clear();
     finish(&args.out, &env.info.name, header, done.len(), started)
+}
+
+/// Reset one task before anything is written, so a bad option or split is
+/// reported at once and leaves no half-made run behind.
+fn check_task(env: &Arc<EnvComponent>, args: &RunArgs, index: u32) -> Result<()> {
+    let task = Task { split: args.split.clone(), index, seed: args.seed, options: args.options.clone() };
+    let mut session = crate::session::Session::new(env, args.seed).map_err(|e| anyhow::anyhow!("{e}"))?;
+    session.reset(&task).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
 }
 
 fn run_task(env: &Arc<EnvComponent>, args: &RunArgs, index: u32) -> Result<TaskRun> {

@@ -178,25 +178,36 @@ fn classify(e: wasmtime::Error, store: &Store<GuestState>, runtime: &Runtime) ->
             Trap::OutOfFuel => return GuestFailure::OutOfFuel(limits.fuel_per_call),
             Trap::Interrupt => return GuestFailure::Timeout(limits.wall_ms_per_call),
             Trap::StackOverflow => return GuestFailure::StackOverflow,
+            // Rust and C guests keep their own stack at the bottom of linear
+            // memory: overflowing it runs off the start of memory.
+            Trap::MemoryOutOfBounds => {
+                return GuestFailure::Trap(
+                    "memory access out of bounds (a stack overflow in the guest's own stack, \
+                     or a bug)"
+                        .into(),
+                );
+            }
             _ => {}
         }
     }
     if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return GuestFailure::Exit(exit.0);
     }
-    let text = format!("{e:#}");
-    if text.contains("write beyond capacity") {
-        let stream = if store.data().stdout.contents().len() >= store.data().stderr.contents().len() {
-            "stdout"
-        } else {
-            "stderr"
-        };
-        return GuestFailure::OutputLimit(limits.output_bytes, stream);
+    // A full pipe refuses writes: the guest traps or panics on the refusal.
+    let data = store.data();
+    for (pipe, name) in [(&data.stdout, "stdout"), (&data.stderr, "stderr")] {
+        if pipe.contents().len() >= limits.output_bytes {
+            return GuestFailure::OutputLimit(limits.output_bytes, name);
+        }
     }
     // A panicking Rust guest prints its message to stderr before trapping.
     let stderr = store.data().stderr.contents();
     let tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(600)..]);
-    let first_line = text.lines().next().unwrap_or("unknown trap").to_string();
+    // The root cause says what happened; the outer layers are backtrace context.
+    let first_line = match e.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{}", e.root_cause()),
+    };
     if tail.trim().is_empty() {
         GuestFailure::Trap(first_line)
     } else {
