@@ -24,11 +24,18 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
+    ensure_wasm_target();
     let target_dir = guest_target_dir(&out_dir, &root);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for (name, _) in GUESTS {
         cmd.args(["-p", name]);
@@ -47,7 +54,9 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("cannot start cargo for the wasm guests");
+    let status = cmd
+        .status()
+        .expect("cannot start cargo for the wasm guests");
     if !status.success() {
         panic!(
             "building the environment components failed (is the wasm32-wasip2 target installed? \
@@ -75,6 +84,32 @@ fn main() {
         ));
     }
     std::fs::write(out_dir.join("components.rs"), generated).unwrap();
+}
+
+/// Install the wasm32-wasip2 standard library with rustup when it is missing
+/// (rust-toolchain.toml lists it, but an already-installed toolchain does
+/// not get new targets by itself).
+fn ensure_wasm_target() {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(&rustc).args(["--print", "sysroot"]).output();
+    let Ok(sysroot) = sysroot else { return };
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if sysroot.join("lib/rustlib/wasm32-wasip2").exists() {
+        return;
+    }
+    println!("cargo:warning=installing the wasm32-wasip2 target with rustup");
+    let toolchain = sysroot
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let status = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2", "--toolchain", &toolchain])
+        .status();
+    if !matches!(status, Ok(s) if s.success()) {
+        println!(
+            "cargo:warning=could not install wasm32-wasip2; run `rustup target add wasm32-wasip2`"
+        );
+    }
 }
 
 /// `<cargo target dir>/wasm-guests`: the target dir is the ancestor of

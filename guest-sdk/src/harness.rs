@@ -7,9 +7,13 @@ use serde::{Deserialize, Serialize};
 /// The outcome of a step as the host sees it (see `step-result` in the WIT).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepResult {
+    /// What the agent sees now.
     pub observation: String,
+    /// The step's reward.
     pub reward: f64,
+    /// The episode ended for good.
     pub terminated: bool,
+    /// The step limit was reached.
     pub truncated: bool,
     /// A JSON object (keys sorted).
     pub info: String,
@@ -94,7 +98,13 @@ impl<E: Environment> Harness<E> {
     pub fn reset(&mut self, task: &Task) -> Result<String, EnvError> {
         let max_steps = Self::check_task(task)?;
         let (env, observation) = E::reset(task)?;
-        self.episode = Some(Episode { task: task.clone(), max_steps, steps: 0, over: false, env });
+        self.episode = Some(Episode {
+            task: task.clone(),
+            max_steps,
+            steps: 0,
+            over: false,
+            env,
+        });
         Ok(observation)
     }
 
@@ -134,13 +144,21 @@ impl<E: Environment> Harness<E> {
     /// Valid actions now; `Some(empty)` once the episode is over.
     pub fn admissible_actions(&self) -> Option<Vec<String>> {
         let ep = self.episode.as_ref()?;
-        if ep.over { Some(Vec::new()) } else { ep.env.admissible_actions() }
+        if ep.over {
+            Some(Vec::new())
+        } else {
+            ep.env.admissible_actions()
+        }
     }
 
     /// The expert's next action, if the episode is running and there is one.
     pub fn expert_action(&self) -> Option<String> {
         let ep = self.episode.as_ref()?;
-        if ep.over { None } else { ep.env.expert_action() }
+        if ep.over {
+            None
+        } else {
+            ep.env.expert_action()
+        }
     }
 
     /// The episode as snapshot bytes.

@@ -53,6 +53,8 @@
 //! Keep the state deterministic: no `HashMap` iteration order, no clocks, no
 //! host randomness; use [`Rng`] and ordered collections.
 
+#![warn(missing_docs)]
+
 // The generated bindings name this crate by its path, from inside it too.
 extern crate self as leafe_guest;
 
@@ -88,8 +90,11 @@ pub const MAX_STEPS_OPTION: &str = "max-steps";
 /// Which episode to play (see `task` in the WIT contract).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Task {
+    /// The split, e.g. `train` or `test`.
     pub split: String,
+    /// The task's index within the split.
     pub index: u32,
+    /// Randomness of the episode beyond the task itself.
     pub seed: u64,
     /// Environment-specific `key=value` options, in the order given.
     pub options: Vec<(String, String)>,
@@ -98,7 +103,12 @@ pub struct Task {
 impl Task {
     /// A task without options.
     pub fn new(split: &str, index: u32, seed: u64) -> Self {
-        Task { split: split.into(), index, seed, options: Vec::new() }
+        Task {
+            split: split.into(),
+            index,
+            seed,
+            options: Vec::new(),
+        }
     }
 
     /// Add an option (builder style).
@@ -109,7 +119,11 @@ impl Task {
 
     /// The value of option `key`, the last one given wins.
     pub fn option(&self, key: &str) -> Option<&str> {
-        self.options.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.options
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Option `key` parsed as `T`, or `default` when absent; a value that
@@ -128,10 +142,15 @@ impl Task {
 /// Static description of an environment (see `env-info` in the WIT contract).
 #[derive(Clone, Debug, PartialEq)]
 pub struct EnvInfo {
+    /// Short name, e.g. `sokoban`; snapshots carry it.
     pub name: String,
+    /// Version of the environment; a snapshot only restores into the same one.
     pub version: String,
+    /// Each split with its number of tasks.
     pub splits: Vec<(String, u32)>,
+    /// Default episode length.
     pub max_steps: u32,
+    /// The action grammar and observation legend, for a policy's prompt.
     pub action_hint: String,
 }
 
@@ -161,9 +180,13 @@ impl EnvInfo {
 /// Errors an environment returns (see `env-error` in the WIT contract).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EnvError {
+    /// Unknown split, index out of range, bad option.
     BadTask(String),
+    /// Corrupt or foreign snapshot bytes, or a step after the episode ended.
     BadState(String),
+    /// A call that needs an episode before `reset` or `restore`.
     NotStarted,
+    /// Anything else that went wrong inside the environment.
     Internal(String),
 }
 
@@ -184,8 +207,11 @@ impl std::error::Error for EnvError {}
 /// step count and `truncated`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
+    /// What the agent sees now, including feedback on the action.
     pub observation: String,
+    /// The benchmark's reward for this step.
     pub reward: f64,
+    /// The episode ended for good (solved, or failed beyond repair).
     pub terminated: bool,
     /// Becomes the JSON `info` object; keys are sorted, so it is deterministic.
     pub info: Map<String, Value>,
@@ -194,7 +220,12 @@ pub struct Step {
 impl Step {
     /// A non-terminal step.
     pub fn new(observation: impl Into<String>, reward: f64) -> Self {
-        Step { observation: observation.into(), reward, terminated: false, info: Map::new() }
+        Step {
+            observation: observation.into(),
+            reward,
+            terminated: false,
+            info: Map::new(),
+        }
     }
     /// Mark the episode as over.
     pub fn terminated(mut self) -> Self {
@@ -268,7 +299,9 @@ macro_rules! export_environment {
                     <$env as $crate::Environment>::info().into()
                 }
                 fn reset(task: __types::Task) -> Result<String, __types::EnvError> {
-                    HARNESS.with_borrow_mut(|h| h.reset(&task.into())).map_err(Into::into)
+                    HARNESS
+                        .with_borrow_mut(|h| h.reset(&task.into()))
+                        .map_err(Into::into)
                 }
                 fn step(action: String) -> Result<__types::StepResult, __types::EnvError> {
                     HARNESS
@@ -286,14 +319,16 @@ macro_rules! export_environment {
                     HARNESS.with_borrow(|h| h.snapshot()).map_err(Into::into)
                 }
                 fn restore(state: Vec<u8>) -> Result<(), __types::EnvError> {
-                    HARNESS.with_borrow_mut(|h| h.restore(&state)).map_err(Into::into)
+                    HARNESS
+                        .with_borrow_mut(|h| h.restore(&state))
+                        .map_err(Into::into)
                 }
             }
 
             // Natively (unit tests) there is no component to export from, and
             // the export names are not valid native symbol names.
             #[cfg(target_arch = "wasm32")]
-            $crate::bindings::__export_env_world!(LeafeExport with_types_in $crate::bindings);
+    $crate::bindings::__export_env_world!(LeafeExport with_types_in $crate::bindings);
         };
     };
 }
@@ -305,7 +340,12 @@ mod convert {
 
     impl From<wit::Task> for Task {
         fn from(t: wit::Task) -> Self {
-            Task { split: t.split, index: t.index, seed: t.seed, options: t.options }
+            Task {
+                split: t.split,
+                index: t.index,
+                seed: t.seed,
+                options: t.options,
+            }
         }
     }
     impl From<EnvInfo> for wit::EnvInfo {

@@ -20,7 +20,11 @@ const CRC_TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         table[i] = c;
@@ -74,10 +78,14 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
     fn u16(&mut self) -> Result<u16, String> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap_or_default()))
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().unwrap_or_default(),
+        ))
     }
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap_or_default()))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().unwrap_or_default(),
+        ))
     }
     fn text(&mut self) -> Result<&'a str, String> {
         let len = self.u16()? as usize;
@@ -94,10 +102,15 @@ pub fn decode<T: DeserializeOwned>(name: &str, version: &str, bytes: &[u8]) -> R
         return Err("truncated snapshot".into());
     }
     let (body, crc) = bytes.split_at(bytes.len() - 4);
-    let mut r = Reader { bytes: body, pos: MAGIC.len() };
+    let mut r = Reader {
+        bytes: body,
+        pos: MAGIC.len(),
+    };
     let format = r.u16()?;
     if format != FORMAT {
-        return Err(format!("snapshot format {format}, this SDK reads format {FORMAT}"));
+        return Err(format!(
+            "snapshot format {format}, this SDK reads format {FORMAT}"
+        ));
     }
     let stored = u32::from_le_bytes(crc.try_into().unwrap_or_default());
     if crc32(body) != stored {
@@ -105,7 +118,9 @@ pub fn decode<T: DeserializeOwned>(name: &str, version: &str, bytes: &[u8]) -> R
     }
     let their_name = r.text()?;
     if their_name != name {
-        return Err(format!("snapshot of environment '{their_name}', this is '{name}'"));
+        return Err(format!(
+            "snapshot of environment '{their_name}', this is '{name}'"
+        ));
     }
     let their_version = r.text()?;
     if their_version != version {
@@ -150,12 +165,18 @@ mod tests {
         for i in MAGIC.len() + 2..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x40;
-            assert!(decode::<Vec<u64>>("demo", "1.0", &bad).is_err(), "flip at {i}");
+            assert!(
+                decode::<Vec<u64>>("demo", "1.0", &bad).is_err(),
+                "flip at {i}"
+            );
         }
         let mut bad = bytes.clone();
         bad[8] = 9;
         check(&bad, "format 9");
-        check(&encode("other", "1.0", &vec![1u64]).unwrap(), "environment 'other'");
+        check(
+            &encode("other", "1.0", &vec![1u64]).unwrap(),
+            "environment 'other'",
+        );
         check(&encode("demo", "2.0", &vec![1u64]).unwrap(), "version 2.0");
     }
 }

@@ -10,8 +10,8 @@
 
 use crate::component::{EnvComponent, Source};
 use crate::engine::{EngineOptions, Runtime};
-use crate::session::{Session, Task};
 use crate::rng::SplitMix;
+use crate::session::{Session, Task};
 use anyhow::{Result, anyhow, bail};
 use serde::Serialize;
 use std::sync::Arc;
@@ -36,15 +36,30 @@ pub struct BenchReport {
 impl BenchReport {
     fn time(&mut self, name: &str, value: Duration, baseline: Duration) {
         let (v, b) = (value.as_secs_f64() * 1e6, baseline.as_secs_f64() * 1e6);
-        self.figures.push(Figure { name: name.into(), value: v, unit: "µs".into(), baseline: Some(b), ratio: Some(b / v) });
+        self.figures.push(Figure {
+            name: name.into(),
+            value: v,
+            unit: "µs".into(),
+            baseline: Some(b),
+            ratio: Some(b / v),
+        });
     }
     fn rate(&mut self, name: &str, value: f64, unit: &str, baseline: Option<f64>) {
         let ratio = baseline.map(|b| value / b);
-        self.figures.push(Figure { name: name.into(), value, unit: unit.into(), baseline, ratio });
+        self.figures.push(Figure {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            baseline,
+            ratio,
+        });
     }
 
     pub fn table(&self) -> String {
-        let mut t = format!("{:<44} {:>14} {:>14} {:>9}\n", "measure", "value", "baseline", "ratio");
+        let mut t = format!(
+            "{:<44} {:>14} {:>14} {:>9}\n",
+            "measure", "value", "baseline", "ratio"
+        );
         for f in &self.figures {
             let base = f.baseline.map(|b| format!("{b:.1}")).unwrap_or_default();
             let ratio = f.ratio.map(|r| format!("{r:.1}x")).unwrap_or_default();
@@ -108,27 +123,42 @@ fn random_walk(env: &Arc<EnvComponent>, len: usize) -> Result<(Task, Vec<String>
 /// Run the benchmarks; `reps` scales the repetitions.
 pub fn run(options: &EngineOptions, reps: u32, progress: bool) -> Result<BenchReport> {
     let reps = reps.max(1);
-    let mut report = BenchReport { figures: Vec::new() };
+    let mut report = BenchReport {
+        figures: Vec::new(),
+    };
     let bar = crate::progress_bar(5, "benchmarks", progress);
 
     // Compile vs cache, in a private cache directory.
     let cache_dir = std::env::temp_dir().join(format!("leafe-bench-cache-{}", std::process::id()));
-    let cached_opts = EngineOptions { cache: Some(cache_dir.clone()), ..options.clone() };
+    let cached_opts = EngineOptions {
+        cache: Some(cache_dir.clone()),
+        ..options.clone()
+    };
     let runtime = Runtime::new(cached_opts)?;
     let cold = EnvComponent::load(&runtime, Source::Builtin("sokoban".into()))?;
     let warm_time = mean_time(reps, || {
         EnvComponent::load(&runtime, Source::Builtin("sokoban".into())).map(|_| ())
     })?;
     let _ = std::fs::remove_dir_all(&cache_dir);
-    report.time("load sokoban: cache hit vs cold compile", warm_time, cold.load_time);
+    report.time(
+        "load sokoban: cache hit vs cold compile",
+        warm_time,
+        cold.load_time,
+    );
     bar.inc(1);
 
     // Instantiation: pooling vs on-demand.
     let env = cold;
     let pooled = mean_time(reps * 20, || Session::new(&env, 0).map(|_| ()).map_err(err))?;
-    let plain_rt = Runtime::new(EngineOptions { pooling: false, cache: None, ..options.clone() })?;
+    let plain_rt = Runtime::new(EngineOptions {
+        pooling: false,
+        cache: None,
+        ..options.clone()
+    })?;
     let plain_env = EnvComponent::load(&plain_rt, Source::Builtin("sokoban".into()))?;
-    let plain = mean_time(reps * 20, || Session::new(&plain_env, 0).map(|_| ()).map_err(err))?;
+    let plain = mean_time(reps * 20, || {
+        Session::new(&plain_env, 0).map(|_| ()).map_err(err)
+    })?;
     report.time("instantiate: pooling vs on-demand", pooled, plain);
     bar.inc(1);
 
@@ -145,7 +175,11 @@ pub fn run(options: &EngineOptions, reps: u32, progress: bool) -> Result<BenchRe
             }
             Ok(())
         })?;
-        report.time(&format!("reach step {k}: restore vs replay from start"), restore, replay);
+        report.time(
+            &format!("reach step {k}: restore vs replay from start"),
+            restore,
+            replay,
+        );
     }
     bar.inc(1);
 
@@ -171,7 +205,12 @@ pub fn run(options: &EngineOptions, reps: u32, progress: bool) -> Result<BenchRe
     let n = (actions.len() as u32 * reps) as f64;
     let plain_rate = n / plain_steps.as_secs_f64();
     report.rate("env steps/s (sokoban 7x7)", plain_rate, "steps/s", None);
-    report.rate("env steps/s with a snapshot per step", n / snap_steps.as_secs_f64(), "steps/s", Some(plain_rate));
+    report.rate(
+        "env steps/s with a snapshot per step",
+        n / snap_steps.as_secs_f64(),
+        "steps/s",
+        Some(plain_rate),
+    );
     bar.inc(2);
     bar.finish_and_clear();
     Ok(report)

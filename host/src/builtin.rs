@@ -7,7 +7,8 @@ mod generated {
 }
 
 /// Built-in environments: (name, component bytes).
-pub const BUILTINS: &[(&str, &[u8])] = &[("sokoban", generated::SOKOBAN), ("guess", generated::GUESS)];
+pub const BUILTINS: &[(&str, &[u8])] =
+    &[("sokoban", generated::SOKOBAN), ("guess", generated::GUESS)];
 
 /// The bytes of built-in environment `name`.
 pub fn get(name: &str) -> Option<&'static [u8]> {

@@ -17,7 +17,11 @@ use wasmtime::component::Component;
 
 /// `$LEAFE_CACHE_DIR`, else `$XDG_CACHE_HOME/leafe`, else `~/.cache/leafe`.
 pub fn default_dir() -> Option<PathBuf> {
-    let var = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     var("LEAFE_CACHE_DIR")
         .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("leafe")))
         .or_else(|| var("HOME").map(|d| d.join(".cache/leafe")))
@@ -46,7 +50,8 @@ impl CompileCache {
     fn entry(&self, engine: &Engine, component_sha: &str) -> PathBuf {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        self.dir.join(format!("{component_sha}-{:016x}.cwasm", h.finish()))
+        self.dir
+            .join(format!("{component_sha}-{:016x}.cwasm", h.finish()))
     }
 
     /// The compiled component for `bytes`, from the cache when possible.

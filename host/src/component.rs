@@ -55,10 +55,18 @@ pub struct EnvInfo {
 impl EnvInfo {
     /// The number of tasks in `split`, or an error naming the splits there are.
     pub fn split_len(&self, split: &str) -> Result<u32> {
-        self.splits.iter().find(|(s, _)| s == split).map(|(_, n)| *n).ok_or_else(|| {
-            let names: Vec<&str> = self.splits.iter().map(|(s, _)| s.as_str()).collect();
-            anyhow!("environment '{}' has no split '{split}' (splits: {})", self.name, names.join(", "))
-        })
+        self.splits
+            .iter()
+            .find(|(s, _)| s == split)
+            .map(|(_, n)| *n)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.splits.iter().map(|(s, _)| s.as_str()).collect();
+                anyhow!(
+                    "environment '{}' has no split '{split}' (splits: {})",
+                    self.name,
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -118,7 +126,9 @@ impl EnvComponent {
             anyhow!("{what} needs imports the host does not provide (leafe gives only WASI): {e}")
         })?;
         let pre = EnvPre::new(instance_pre).map_err(|e| {
-            anyhow!("{what} does not export the environment contract leafe:env/environment@0.1.0: {e}")
+            anyhow!(
+                "{what} does not export the environment contract leafe:env/environment@0.1.0: {e}"
+            )
         })?;
         let mut env = EnvComponent {
             runtime: runtime.clone(),
@@ -135,7 +145,9 @@ impl EnvComponent {
             origin,
             load_time: Duration::ZERO,
         };
-        env.info = env.call_info().with_context(|| format!("{what}: its info() failed"))?;
+        env.info = env
+            .call_info()
+            .with_context(|| format!("{what}: its info() failed"))?;
         env.load_time = start.elapsed();
         Ok(Arc::new(env))
     }
@@ -162,4 +174,3 @@ impl EnvComponent {
 pub fn load(runtime: &Arc<Runtime>, spec: &str) -> Result<Arc<EnvComponent>> {
     EnvComponent::load(runtime, Source::parse(spec)?)
 }
-

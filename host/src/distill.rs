@@ -55,7 +55,10 @@ fn ancestors(nodes: &[Node], id: u32) -> Vec<&Node> {
 
 fn turns<'a>(path: &[&'a Node]) -> Vec<Turn<'a>> {
     path.windows(2)
-        .map(|w| Turn { observation: &w[0].observation, action: w[1].action.as_deref().unwrap_or("") })
+        .map(|w| Turn {
+            observation: &w[0].observation,
+            action: w[1].action.as_deref().unwrap_or(""),
+        })
         .collect()
 }
 
@@ -63,7 +66,9 @@ fn turns<'a>(path: &[&'a Node]) -> Vec<Turn<'a>> {
 pub fn task_records<'a>(env: &'a str, nodes: &'a [Node]) -> Vec<DistillRecord<'a>> {
     let successes: Vec<&Node> = nodes.iter().filter(|n| n.success).collect();
     let on_success_path = |id: u32| {
-        successes.iter().any(|s| ancestors(nodes, s.id).iter().any(|n| n.id == id))
+        successes
+            .iter()
+            .any(|s| ancestors(nodes, s.id).iter().any(|n| n.id == id))
     };
     let mut out = Vec::new();
     for n in nodes.iter().filter(|n| n.experience.is_some()) {

@@ -51,7 +51,11 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { limits: Limits::default(), pooling: true, cache: crate::cache::default_dir() }
+        EngineOptions {
+            limits: Limits::default(),
+            pooling: true,
+            cache: crate::cache::default_dir(),
+        }
     }
 }
 
@@ -106,12 +110,22 @@ impl Runtime {
                 })
                 .context("cannot start the epoch thread")?
         };
-        Ok(Arc::new(Runtime { engine, linker, limits, cache, ticker: Some((stop, ticker)) }))
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            limits,
+            cache,
+            ticker: Some((stop, ticker)),
+        }))
     }
 
     /// Epoch ticks that make up the per-call wall-clock limit.
     pub fn deadline_ticks(&self) -> u64 {
-        self.limits.wall_ms_per_call.div_ceil(EPOCH_TICK.as_millis() as u64).max(1) + 1
+        self.limits
+            .wall_ms_per_call
+            .div_ceil(EPOCH_TICK.as_millis() as u64)
+            .max(1)
+            + 1
     }
 }
 

@@ -82,7 +82,10 @@ impl Explorer<'_> {
             return Ok(());
         }
         let path: Vec<u32> = self.path(target).iter().map(|n| n.id).collect();
-        let base = path.iter().rposition(|id| self.nodes[*id as usize].snapshot.is_some()).unwrap_or(0);
+        let base = path
+            .iter()
+            .rposition(|id| self.nodes[*id as usize].snapshot.is_some())
+            .unwrap_or(0);
         let hash = self.nodes[path[base] as usize].snapshot.clone();
         let bytes = hash.and_then(|h| self.snapshots.get(&h)).ok_or_else(|| {
             SessionError::Env(EnvError::Internal("the task root has no snapshot".into()))
@@ -119,11 +122,23 @@ impl Explorer<'_> {
         let mut first = true;
         while self.end.steps < self.cfg.budget {
             let admissible = self.session.admissible_actions()?;
-            let expert = if policy.needs_expert() { self.session.expert_action()? } else { None };
+            let expert = if policy.needs_expert() {
+                self.session.expert_action()?
+            } else {
+                None
+            };
             let action = {
                 let path = self.path(at);
-                let ctx = Context { info, path: &path, experiences: &req.experiences, admissible, expert };
-                policy.act(&ctx).map_err(|e| SessionError::Env(EnvError::Internal(format!("policy: {e:#}"))))?
+                let ctx = Context {
+                    info,
+                    path: &path,
+                    experiences: &req.experiences,
+                    admissible,
+                    expert,
+                };
+                policy
+                    .act(&ctx)
+                    .map_err(|e| SessionError::Env(EnvError::Internal(format!("policy: {e:#}"))))?
             };
             let out = self.session.step(&action)?;
             self.end.steps += 1;
@@ -148,7 +163,7 @@ impl Explorer<'_> {
                 rejected: lesson.and_then(|e| e.avoid.clone()),
             };
             let ends = node.success || node.terminated || node.truncated || node.dead_end.is_some();
-            at = self.add_node(node, id % self.cfg.snapshot_every == 0)?;
+            at = self.add_node(node, id.is_multiple_of(self.cfg.snapshot_every))?;
             first = false;
             if ends {
                 break;
@@ -213,7 +228,11 @@ pub fn explore_task(
         rejected: None,
     };
     let info = component.info.clone();
-    let mut reflector_queue = VecDeque::from([BranchRequest { from: 0, depth: 0, experiences: vec![] }]);
+    let mut reflector_queue = VecDeque::from([BranchRequest {
+        from: 0,
+        depth: 0,
+        experiences: vec![],
+    }]);
     let outcome: Result<(), SessionError> = (|| {
         ex.add_node(root, true)?;
         let mut branch = 0;
@@ -236,7 +255,11 @@ pub fn explore_task(
             if let Some(lesson) = reflector.reflect(&ex.path(leaf)) {
                 let mut experiences = req.experiences.clone();
                 experiences.push(lesson.clone());
-                reflector_queue.push_back(BranchRequest { from: lesson.node, depth: req.depth + 1, experiences });
+                reflector_queue.push_back(BranchRequest {
+                    from: lesson.node,
+                    depth: req.depth + 1,
+                    experiences,
+                });
             }
         }
         Ok(())
@@ -249,5 +272,8 @@ pub fn explore_task(
     records.push(Record::TaskStart { task: task.index });
     records.extend(ex.nodes.into_iter().map(Record::Node));
     records.push(Record::TaskEnd(ex.end.clone()));
-    Ok(TaskRun { records, end: ex.end })
+    Ok(TaskRun {
+        records,
+        end: ex.end,
+    })
 }

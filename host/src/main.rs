@@ -151,10 +151,22 @@ impl EngineArgs {
         if self.fuel == 0 || self.wall_ms == 0 || self.memory_mb == 0 {
             bail!("--fuel, --wall-ms and --memory-mb must be positive");
         }
-        let memory_bytes = self.memory_mb.checked_mul(1 << 20).context("--memory-mb is too large")?;
+        let memory_bytes = self
+            .memory_mb
+            .checked_mul(1 << 20)
+            .context("--memory-mb is too large")?;
         Ok(EngineOptions {
-            limits: Limits { fuel_per_call: self.fuel, wall_ms_per_call: self.wall_ms, memory_bytes, ..Limits::default() },
-            cache: if self.no_cache { None } else { leafe_host::cache::default_dir() },
+            limits: Limits {
+                fuel_per_call: self.fuel,
+                wall_ms_per_call: self.wall_ms,
+                memory_bytes,
+                ..Limits::default()
+            },
+            cache: if self.no_cache {
+                None
+            } else {
+                leafe_host::cache::default_dir()
+            },
             ..EngineOptions::default()
         })
     }
@@ -187,7 +199,11 @@ fn real_main(cli: Cli) -> Result<()> {
                 seed: cmd.task.seed,
                 options: cmd.task.options,
                 policy: PolicySpec::parse(&cmd.policy, cmd.noise)?,
-                explore: ExploreConfig { budget: cmd.budget, max_depth: cmd.max_depth, snapshot_every: cmd.snapshot_every },
+                explore: ExploreConfig {
+                    budget: cmd.budget,
+                    max_depth: cmd.max_depth,
+                    snapshot_every: cmd.snapshot_every,
+                },
                 out: cmd.out.clone(),
                 resume: cmd.resume,
                 force: cmd.force,
@@ -215,22 +231,39 @@ fn real_main(cli: Cli) -> Result<()> {
                 report.tasks, report.branches, report.nodes_checked, report.steps_executed
             );
         }
-        Command::Play { env, task, task_index } => {
+        Command::Play {
+            env,
+            task,
+            task_index,
+        } => {
             let runtime = Runtime::new(options)?;
             let env = component::load(&runtime, &env)?;
-            let task = Task { split: task.split, index: task_index, seed: task.seed, options: task.options };
+            let task = Task {
+                split: task.split,
+                index: task_index,
+                seed: task.seed,
+                options: task.options,
+            };
             let stdin = std::io::stdin();
             leafe_host::play::play(&env, &task, stdin.lock(), std::io::stdout())?;
         }
         Command::Envs { env } => {
             let runtime = Runtime::new(options)?;
-            let mut specs: Vec<String> = leafe_host::builtin::names().iter().map(|s| s.to_string()).collect();
+            let mut specs: Vec<String> = leafe_host::builtin::names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             specs.extend(env);
             for spec in specs {
                 let c = component::EnvComponent::load(&runtime, Source::parse(&spec)?)?;
                 let i = &c.info;
-                let splits: Vec<String> = i.splits.iter().map(|(s, n)| format!("{s} ({n})")).collect();
-                let kind = if matches!(c.source, Source::Builtin(_)) { "built-in" } else { "file" };
+                let splits: Vec<String> =
+                    i.splits.iter().map(|(s, n)| format!("{s} ({n})")).collect();
+                let kind = if matches!(c.source, Source::Builtin(_)) {
+                    "built-in"
+                } else {
+                    "file"
+                };
                 println!("{} {} [{kind}: {spec}]", i.name, i.version);
                 println!("  splits: {}", splits.join(", "));
                 println!("  max steps: {}", i.max_steps);

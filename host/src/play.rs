@@ -21,12 +21,27 @@ struct State {
 }
 
 /// Play `task` reading commands from `input` and writing to `out`.
-pub fn play(env: &Arc<EnvComponent>, task: &Task, input: impl BufRead, mut out: impl Write) -> Result<()> {
+pub fn play(
+    env: &Arc<EnvComponent>,
+    task: &Task,
+    input: impl BufRead,
+    mut out: impl Write,
+) -> Result<()> {
     let e = |e: crate::session::SessionError| anyhow!("{e}");
     let mut session = Session::new(env, task.seed).map_err(e)?;
     let first = session.reset(task).map_err(e)?;
-    writeln!(out, "{} {} — {}\n{HELP}\n", env.info.name, env.info.version, env.info.action_hint)?;
-    let mut states = vec![State { parent: None, action: None, observation: first, snapshot: session.snapshot().map_err(e)?, over: false }];
+    writeln!(
+        out,
+        "{} {} — {}\n{HELP}\n",
+        env.info.name, env.info.version, env.info.action_hint
+    )?;
+    let mut states = vec![State {
+        parent: None,
+        action: None,
+        observation: first,
+        snapshot: session.snapshot().map_err(e)?,
+        over: false,
+    }];
     let mut at = 0;
     writeln!(out, "[state 0]\n{}", states[0].observation)?;
     for line in input.lines() {
@@ -43,8 +58,15 @@ pub fn play(env: &Arc<EnvComponent>, task: &Task, input: impl BufRead, mut out: 
             (Some("tree"), None) => {
                 for (i, s) in states.iter().enumerate() {
                     let mark = if i == at { "*" } else { " " };
-                    let from = s.parent.map(|p| format!("from {p} by '{}'", s.action.as_deref().unwrap_or(""))).unwrap_or_else(|| "start".into());
-                    writeln!(out, "{mark} {i}: {from}{}", if s.over { " (over)" } else { "" })?;
+                    let from = s
+                        .parent
+                        .map(|p| format!("from {p} by '{}'", s.action.as_deref().unwrap_or("")))
+                        .unwrap_or_else(|| "start".into());
+                    writeln!(
+                        out,
+                        "{mark} {i}: {from}{}",
+                        if s.over { " (over)" } else { "" }
+                    )?;
                 }
                 continue;
             }
@@ -55,7 +77,13 @@ pub fn play(env: &Arc<EnvComponent>, task: &Task, input: impl BufRead, mut out: 
             }
             (Some("actions"), None) => {
                 let actions = session.admissible_actions().map_err(e)?;
-                writeln!(out, "{}", actions.map(|a| a.join(", ")).unwrap_or_else(|| "(not listed by this environment)".into()))?;
+                writeln!(
+                    out,
+                    "{}",
+                    actions
+                        .map(|a| a.join(", "))
+                        .unwrap_or_else(|| "(not listed by this environment)".into())
+                )?;
                 continue;
             }
             (Some("undo"), None) => match states[at].parent {
@@ -93,11 +121,29 @@ pub fn play(env: &Arc<EnvComponent>, task: &Task, input: impl BufRead, mut out: 
             }
         };
         let over = result.terminated || result.truncated;
-        states.push(State { parent: Some(at), action: Some(command.to_string()), observation: result.observation.clone(), snapshot: session.snapshot().map_err(e)?, over });
+        states.push(State {
+            parent: Some(at),
+            action: Some(command.to_string()),
+            observation: result.observation.clone(),
+            snapshot: session.snapshot().map_err(e)?,
+            over,
+        });
         at = states.len() - 1;
-        writeln!(out, "[state {at}] reward {:+.1}\n{}", result.reward, result.observation)?;
+        writeln!(
+            out,
+            "[state {at}] reward {:+.1}\n{}",
+            result.reward, result.observation
+        )?;
         if result.terminated {
-            writeln!(out, "{}", if result.success() { "*** solved ***" } else { "episode over" })?;
+            writeln!(
+                out,
+                "{}",
+                if result.success() {
+                    "*** solved ***"
+                } else {
+                    "episode over"
+                }
+            )?;
         } else if result.truncated {
             writeln!(out, "out of steps")?;
         }

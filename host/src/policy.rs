@@ -24,7 +24,9 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     pub fn current(&self) -> &Node {
-        self.path.last().expect("a context always has the current state")
+        self.path
+            .last()
+            .expect("a context always has the current state")
     }
 
     /// Actions the experiences forbid in the current state.
@@ -73,9 +75,10 @@ impl PolicySpec {
     /// The policy for one task; its randomness depends on `seed` and the task only.
     pub fn build(&self, seed: u64, task: u32) -> Box<dyn Policy> {
         match self {
-            PolicySpec::Oracle { noise } => {
-                Box::new(Oracle { noise: *noise, rng: SplitMix::derive(seed, &[u64::from(task)]) })
-            }
+            PolicySpec::Oracle { noise } => Box::new(Oracle {
+                noise: *noise,
+                rng: SplitMix::derive(seed, &[u64::from(task)]),
+            }),
         }
     }
 }
@@ -95,16 +98,24 @@ impl Policy for Oracle {
         let admissible: Vec<&String> = ctx.admissible.iter().flatten().collect();
         let mut rejected = ctx.rejected_here();
         // Lessons are advice: when they rule out every move, they are set aside.
-        let all_rejected = |r: &[&str]| !admissible.is_empty() && admissible.iter().all(|a| r.contains(&a.as_str()));
+        let all_rejected = |r: &[&str]| {
+            !admissible.is_empty() && admissible.iter().all(|a| r.contains(&a.as_str()))
+        };
         if all_rejected(&rejected) {
             rejected.clear();
         }
-        let allowed: Vec<&String> =
-            admissible.iter().copied().filter(|a| !rejected.contains(&a.as_str())).collect();
+        let allowed: Vec<&String> = admissible
+            .iter()
+            .copied()
+            .filter(|a| !rejected.contains(&a.as_str()))
+            .collect();
         // Draw every time, so one choice does not shift the later ones.
         let roll = self.rng.unit();
         let pick = self.rng.next_u64();
-        let expert = ctx.expert.as_ref().filter(|a| !rejected.contains(&a.as_str()));
+        let expert = ctx
+            .expert
+            .as_ref()
+            .filter(|a| !rejected.contains(&a.as_str()));
         match (expert, allowed.is_empty()) {
             (Some(a), true) => Ok(a.clone()),
             (Some(a), false) if roll >= self.noise => Ok(a.clone()),

@@ -49,7 +49,11 @@ impl Reflector for RuleReflector {
             return None;
         }
         // Step numbers count actions from the task start (the root is step 0).
-        if let Some(t) = path.iter().position(|n| n.dead_end.is_some()).filter(|t| *t > 0) {
+        if let Some(t) = path
+            .iter()
+            .position(|n| n.dead_end.is_some())
+            .filter(|t| *t > 0)
+        {
             let (before, bad) = (path[t - 1], path[t]);
             let action = bad.action.as_deref().unwrap_or("?");
             let why = bad.dead_end.as_deref().unwrap_or("a dead end");
@@ -77,7 +81,11 @@ impl Reflector for RuleReflector {
                 ),
             ));
         }
-        let progress = path.iter().rposition(|n| n.reward > 0.0).unwrap_or(0).min(last - 1);
+        let progress = path
+            .iter()
+            .rposition(|n| n.reward > 0.0)
+            .unwrap_or(0)
+            .min(last - 1);
         let next = path[progress + 1];
         let action = next.action.as_deref().unwrap_or("?");
         let since = if progress == 0 {
@@ -124,20 +132,35 @@ mod tests {
 
     #[test]
     fn dead_end_goes_back_before_the_bad_step() {
-        let mut nodes = vec![node(0, None, 0.0), node(1, Some("up"), -0.1), node(2, Some("left"), -0.1)];
+        let mut nodes = vec![
+            node(0, None, 0.0),
+            node(1, Some("up"), -0.1),
+            node(2, Some("left"), -0.1),
+        ];
         nodes[2].dead_end = Some("the box at r2c2 is in a corner".into());
         let mut later = node(3, Some("down"), -0.1);
         later.dead_end = nodes[2].dead_end.clone();
         nodes.push(later);
         let path: Vec<&Node> = nodes.iter().collect();
         let e = RuleReflector.reflect(&path).unwrap();
-        assert_eq!((e.node, e.avoid.as_deref(), e.obs_sha256.as_str()), (1, Some("left"), "h1"));
-        assert!(e.text.contains("step 2") && e.text.contains("corner"), "{}", e.text);
+        assert_eq!(
+            (e.node, e.avoid.as_deref(), e.obs_sha256.as_str()),
+            (1, Some("left"), "h1")
+        );
+        assert!(
+            e.text.contains("step 2") && e.text.contains("corner"),
+            "{}",
+            e.text
+        );
     }
 
     #[test]
     fn terminal_failure_goes_back_one_step() {
-        let mut nodes = vec![node(0, None, 0.0), node(1, Some("a"), 0.0), node(2, Some("b"), 0.0)];
+        let mut nodes = [
+            node(0, None, 0.0),
+            node(1, Some("a"), 0.0),
+            node(2, Some("b"), 0.0),
+        ];
         nodes[2].terminated = true;
         let path: Vec<&Node> = nodes.iter().collect();
         let e = RuleReflector.reflect(&path).unwrap();
@@ -146,7 +169,11 @@ mod tests {
 
     #[test]
     fn truncation_goes_back_to_the_last_progress() {
-        let mut nodes = vec![node(0, None, 0.0), node(1, Some("a"), 0.9), node(2, Some("b"), -0.1)];
+        let mut nodes = vec![
+            node(0, None, 0.0),
+            node(1, Some("a"), 0.9),
+            node(2, Some("b"), -0.1),
+        ];
         nodes.push(node(3, Some("c"), -0.1));
         nodes[3].truncated = true;
         let path: Vec<&Node> = nodes.iter().collect();

@@ -22,7 +22,11 @@ pub struct ReplayReport {
 
 /// Replay the run in `dir`. `env_override` replaces the recorded `--env`
 /// (e.g. the same component at another path); its hash must still match.
-pub fn replay(runtime: &Arc<Runtime>, dir: &Path, env_override: Option<&str>) -> Result<ReplayReport> {
+pub fn replay(
+    runtime: &Arc<Runtime>,
+    dir: &Path,
+    env_override: Option<&str>,
+) -> Result<ReplayReport> {
     let path = dir.join(crate::run::TREE);
     let log = tree::read(&path)?;
     if log.torn_tail {
@@ -47,22 +51,46 @@ pub fn replay(runtime: &Arc<Runtime>, dir: &Path, env_override: Option<&str>) ->
             by_task.entry(n.task).or_default().push(n.clone());
         }
     }
-    let mut report = ReplayReport { tasks: by_task.len(), ..Default::default() };
+    let mut report = ReplayReport {
+        tasks: by_task.len(),
+        ..Default::default()
+    };
     for (index, nodes) in &by_task {
-        let task = Task { split: header.split.clone(), index: *index, seed: header.seed, options: header.options.clone() };
+        let task = Task {
+            split: header.split.clone(),
+            index: *index,
+            seed: header.seed,
+            options: header.options.clone(),
+        };
         replay_task(&env, &task, nodes, &mut report)?;
     }
     Ok(report)
 }
 
 fn mismatch(node: &Node, what: &str) -> anyhow::Error {
-    anyhow!("task {} node {}: {what} differs from the log", node.task, node.id)
+    anyhow!(
+        "task {} node {}: {what} differs from the log",
+        node.task,
+        node.id
+    )
 }
 
-fn replay_task(env: &Arc<EnvComponent>, task: &Task, nodes: &[Node], report: &mut ReplayReport) -> Result<()> {
+fn replay_task(
+    env: &Arc<EnvComponent>,
+    task: &Task,
+    nodes: &[Node],
+    report: &mut ReplayReport,
+) -> Result<()> {
     for (i, n) in nodes.iter().enumerate() {
-        if n.id as usize != i || n.parent.is_some_and(|p| p >= n.id) || (i > 0) != n.parent.is_some() {
-            bail!("task {} node {}: ids and parents are out of order", task.index, n.id);
+        if n.id as usize != i
+            || n.parent.is_some_and(|p| p >= n.id)
+            || (i > 0) != n.parent.is_some()
+        {
+            bail!(
+                "task {} node {}: ids and parents are out of order",
+                task.index,
+                n.id
+            );
         }
     }
     let mut has_child = vec![false; nodes.len()];
@@ -79,20 +107,34 @@ fn replay_task(env: &Arc<EnvComponent>, task: &Task, nodes: &[Node], report: &mu
         }
         path.reverse();
         let mut session = Session::new(env, task.seed).map_err(|e| anyhow!("{e}"))?;
-        let first = session.reset(task).map_err(|e| anyhow!("task {}: reset failed: {e}", task.index))?;
+        let first = session
+            .reset(task)
+            .map_err(|e| anyhow!("task {}: reset failed: {e}", task.index))?;
         check_node(&mut session, path[0], &first)?;
         for node in &path[1..] {
-            let action = node.action.as_deref().ok_or_else(|| mismatch(node, "a missing action"))?;
-            let out = session
-                .step(action)
-                .map_err(|e| anyhow!("task {} node {}: step failed on replay: {e}", task.index, node.id))?;
+            let action = node
+                .action
+                .as_deref()
+                .ok_or_else(|| mismatch(node, "a missing action"))?;
+            let out = session.step(action).map_err(|e| {
+                anyhow!(
+                    "task {} node {}: step failed on replay: {e}",
+                    task.index,
+                    node.id
+                )
+            })?;
             report.steps_executed += 1;
             check_node(&mut session, node, &out.observation)?;
             if out.reward.to_bits() != node.reward.to_bits() {
                 return Err(mismatch(node, "the reward"));
             }
             if (out.terminated, out.truncated, out.success(), out.dead_end())
-                != (node.terminated, node.truncated, node.success, node.dead_end.clone())
+                != (
+                    node.terminated,
+                    node.truncated,
+                    node.success,
+                    node.dead_end.clone(),
+                )
             {
                 return Err(mismatch(node, "the episode flags"));
             }
@@ -114,9 +156,13 @@ fn check_node(session: &mut Session, node: &Node, observation: &str) -> Result<(
         return Err(mismatch(node, "the observation text"));
     }
     if let Some(recorded) = &node.snapshot {
-        let bytes = session
-            .snapshot()
-            .map_err(|e| anyhow!("task {} node {}: snapshot failed on replay: {e}", node.task, node.id))?;
+        let bytes = session.snapshot().map_err(|e| {
+            anyhow!(
+                "task {} node {}: snapshot failed on replay: {e}",
+                node.task,
+                node.id
+            )
+        })?;
         if &crate::sha256_hex(&bytes) != recorded {
             return Err(mismatch(node, "the snapshot hash"));
         }

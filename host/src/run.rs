@@ -98,7 +98,10 @@ fn header(args: &RunArgs, env: &EnvComponent, tasks: &[u32]) -> Header {
 
 /// The first field in which two headers differ.
 fn header_difference(old: &Header, new: &Header) -> Option<String> {
-    let (a, b) = (serde_json::to_value(old).ok()?, serde_json::to_value(new).ok()?);
+    let (a, b) = (
+        serde_json::to_value(old).ok()?,
+        serde_json::to_value(new).ok()?,
+    );
     let (a, b) = (a.as_object()?, b.as_object()?);
     a.iter()
         .find(|(k, v)| b.get(*k) != Some(v))
@@ -115,16 +118,22 @@ fn prepare_out(args: &RunArgs, header: &Header) -> Result<Vec<u32>> {
     for stale in [DISTILL, SUMMARY] {
         match std::fs::remove_file(out.join(stale)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("cannot remove {}", out.join(stale).display()));
+                return Err(e)
+                    .with_context(|| format!("cannot remove {}", out.join(stale).display()));
             }
             _ => {}
         }
     }
     if tree_path.exists() && args.resume {
         let log = tree::read(&tree_path).context("cannot resume")?;
-        let old = log.header().context("cannot resume: the log has no header")?;
+        let old = log
+            .header()
+            .context("cannot resume: the log has no header")?;
         if let Some(diff) = header_difference(old, header) {
-            bail!("cannot resume {}: the run had other settings ({diff})", out.display());
+            bail!(
+                "cannot resume {}: the run had other settings ({diff})",
+                out.display()
+            );
         }
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -159,10 +168,16 @@ fn task_list(args: &RunArgs, env: &EnvComponent) -> Result<Vec<u32>> {
     let len = env.info.split_len(&args.split)?;
     match args.tasks {
         TaskSelection::One(i) if i < len => Ok(vec![i]),
-        TaskSelection::One(i) => bail!("--task {i} is out of range: split '{}' has {len} tasks", args.split),
+        TaskSelection::One(i) => bail!(
+            "--task {i} is out of range: split '{}' has {len} tasks",
+            args.split
+        ),
         TaskSelection::First(0) => bail!("--tasks must be at least 1"),
         TaskSelection::First(n) if n <= len => Ok((0..n).collect()),
-        TaskSelection::First(n) => bail!("--tasks {n} is more than split '{}' has ({len})", args.split),
+        TaskSelection::First(n) => bail!(
+            "--tasks {n} is more than split '{}' has ({len})",
+            args.split
+        ),
     }
 }
 
@@ -177,7 +192,11 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
     check_task(&env, args, tasks[0])?;
     let header = header(args, &env, &tasks);
     let done = prepare_out(args, &header)?;
-    let todo: Vec<u32> = tasks.iter().copied().filter(|t| !done.contains(t)).collect();
+    let todo: Vec<u32> = tasks
+        .iter()
+        .copied()
+        .filter(|t| !done.contains(t))
+        .collect();
 
     let bar = crate::progress_bar(todo.len() as u64, "tasks", args.progress);
     bar.inc(0);
@@ -205,7 +224,11 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
                     writer.write(record)?;
                 }
                 writer.sync()?;
-                bar.set_message(format!("task {} {}", run.end.task, if run.end.solved { "solved" } else { "unsolved" }));
+                bar.set_message(format!(
+                    "task {} {}",
+                    run.end.task,
+                    if run.end.solved { "solved" } else { "unsolved" }
+                ));
                 next += 1;
             }
         }
@@ -218,20 +241,43 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
 /// Reset one task before anything is written, so a bad option or split is
 /// reported at once and leaves no half-made run behind.
 fn check_task(env: &Arc<EnvComponent>, args: &RunArgs, index: u32) -> Result<()> {
-    let task = Task { split: args.split.clone(), index, seed: args.seed, options: args.options.clone() };
-    let mut session = crate::session::Session::new(env, args.seed).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let task = Task {
+        split: args.split.clone(),
+        index,
+        seed: args.seed,
+        options: args.options.clone(),
+    };
+    let mut session =
+        crate::session::Session::new(env, args.seed).map_err(|e| anyhow::anyhow!("{e}"))?;
     session.reset(&task).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
 
 fn run_task(env: &Arc<EnvComponent>, args: &RunArgs, index: u32) -> Result<TaskRun> {
-    let task = Task { split: args.split.clone(), index, seed: args.seed, options: args.options.clone() };
+    let task = Task {
+        split: args.split.clone(),
+        index,
+        seed: args.seed,
+        options: args.options.clone(),
+    };
     let mut policy = args.policy.build(args.seed, index);
-    explore_task(env, &task, policy.as_mut(), &mut RuleReflector, &args.explore)
+    explore_task(
+        env,
+        &task,
+        policy.as_mut(),
+        &mut RuleReflector,
+        &args.explore,
+    )
 }
 
 /// Write `distill.jsonl` and `summary.json` from the complete tree.
-fn finish(out: &Path, env_name: &str, header: Header, resumed: usize, started: Instant) -> Result<Summary> {
+fn finish(
+    out: &Path,
+    env_name: &str,
+    header: Header,
+    resumed: usize,
+    started: Instant,
+) -> Result<Summary> {
     let log = tree::read(&out.join(TREE))?;
     let mut nodes_by_task: BTreeMap<u32, Vec<tree::Node>> = BTreeMap::new();
     let mut ends = Vec::new();
@@ -246,7 +292,10 @@ fn finish(out: &Path, env_name: &str, header: Header, resumed: usize, started: I
     let mut corrections = 0;
     for nodes in nodes_by_task.values() {
         for record in crate::distill::task_records(env_name, nodes) {
-            corrections += usize::from(matches!(record, crate::distill::DistillRecord::Correction { .. }));
+            corrections += usize::from(matches!(
+                record,
+                crate::distill::DistillRecord::Correction { .. }
+            ));
             distill.extend(serde_json::to_vec(&record)?);
             distill.push(b'\n');
         }
@@ -260,7 +309,11 @@ fn finish(out: &Path, env_name: &str, header: Header, resumed: usize, started: I
         policy: header.policy.clone(),
         tasks: ends.len(),
         solved,
-        solve_rate: if ends.is_empty() { 0.0 } else { solved as f64 / ends.len() as f64 },
+        solve_rate: if ends.is_empty() {
+            0.0
+        } else {
+            solved as f64 / ends.len() as f64
+        },
         steps: sum(|e| e.steps),
         backtracks: sum(|e| e.backtracks),
         restores: sum(|e| e.restores),
@@ -282,7 +335,10 @@ fn finish(out: &Path, env_name: &str, header: Header, resumed: usize, started: I
 /// The summary as a small table for the terminal.
 pub fn summary_table(s: &Summary, out: &Path) -> String {
     let mut t = String::new();
-    t.push_str(&format!("env {} · split {} · policy {}\n", s.env, s.split, s.policy));
+    t.push_str(&format!(
+        "env {} · split {} · policy {}\n",
+        s.env, s.split, s.policy
+    ));
     t.push_str("tasks  solved  steps  backtracks  restores  replayed  errors  time\n");
     t.push_str(&format!(
         "{:<6} {:<7} {:<6} {:<11} {:<9} {:<9} {:<7} {:.1}s\n",
@@ -302,8 +358,15 @@ pub fn summary_table(s: &Summary, out: &Path) -> String {
         s.replay_avoided_steps
     ));
     for e in s.per_task.iter().filter(|e| e.error.is_some()) {
-        t.push_str(&format!("task {} failed: {}\n", e.task, e.error.as_deref().unwrap_or("")));
+        t.push_str(&format!(
+            "task {} failed: {}\n",
+            e.task,
+            e.error.as_deref().unwrap_or("")
+        ));
     }
-    t.push_str(&format!("wrote {}/{{{TREE},{DISTILL},{SUMMARY}}}\n", out.display()));
+    t.push_str(&format!(
+        "wrote {}/{{{TREE},{DISTILL},{SUMMARY}}}\n",
+        out.display()
+    ));
     t
 }

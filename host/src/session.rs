@@ -90,7 +90,10 @@ pub struct StepResult {
 impl StepResult {
     /// `info.success`.
     pub fn success(&self) -> bool {
-        self.info.get("success").and_then(|v| v.as_bool()).unwrap_or(false)
+        self.info
+            .get("success")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
     }
     /// `info.dead-end`.
     pub fn dead_end(&self) -> Option<String> {
@@ -143,7 +146,9 @@ impl Instance {
     ) -> Result<R, GuestFailure> {
         let limits = runtime.limits;
         let store = &mut self.store;
-        store.set_fuel(limits.fuel_per_call).map_err(|e| GuestFailure::Trap(e.to_string()))?;
+        store
+            .set_fuel(limits.fuel_per_call)
+            .map_err(|e| GuestFailure::Trap(e.to_string()))?;
         store.set_epoch_deadline(runtime.deadline_ticks());
         let result = f(&self.env, store);
         if let Some(stats) = stats {
@@ -155,7 +160,9 @@ impl Instance {
 
     pub fn info(&mut self, runtime: &Runtime) -> Result<EnvInfo, SessionError> {
         let i = self
-            .guarded(runtime, None, |env, s| env.leafe_env_environment().call_info(s))
+            .guarded(runtime, None, |env, s| {
+                env.leafe_env_environment().call_info(s)
+            })
             .map_err(SessionError::Guest)?;
         Ok(EnvInfo {
             name: i.name,
@@ -171,7 +178,10 @@ impl Instance {
 fn classify(e: wasmtime::Error, store: &Store<GuestState>, runtime: &Runtime) -> GuestFailure {
     let limits = runtime.limits;
     if let Some(asked) = store.data().limiter.denied {
-        return GuestFailure::MemoryLimit { limit: limits.memory_bytes, asked };
+        return GuestFailure::MemoryLimit {
+            limit: limits.memory_bytes,
+            asked,
+        };
     }
     if let Some(trap) = e.downcast_ref::<Trap>() {
         match trap {
@@ -233,7 +243,10 @@ impl Session {
             seed,
             instance,
             dead: None,
-            stats: SessionStats { instantiations: 1, ..Default::default() },
+            stats: SessionStats {
+                instantiations: 1,
+                ..Default::default()
+            },
         })
     }
 
@@ -254,10 +267,12 @@ impl Session {
             return Err(SessionError::Dead(why.clone()));
         }
         let runtime = self.component.runtime.clone();
-        self.instance.guarded(&runtime, Some(&mut self.stats), f).map_err(|failure| {
-            self.dead = Some(failure.to_string());
-            SessionError::Guest(failure)
-        })
+        self.instance
+            .guarded(&runtime, Some(&mut self.stats), f)
+            .map_err(|failure| {
+                self.dead = Some(failure.to_string());
+                SessionError::Guest(failure)
+            })
     }
 
     /// Start the episode of `task`; returns the first observation.

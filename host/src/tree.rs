@@ -103,19 +103,26 @@ impl LogWriter {
             .append(true)
             .open(path)
             .with_context(|| format!("cannot open {} for writing", path.display()))?;
-        Ok(LogWriter { file: std::io::BufWriter::new(file) })
+        Ok(LogWriter {
+            file: std::io::BufWriter::new(file),
+        })
     }
 
     pub fn write(&mut self, record: &Record) -> Result<()> {
         let mut line = serde_json::to_vec(record)?;
         line.push(b'\n');
-        self.file.write_all(&line).context("cannot write the tree log")
+        self.file
+            .write_all(&line)
+            .context("cannot write the tree log")
     }
 
     /// Flush and ask the OS to put the bytes on disk.
     pub fn sync(&mut self) -> Result<()> {
         self.file.flush().context("cannot write the tree log")?;
-        self.file.get_ref().sync_data().context("cannot sync the tree log")
+        self.file
+            .get_ref()
+            .sync_data()
+            .context("cannot sync the tree log")
     }
 }
 
@@ -138,7 +145,10 @@ impl ReadLog {
 
     /// Records of completed tasks only.
     pub fn complete_records(&self) -> Vec<&Record> {
-        let last_end = self.records.iter().rposition(|r| matches!(r, Record::TaskEnd(_)));
+        let last_end = self
+            .records
+            .iter()
+            .rposition(|r| matches!(r, Record::TaskEnd(_)));
         match last_end {
             Some(i) => self.records[..=i].iter().collect(),
             None => self.records.iter().take(1).collect(),
@@ -162,9 +172,14 @@ pub fn read(path: &Path) -> Result<ReadLog> {
             break;
         };
         let record: Record = serde_json::from_slice(body).with_context(|| {
-            format!("{} line {number} is corrupt (not a leafe tree record)", path.display())
+            format!(
+                "{} line {number} is corrupt (not a leafe tree record)",
+                path.display()
+            )
         })?;
-        expect = expect.next(&record).with_context(|| format!("{} line {number}", path.display()))?;
+        expect = expect
+            .next(&record)
+            .with_context(|| format!("{} line {number}", path.display()))?;
         if matches!(record, Record::TaskEnd(_)) || matches!(record, Record::Header(_)) {
             complete_len = offset as u64;
         }
@@ -173,7 +188,11 @@ pub fn read(path: &Path) -> Result<ReadLog> {
     if records.is_empty() {
         bail!("{} is empty or has no complete header line", path.display());
     }
-    Ok(ReadLog { records, complete_len, torn_tail })
+    Ok(ReadLog {
+        records,
+        complete_len,
+        torn_tail,
+    })
 }
 
 /// The order records must come in.
@@ -189,7 +208,10 @@ impl Expect {
         Ok(match (self, record) {
             (Expect::Header, Record::Header(h)) => {
                 if h.format != FORMAT {
-                    bail!("log format {} is not the supported format {FORMAT}", h.format);
+                    bail!(
+                        "log format {} is not the supported format {FORMAT}",
+                        h.format
+                    );
                 }
                 Expect::TaskStart
             }

@@ -15,7 +15,9 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::p2::{DynPollable, Pollable};
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{
+    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
 
 /// 2001-09-09T01:46:40Z: an arbitrary, fixed start for the wall clock.
 const WALL_CLOCK_START: Duration = Duration::from_secs(1_000_000_000);
@@ -64,7 +66,10 @@ pub struct GuestState {
 
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.ctx, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -93,7 +98,10 @@ impl GuestState {
             clock,
             stdout,
             stderr,
-            limiter: MemoryLimiter { max_bytes: memory_bytes, denied: None },
+            limiter: MemoryLimiter {
+                max_bytes: memory_bytes,
+                denied: None,
+            },
         }
     }
 }

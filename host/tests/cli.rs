@@ -12,19 +12,31 @@ fn leafe_with_stdin(args: &[&str], stdin: &str) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_leafe-host"))
         .args(args)
-        .env("LEAFE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("leafe-cache"))
+        .env(
+            "LEAFE_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("leafe-cache"),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
 fn ok(args: &[&str]) -> String {
     let out = leafe(args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -34,20 +46,33 @@ fn fails(args: &[&str], needle: &str) {
     let out = leafe(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let usage = stderr.contains("try '--help'");
-    assert_eq!(out.status.code(), Some(if usage { 2 } else { 1 }), "{args:?}: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(if usage { 2 } else { 1 }),
+        "{args:?}: {stderr}"
+    );
     assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-    assert!(stderr.contains(needle), "{args:?}: expected {needle:?} in {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: expected {needle:?} in {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
     if !usage {
-        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: one line expected: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{args:?}: one line expected: {stderr}"
+        );
     }
 }
 
 fn run_args(out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = ["run", "--tasks", "6", "--noise", "0.5", "--opt", "boxes=3", "--opt", "size=8x8", "--out"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut v: Vec<String> = [
+        "run", "--tasks", "6", "--noise", "0.5", "--opt", "boxes=3", "--opt", "size=8x8", "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     v.push(out.display().to_string());
     v.extend(extra.iter().map(|s| s.to_string()));
     v
@@ -71,11 +96,19 @@ fn run_writes_tree_distill_and_summary_and_replay_verifies_them() {
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["tasks"], 6);
-    assert!(summary["backtracks"].as_u64().unwrap() > 0, "noise 0.5 should cause backtracks: {summary}");
+    assert!(
+        summary["backtracks"].as_u64().unwrap() > 0,
+        "noise 0.5 should cause backtracks: {summary}"
+    );
     let distill = std::fs::read_to_string(out.join("distill.jsonl")).unwrap();
     let kinds: Vec<String> = distill
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert!(kinds.iter().any(|k| k == "correction") && kinds.iter().any(|k| k == "trajectory"));
     for line in distill.lines().filter(|l| l.contains("\"correction\"")) {
@@ -96,7 +129,10 @@ fn runs_are_byte_identical_whatever_the_parallelism_and_snapshot_interval() {
     run(&b, &["--jobs", "2"]);
     let tree = |p: &Path| std::fs::read(p.join("tree.jsonl")).unwrap();
     assert_eq!(tree(&a), tree(&b));
-    assert_eq!(std::fs::read(a.join("distill.jsonl")).unwrap(), std::fs::read(b.join("distill.jsonl")).unwrap());
+    assert_eq!(
+        std::fs::read(a.join("distill.jsonl")).unwrap(),
+        std::fs::read(b.join("distill.jsonl")).unwrap()
+    );
     // Sparse snapshots: restores replay from the nearest snapshot, same observations.
     let c = dir.path().join("c");
     run(&c, &["--snapshot-every", "5"]);
@@ -110,7 +146,8 @@ fn runs_are_byte_identical_whatever_the_parallelism_and_snapshot_interval() {
             .collect()
     };
     assert_eq!(observations(&a), observations(&c));
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(c.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.join("summary.json")).unwrap()).unwrap();
     assert!(summary["replayed_steps"].as_u64().unwrap() > 0, "{summary}");
     ok(&["replay", c.to_str().unwrap()]);
 }
@@ -124,18 +161,30 @@ fn tampered_and_truncated_trees_are_caught_and_resume_completes_a_run() {
     let original = std::fs::read_to_string(&tree_path).unwrap();
 
     // A changed observation hash: replay names the node.
-    let node_line = original.lines().position(|l| l.contains("\"id\":3,")).unwrap();
+    let node_line = original
+        .lines()
+        .position(|l| l.contains("\"id\":3,"))
+        .unwrap();
     let mut lines: Vec<String> = original.lines().map(str::to_string).collect();
     let v: serde_json::Value = serde_json::from_str(&lines[node_line]).unwrap();
-    let (task, hash) = (v["task"].as_u64().unwrap(), v["obs_sha256"].as_str().unwrap().to_string());
+    let (task, hash) = (
+        v["task"].as_u64().unwrap(),
+        v["obs_sha256"].as_str().unwrap().to_string(),
+    );
     lines[node_line] = lines[node_line].replace(&hash, &"0".repeat(64));
     std::fs::write(&tree_path, lines.join("\n") + "\n").unwrap();
-    fails(&["replay", out.to_str().unwrap()], &format!("task {task} node 3: the observation hash differs"));
+    fails(
+        &["replay", out.to_str().unwrap()],
+        &format!("task {task} node 3: the observation hash differs"),
+    );
 
     // Garbage in the middle: the line is named.
     lines[node_line] = "{not json".into();
     std::fs::write(&tree_path, lines.join("\n") + "\n").unwrap();
-    fails(&["replay", out.to_str().unwrap()], &format!("line {} is corrupt", node_line + 1));
+    fails(
+        &["replay", out.to_str().unwrap()],
+        &format!("line {} is corrupt", node_line + 1),
+    );
 
     // A crash mid-write: a torn last line and no summary.
     let cut = original.len() - original.lines().last().unwrap().len() / 2 - 1;
@@ -143,14 +192,27 @@ fn tampered_and_truncated_trees_are_caught_and_resume_completes_a_run() {
     std::fs::write(&tree_path, &original[..cut]).unwrap();
     std::fs::remove_file(out.join("summary.json")).unwrap();
     fails(&["replay", out.to_str().unwrap()], "torn line");
-    fails(&run_args(&out, &[]).iter().map(String::as_str).collect::<Vec<_>>(), "already holds a run");
     fails(
-        &run_args(&out, &["--resume", "--budget", "7"]).iter().map(String::as_str).collect::<Vec<_>>(),
+        &run_args(&out, &[])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        "already holds a run",
+    );
+    fails(
+        &run_args(&out, &["--resume", "--budget", "7"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
         "other settings (budget",
     );
     let resumed = run(&out, &["--resume", "--jobs", "1"]);
     assert!(resumed.contains("solve rate"));
-    assert_eq!(std::fs::read_to_string(&tree_path).unwrap(), original, "resume reproduces the run");
+    assert_eq!(
+        std::fs::read_to_string(&tree_path).unwrap(),
+        original,
+        "resume reproduces the run"
+    );
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert!(summary["resumed_tasks"].as_u64().unwrap() >= 1);
@@ -169,31 +231,77 @@ fn bad_input_gets_one_clear_line_and_a_failure_status() {
     std::fs::write(&file, b"x").unwrap();
     let under_file = file.join("out");
 
-    fails(&["run", "--env", "chess", "--out", o], "unknown environment 'chess'");
-    fails(&["run", "--env", junk.to_str().unwrap(), "--out", o], "not a WebAssembly file");
-    fails(&["run", "--env", core.to_str().unwrap(), "--out", o], "not a component");
-    fails(&["run", "--env", "/nonexistent/env.wasm", "--out", o], "cannot read");
+    fails(
+        &["run", "--env", "chess", "--out", o],
+        "unknown environment 'chess'",
+    );
+    fails(
+        &["run", "--env", junk.to_str().unwrap(), "--out", o],
+        "not a WebAssembly file",
+    );
+    fails(
+        &["run", "--env", core.to_str().unwrap(), "--out", o],
+        "not a component",
+    );
+    fails(
+        &["run", "--env", "/nonexistent/env.wasm", "--out", o],
+        "cannot read",
+    );
     fails(&["run", "--split", "dev", "--out", o], "no split 'dev'");
     fails(&["run", "--task", "5000", "--out", o], "out of range");
     fails(&["run", "--tasks", "0", "--out", o], "at least 1");
-    fails(&["run", "--budget", "0", "--out", o], "--budget must be at least 1");
-    fails(&["run", "--noise", "2", "--out", o], "--noise must be between 0 and 1");
-    fails(&["run", "--policy", "telepathy", "--out", o], "unknown policy");
+    fails(
+        &["run", "--budget", "0", "--out", o],
+        "--budget must be at least 1",
+    );
+    fails(
+        &["run", "--noise", "2", "--out", o],
+        "--noise must be between 0 and 1",
+    );
+    fails(
+        &["run", "--policy", "telepathy", "--out", o],
+        "unknown policy",
+    );
     fails(&["run", "--opt", "size=99x99", "--out", o], "size=99x99");
-    fails(&["run", "--opt", "colour=red", "--out", o], "unknown option 'colour'");
-    fails(&["run", "--opt", "nonsense", "--out", o], "expected KEY=VALUE");
+    fails(
+        &["run", "--opt", "colour=red", "--out", o],
+        "unknown option 'colour'",
+    );
+    fails(
+        &["run", "--opt", "nonsense", "--out", o],
+        "expected KEY=VALUE",
+    );
     fails(&["run", "--tasks", "many"], "invalid value 'many'");
-    fails(&["run", "--out", under_file.to_str().unwrap()], "cannot create output directory");
-    fails(&["replay", dir.path().join("nothing").to_str().unwrap()], "cannot read");
-    fails(&["envs", "--env", junk.to_str().unwrap()], "not a WebAssembly file");
-    assert!(!out.join("summary.json").exists(), "no summary for a failed run");
+    fails(
+        &["run", "--out", under_file.to_str().unwrap()],
+        "cannot create output directory",
+    );
+    fails(
+        &["replay", dir.path().join("nothing").to_str().unwrap()],
+        "cannot read",
+    );
+    fails(
+        &["envs", "--env", junk.to_str().unwrap()],
+        "not a WebAssembly file",
+    );
+    assert!(
+        !out.join("summary.json").exists(),
+        "no summary for a failed run"
+    );
 }
 
 #[test]
 fn envs_lists_builtins_and_components_given_by_path() {
-    let text = ok(&["envs", "--env", leafe_host::builtin::test_components::GUESS_PATH]);
+    let text = ok(&[
+        "envs",
+        "--env",
+        leafe_host::builtin::test_components::GUESS_PATH,
+    ]);
     assert!(text.contains("sokoban 0.1.0 [built-in: sokoban]"), "{text}");
-    assert!(text.contains("splits: train (100000), test (1000)"), "{text}");
+    assert!(
+        text.contains("splits: train (100000), test (1000)"),
+        "{text}"
+    );
     assert!(text.contains("guess 0.1.0 [file:"), "{text}");
 }
 
@@ -202,13 +310,31 @@ fn a_component_given_by_path_runs_and_replays_like_a_builtin() {
     let dir = tmp();
     let out = dir.path().join("guess");
     let env = leafe_host::builtin::test_components::GUESS_PATH;
-    let table = ok(&["run", "--env", env, "--tasks", "5", "--noise", "0.6", "--out", out.to_str().unwrap()]);
+    let table = ok(&[
+        "run",
+        "--env",
+        env,
+        "--tasks",
+        "5",
+        "--noise",
+        "0.6",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(table.contains("env "), "{table}");
     ok(&["replay", out.to_str().unwrap()]);
     // The built-in is the same component, so it may stand in for the file.
     ok(&["replay", out.to_str().unwrap(), "--env", "guess"]);
     let other = PathBuf::from(leafe_host::builtin::test_components::SOKOBAN_PATH);
-    fails(&["replay", out.to_str().unwrap(), "--env", other.to_str().unwrap()], "replay needs the same component");
+    fails(
+        &[
+            "replay",
+            out.to_str().unwrap(),
+            "--env",
+            other.to_str().unwrap(),
+        ],
+        "replay needs the same component",
+    );
 }
 
 #[test]
@@ -219,7 +345,16 @@ fn play_moves_undoes_and_branches() {
     );
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for needle in ["[state 0]", "[state 1]", "[state 2]", "expert: ", "Invalid action 'jump'", "  0: start", "* 3: from 0 by 'jump'", "no state 9"] {
+    for needle in [
+        "[state 0]",
+        "[state 1]",
+        "[state 2]",
+        "expert: ",
+        "Invalid action 'jump'",
+        "  0: start",
+        "* 3: from 0 by 'jump'",
+        "no state 9",
+    ] {
         assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
     }
 }

@@ -10,16 +10,31 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn broken(limits: Limits) -> Arc<EnvComponent> {
-    let runtime = Runtime::new(EngineOptions { limits, cache: None, ..Default::default() }).unwrap();
+    let runtime = Runtime::new(EngineOptions {
+        limits,
+        cache: None,
+        ..Default::default()
+    })
+    .unwrap();
     EnvComponent::load(&runtime, Source::File(BROKEN_PATH.into())).unwrap()
 }
 
 fn small_limits() -> Limits {
-    Limits { fuel_per_call: 2_000_000_000, wall_ms_per_call: 2_000, memory_bytes: 64 << 20, output_bytes: 64 << 10 }
+    Limits {
+        fuel_per_call: 2_000_000_000,
+        wall_ms_per_call: 2_000,
+        memory_bytes: 64 << 20,
+        output_bytes: 64 << 10,
+    }
 }
 
 fn task() -> Task {
-    Task { split: "test".into(), index: 0, seed: 0, options: vec![] }
+    Task {
+        split: "test".into(),
+        index: 0,
+        seed: 0,
+        options: vec![],
+    }
 }
 
 fn started(env: &Arc<EnvComponent>) -> Session {
@@ -41,22 +56,40 @@ fn dies(env: &Arc<EnvComponent>, action: &str, check: impl Fn(&GuestFailure) -> 
         other => panic!("{action}: unexpected outcome {other:?}"),
     }
     assert!(!err.to_string().is_empty());
-    assert!(matches!(s.step("ok"), Err(SessionError::Dead(_))), "{action}: dead sessions refuse calls");
+    assert!(
+        matches!(s.step("ok"), Err(SessionError::Dead(_))),
+        "{action}: dead sessions refuse calls"
+    );
     s.restore(&snap).unwrap();
-    assert_eq!(s.step("ok").unwrap().observation, "step 1", "{action}: restored into a fresh instance");
+    assert_eq!(
+        s.step("ok").unwrap().observation,
+        "step 1",
+        "{action}: restored into a fresh instance"
+    );
     took
 }
 
 #[test]
 fn traps_loops_bombs_and_floods_each_end_with_their_own_error() {
     let env = broken(small_limits());
-    dies(&env, "trap", |f| matches!(f, GuestFailure::Trap(m) if m.contains("panics on purpose")));
-    dies(&env, "alloc", |f| matches!(f, GuestFailure::MemoryLimit { .. }));
-    dies(&env, "recurse", |f| {
-        matches!(f, GuestFailure::StackOverflow) || matches!(f, GuestFailure::Trap(m) if m.contains("stack overflow"))
+    dies(
+        &env,
+        "trap",
+        |f| matches!(f, GuestFailure::Trap(m) if m.contains("panics on purpose")),
+    );
+    dies(&env, "alloc", |f| {
+        matches!(f, GuestFailure::MemoryLimit { .. })
     });
-    dies(&env, "print", |f| matches!(f, GuestFailure::OutputLimit(_, "stdout")));
-    dies(&env, "stderr", |f| matches!(f, GuestFailure::OutputLimit(_, "stderr")));
+    dies(&env, "recurse", |f| {
+        matches!(f, GuestFailure::StackOverflow)
+            || matches!(f, GuestFailure::Trap(m) if m.contains("stack overflow"))
+    });
+    dies(&env, "print", |f| {
+        matches!(f, GuestFailure::OutputLimit(_, "stdout"))
+    });
+    dies(&env, "stderr", |f| {
+        matches!(f, GuestFailure::OutputLimit(_, "stderr"))
+    });
     // WASI preview 2 carries only success or failure: exit(3) arrives as 1.
     dies(&env, "exit", |f| matches!(f, GuestFailure::Exit(1)));
     // An infinite loop is stopped by fuel...
@@ -65,7 +98,11 @@ fn traps_loops_bombs_and_floods_each_end_with_their_own_error() {
 
 #[test]
 fn an_infinite_loop_is_stopped_by_the_wall_clock_when_fuel_is_plentiful() {
-    let env = broken(Limits { fuel_per_call: u64::MAX / 4, wall_ms_per_call: 300, ..small_limits() });
+    let env = broken(Limits {
+        fuel_per_call: u64::MAX / 4,
+        wall_ms_per_call: 300,
+        ..small_limits()
+    });
     let took = dies(&env, "loop", |f| matches!(f, GuestFailure::Timeout(300)));
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
@@ -93,10 +130,17 @@ fn the_guest_sees_no_env_files_network_or_real_time_and_is_deterministic() {
     assert_eq!(seen["env"], serde_json::json!([]));
     assert_eq!(seen["args"], serde_json::json!([]));
     for key in ["read", "list", "write", "net"] {
-        assert!(seen[key].as_str().unwrap().starts_with("Err"), "{key}: {}", seen[key]);
+        assert!(
+            seen[key].as_str().unwrap().starts_with("Err"),
+            "{key}: {}",
+            seen[key]
+        );
     }
     assert!(!std::path::Path::new("/tmp/leafe-escape").exists());
-    assert!(seen["now"].as_u64().unwrap() < 1_100_000_000, "the wall clock is virtual");
+    assert!(
+        seen["now"].as_u64().unwrap() < 1_100_000_000,
+        "the wall clock is virtual"
+    );
     assert_eq!(probe(0), probe(0), "same seed, same view");
     assert_ne!(probe(0), probe(1), "the seed reaches WASI randomness");
 }
@@ -130,10 +174,20 @@ fn corrupt_snapshot_bytes_are_an_error_and_keep_the_session() {
     flipped[last] ^= 1;
     let truncated = &good[..good.len() / 2];
     let sokoban = {
-        let runtime = Runtime::new(EngineOptions { cache: None, ..Default::default() }).unwrap();
+        let runtime = Runtime::new(EngineOptions {
+            cache: None,
+            ..Default::default()
+        })
+        .unwrap();
         let env = EnvComponent::load(&runtime, Source::Builtin("sokoban".into())).unwrap();
         let mut s = Session::new(&env, 0).unwrap();
-        s.reset(&Task { split: "test".into(), index: 0, seed: 0, options: vec![] }).unwrap();
+        s.reset(&Task {
+            split: "test".into(),
+            index: 0,
+            seed: 0,
+            options: vec![],
+        })
+        .unwrap();
         s.snapshot().unwrap()
     };
     for (what, bytes) in [
@@ -147,13 +201,21 @@ fn corrupt_snapshot_bytes_are_an_error_and_keep_the_session() {
             Err(SessionError::Env(EnvError::BadState(m))) => assert!(!m.is_empty(), "{what}"),
             other => panic!("{what}: {other:?}"),
         }
-        assert_eq!(s.step("ok").unwrap().observation.split(' ').next(), Some("step"), "{what}");
+        assert_eq!(
+            s.step("ok").unwrap().observation.split(' ').next(),
+            Some("step"),
+            "{what}"
+        );
     }
 }
 
 #[test]
 fn files_that_are_not_environment_components_are_refused() {
-    let runtime = Runtime::new(EngineOptions { cache: None, ..Default::default() }).unwrap();
+    let runtime = Runtime::new(EngineOptions {
+        cache: None,
+        ..Default::default()
+    })
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.path().join(name);
@@ -162,16 +224,27 @@ fn files_that_are_not_environment_components_are_refused() {
     };
     let cases = [
         (write("text.wasm", b"hello"), "not a WebAssembly file"),
-        (write("core.wasm", &wat::parse_str("(module)").unwrap()), "core WebAssembly module"),
-        (write("empty.wasm", &wat::parse_str("(component)").unwrap()), "does not export"),
         (
-            write("imports.wasm", &wat::parse_str(r#"(component (import "x:y/z" (func)))"#).unwrap()),
+            write("core.wasm", &wat::parse_str("(module)").unwrap()),
+            "core WebAssembly module",
+        ),
+        (
+            write("empty.wasm", &wat::parse_str("(component)").unwrap()),
+            "does not export",
+        ),
+        (
+            write(
+                "imports.wasm",
+                &wat::parse_str(r#"(component (import "x:y/z" (func)))"#).unwrap(),
+            ),
             "imports",
         ),
         (dir.path().join("missing.wasm"), "cannot read"),
     ];
     for (path, needle) in cases {
-        let err = EnvComponent::load(&runtime, Source::File(path.clone())).err().unwrap();
+        let err = EnvComponent::load(&runtime, Source::File(path.clone()))
+            .err()
+            .unwrap();
         let text = format!("{err:#}");
         assert!(text.contains(needle), "{}: {text}", path.display());
     }

@@ -13,17 +13,27 @@ pub struct Broken {
 
 fn recurse(n: u64) -> u64 {
     let pad = black_box([n; 16]);
-    if black_box(true) { recurse(n + 1) + pad[3] } else { 0 }
+    if black_box(true) {
+        recurse(n + 1) + pad[3]
+    } else {
+        0
+    }
 }
 
 /// What the guest can see of the outside world.
 fn probe() -> String {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let args: Vec<String> = std::env::args().collect();
-    let read = std::fs::read_to_string("/etc/passwd").map(|s| s.len()).map_err(|e| e.to_string());
-    let list = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
+    let read = std::fs::read_to_string("/etc/passwd")
+        .map(|s| s.len())
+        .map_err(|e| e.to_string());
+    let list = std::fs::read_dir("/")
+        .map(|d| d.count())
+        .map_err(|e| e.to_string());
     let write = std::fs::write("/tmp/leafe-escape", b"x").map_err(|e| e.to_string());
-    let net = std::net::TcpStream::connect("127.0.0.1:80").map(|_| ()).map_err(|e| e.to_string());
+    let net = std::net::TcpStream::connect("127.0.0.1:80")
+        .map(|_| ())
+        .map_err(|e| e.to_string());
     let seeded = {
         use std::hash::{BuildHasher, RandomState};
         RandomState::new().hash_one(42u8)

@@ -31,16 +31,27 @@ impl Environment for Guess {
 
     fn reset(task: &Task) -> Result<(Self, String), EnvError> {
         let secret = Rng::for_task(task).range_inclusive(1, 100) as u32;
-        let state = Guess { secret, low: 1, high: 100 };
+        let state = Guess {
+            secret,
+            low: 1,
+            high: 100,
+        };
         Ok((state, "I am thinking of a number between 1 and 100.".into()))
     }
 
     fn step(&mut self, action: &str) -> Step {
-        let Ok(guess) = action.trim().trim_start_matches("guess").trim().parse::<u32>() else {
+        let Ok(guess) = action
+            .trim()
+            .trim_start_matches("guess")
+            .trim()
+            .parse::<u32>()
+        else {
             return Step::new(format!("'{action}' is not a number."), -0.1).invalid_action();
         };
         if guess == self.secret {
-            return Step::new(format!("{guess} is right!"), 1.0).terminated().success(true);
+            return Step::new(format!("{guess} is right!"), 1.0)
+                .terminated()
+                .success(true);
         }
         let hint = if guess < self.secret {
             self.low = self.low.max(guess + 1);
@@ -50,6 +61,11 @@ impl Environment for Guess {
             "lower"
         };
         Step::new(format!("{guess} is wrong: go {hint}."), -0.1)
+    }
+
+    /// Every number that may be guessed.
+    fn admissible_actions(&self) -> Option<Vec<String>> {
+        Some((1..=100).map(|n: u32| n.to_string()).collect())
     }
 
     /// Binary search over what the feedback has ruled out.
@@ -116,14 +132,23 @@ mod tests {
         let mut other = Harness::<Guess>::new();
         other.restore(&snap).unwrap();
         assert_eq!(other.step("20").unwrap(), h.step("20").unwrap());
-        assert!(matches!(other.restore(b"nonsense"), Err(EnvError::BadState(_))));
+        assert!(matches!(
+            other.restore(b"nonsense"),
+            Err(EnvError::BadState(_))
+        ));
     }
 
     #[test]
     fn bad_tasks_are_rejected() {
         let mut h = Harness::<Guess>::new();
-        assert!(matches!(h.reset(&Task::new("dev", 0, 0)), Err(EnvError::BadTask(_))));
-        assert!(matches!(h.reset(&Task::new("test", 100, 0)), Err(EnvError::BadTask(_))));
+        assert!(matches!(
+            h.reset(&Task::new("dev", 0, 0)),
+            Err(EnvError::BadTask(_))
+        ));
+        assert!(matches!(
+            h.reset(&Task::new("test", 100, 0)),
+            Err(EnvError::BadTask(_))
+        ));
         let odd = Task::new("test", 0, 0).with_option("colour", "red");
         assert!(matches!(h.reset(&odd), Err(EnvError::BadTask(_))));
         assert!(matches!(h.step("1"), Err(EnvError::NotStarted)));

@@ -52,7 +52,10 @@ pub enum Moved {
     Blocked,
     Walked,
     /// A box went from `from` to `to`.
-    Pushed { from: Cell, to: Cell },
+    Pushed {
+        from: Cell,
+        to: Cell,
+    },
 }
 
 impl Board {
@@ -110,7 +113,10 @@ impl Board {
             self.boxes[i] = beyond;
             self.boxes.sort_unstable();
             self.player = to;
-            return Moved::Pushed { from: to, to: beyond };
+            return Moved::Pushed {
+                from: to,
+                to: beyond,
+            };
         }
         self.player = to;
         Moved::Walked

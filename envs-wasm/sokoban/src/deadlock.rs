@@ -9,7 +9,9 @@ use crate::board::{Board, Cell, Dir};
 /// is dead (in a corner, or against a wall with no target along it).
 pub fn live_cells(board: &Board) -> Vec<bool> {
     let mut live = vec![false; board.cells()];
-    let mut stack: Vec<Cell> = (0..board.cells() as Cell).filter(|c| board.is_target(*c)).collect();
+    let mut stack: Vec<Cell> = (0..board.cells() as Cell)
+        .filter(|c| board.is_target(*c))
+        .collect();
     for c in &stack {
         live[usize::from(*c)] = true;
     }
@@ -62,9 +64,13 @@ fn frozen_block(board: &Board, cell: Cell) -> Option<String> {
         }
         let top_left = (r - dr) * w + (c - dc);
         let square = [top_left, top_left + 1, top_left + w, top_left + w + 1];
-        let solid = square.iter().all(|s| board.is_wall(*s) || board.has_box(*s));
-        let stuck_box =
-            square.iter().find(|s| board.has_box(**s) && !board.is_target(**s)).copied();
+        let solid = square
+            .iter()
+            .all(|s| board.is_wall(*s) || board.has_box(*s));
+        let stuck_box = square
+            .iter()
+            .find(|s| board.has_box(**s) && !board.is_target(**s))
+            .copied();
         if let (true, Some(b)) = (solid, stuck_box) {
             return Some(format!(
                 "the box at {} is jammed in a 2x2 block of boxes and walls: none of them can move",

@@ -36,7 +36,10 @@ fn room_topology(p: Params, rng: &mut Rng) -> Vec<bool> {
     let (w, h) = (i32::from(p.width), i32::from(p.height));
     let mut floor = vec![false; (w * h) as usize];
     let steps = 1 + (w + h) as usize * 2;
-    let (mut r, mut c) = (1 + rng.below((h - 2) as u64) as i32, 1 + rng.below((w - 2) as u64) as i32);
+    let (mut r, mut c) = (
+        1 + rng.below((h - 2) as u64) as i32,
+        1 + rng.below((w - 2) as u64) as i32,
+    );
     let dirs = [(-1, 0), (1, 0), (0, -1), (0, 1)];
     let mut dir = dirs[rng.below(4) as usize];
     for _ in 0..steps {
@@ -113,7 +116,9 @@ fn reverse_play(solved: &Board, rng: &mut Rng) -> Option<Board> {
 pub fn generate(p: Params, rng: &mut Rng) -> Result<Level, String> {
     for _attempt in 0..200 {
         let walls = room_topology(p, rng);
-        let mut free: Vec<Cell> = (0..walls.len() as Cell).filter(|c| !walls[usize::from(*c)]).collect();
+        let mut free: Vec<Cell> = (0..walls.len() as Cell)
+            .filter(|c| !walls[usize::from(*c)])
+            .collect();
         if free.len() < p.boxes + 3 {
             continue;
         }
@@ -132,19 +137,27 @@ pub fn generate(p: Params, rng: &mut Rng) -> Result<Level, String> {
             boxes,
             player: free[p.boxes],
         };
-        let Some(board) = reverse_play(&solved, rng) else { continue };
+        let Some(board) = reverse_play(&solved, rng) else {
+            continue;
+        };
         let live = live_cells(&board);
         if board.boxes.iter().any(|b| !live[usize::from(*b)]) {
             continue;
         }
         match solver::solve(&board, &live, solver::DEFAULT_NODE_LIMIT) {
             Solution::Moves(moves) if !moves.is_empty() => {
-                return Ok(Level { board, optimal_moves: moves.len() });
+                return Ok(Level {
+                    board,
+                    optimal_moves: moves.len(),
+                });
             }
             _ => continue,
         }
     }
-    Err(format!("could not generate a {}x{} level with {} boxes", p.width, p.height, p.boxes))
+    Err(format!(
+        "could not generate a {}x{} level with {} boxes",
+        p.width, p.height, p.boxes
+    ))
 }
 
 #[cfg(test)]
@@ -154,7 +167,11 @@ mod tests {
     #[test]
     fn generated_levels_are_solvable_and_reproducible() {
         for (w, h, boxes) in [(6, 6, 1), (7, 7, 2), (8, 8, 3)] {
-            let p = Params { width: w, height: h, boxes };
+            let p = Params {
+                width: w,
+                height: h,
+                boxes,
+            };
             for i in 0..40 {
                 let level = generate(p, &mut Rng::from_parts("t", &[i])).unwrap();
                 let again = generate(p, &mut Rng::from_parts("t", &[i])).unwrap();

@@ -39,27 +39,47 @@ fn params(task: &Task) -> Result<generate::Params, EnvError> {
         None => (size.trim().parse::<u16>(), size.trim().parse::<u16>()),
     };
     let (Ok(width), Ok(height)) = (w, h) else {
-        return Err(EnvError::BadTask(format!("option size={size:?}: expected WxH, e.g. 7x7")));
+        return Err(EnvError::BadTask(format!(
+            "option size={size:?}: expected WxH, e.g. 7x7"
+        )));
     };
     if !(5..=11).contains(&width) || !(5..=11).contains(&height) {
-        return Err(EnvError::BadTask(format!("option size={size}: each side must be 5 to 11")));
+        return Err(EnvError::BadTask(format!(
+            "option size={size}: each side must be 5 to 11"
+        )));
     }
     let boxes: usize = task.option_or("boxes", 2)?;
     if !(1..=4).contains(&boxes) {
-        return Err(EnvError::BadTask(format!("option boxes={boxes}: must be 1 to 4")));
+        return Err(EnvError::BadTask(format!(
+            "option boxes={boxes}: must be 1 to 4"
+        )));
     }
-    Ok(generate::Params { width, height, boxes })
+    Ok(generate::Params {
+        width,
+        height,
+        boxes,
+    })
 }
 
 impl Sokoban {
     /// The level of `task`, as `reset` builds it.
     pub fn new(task: &Task) -> Result<(Self, usize), EnvError> {
         let p = params(task)?;
-        let label = format!("sokoban/{}/{}x{}/{}", task.split, p.width, p.height, p.boxes);
+        let label = format!(
+            "sokoban/{}/{}x{}/{}",
+            task.split, p.width, p.height, p.boxes
+        );
         let mut rng = Rng::from_parts(&label, &[u64::from(task.index)]);
         let level = generate::generate(p, &mut rng).map_err(EnvError::Internal)?;
         let live = deadlock::live_cells(&level.board);
-        Ok((Sokoban { board: level.board, live, dead_end: None }, level.optimal_moves))
+        Ok((
+            Sokoban {
+                board: level.board,
+                live,
+                dead_end: None,
+            },
+            level.optimal_moves,
+        ))
     }
 
     pub fn board(&self) -> &Board {
@@ -117,7 +137,11 @@ impl Environment for Sokoban {
                 match (was, now) {
                     (false, true) => format!("You pushed a box {} onto a target.", dir.name()),
                     (true, false) => format!("You pushed a box {} off a target.", dir.name()),
-                    _ => format!("You pushed a box {} to {}.", dir.name(), self.board.cell_name(to)),
+                    _ => format!(
+                        "You pushed a box {} to {}.",
+                        dir.name(),
+                        self.board.cell_name(to)
+                    ),
                 }
             }
         };
@@ -183,7 +207,10 @@ mod tests {
             assert_eq!(steps, optimal, "task {index}");
             // +1 per box that ends on a target, +10, -0.1 a step.
             let expected = 10.0 + (boxes - on_at_start) as f64 - 0.1 * steps as f64;
-            assert!((total - expected).abs() < 1e-9, "task {index}: {total} vs {expected}");
+            assert!(
+                (total - expected).abs() < 1e-9,
+                "task {index}: {total} vs {expected}"
+            );
         }
     }
 
@@ -191,7 +218,11 @@ mod tests {
     fn rewards_for_pushes_on_and_off_targets() {
         let board = Board::parse("#######\n#P_X_O#\n#__X_O#\n#_____#\n#######\n").unwrap();
         let live = deadlock::live_cells(&board);
-        let mut env = Sokoban { board, live, dead_end: None };
+        let mut env = Sokoban {
+            board,
+            live,
+            dead_end: None,
+        };
         let r = |s: Step| (s.reward * 10.0).round() / 10.0;
         assert_eq!(r(env.step("right")), -0.1);
         assert_eq!(r(env.step("right")), -0.1, "box to c5");
@@ -208,12 +239,20 @@ mod tests {
     fn a_corner_push_is_reported_as_a_dead_end() {
         let board = Board::parse("######\n#____#\n#_X__#\n#__P_#\n#___O#\n######\n").unwrap();
         let live = deadlock::live_cells(&board);
-        let mut env = Sokoban { board, live, dead_end: None };
+        let mut env = Sokoban {
+            board,
+            live,
+            dead_end: None,
+        };
         assert!(!env.step("up").info.contains_key("dead-end"));
         // Pushing the box left puts it against the left wall, which has no target.
         let out = env.step("left");
         assert!(out.info.contains_key("dead-end"), "{out:?}");
-        assert!(out.observation.contains("Deadlock: the box at r3c2"), "{}", out.observation);
+        assert!(
+            out.observation.contains("Deadlock: the box at r3c2"),
+            "{}",
+            out.observation
+        );
         assert!(env.expert_action().is_none());
         // The dead end stays reported on later steps.
         assert!(env.step("down").info.contains_key("dead-end"));
@@ -222,7 +261,9 @@ mod tests {
     #[test]
     fn truncation_snapshot_and_options() {
         let mut h = Harness::<Sokoban>::new();
-        let task = Task::new("train", 3, 0).with_option("max-steps", "3").with_option("size", "6x6");
+        let task = Task::new("train", 3, 0)
+            .with_option("max-steps", "3")
+            .with_option("size", "6x6");
         h.reset(&task).unwrap();
         assert!(!h.step("up").unwrap().truncated);
         let snap = h.snapshot().unwrap();

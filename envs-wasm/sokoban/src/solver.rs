@@ -32,7 +32,9 @@ impl Hasher for KeyHasher {
         }
     }
     fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+        self.0 = (self.0 ^ x)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
     }
 }
 
@@ -41,7 +43,9 @@ type Seen = HashMap<u64, (u64, u8), BuildHasherDefault<KeyHasher>>;
 /// Pack player and sorted boxes into one key (7 bits per cell, so boards up
 /// to 128 cells and 8 boxes).
 fn key(player: Cell, boxes: &[Cell]) -> u64 {
-    boxes.iter().fold(u64::from(player), |k, b| (k << 7) | u64::from(*b))
+    boxes
+        .iter()
+        .fold(u64::from(player), |k, b| (k << 7) | u64::from(*b))
 }
 
 /// Shortest solution from `board`. `live` marks the cells a box may stand on
@@ -113,7 +117,9 @@ mod tests {
     #[test]
     fn finds_a_shortest_solution_that_works() {
         let text = "######\n#P___#\n#_X__#\n#____#\n#___O#\n######\n";
-        let Solution::Moves(moves) = solve_text(text) else { panic!() };
+        let Solution::Moves(moves) = solve_text(text) else {
+            panic!()
+        };
         let mut b = Board::parse(text).unwrap();
         for m in &moves {
             b.apply(*m);
@@ -125,14 +131,21 @@ mod tests {
 
     #[test]
     fn deadlocked_levels_are_unsolvable() {
-        assert_eq!(solve_text("#####\n#X__#\n#_P_#\n#__O#\n#####\n"), Solution::Unsolvable);
+        assert_eq!(
+            solve_text("#####\n#X__#\n#_P_#\n#__O#\n#####\n"),
+            Solution::Unsolvable
+        );
     }
 
     #[test]
     fn node_limit_is_respected() {
-        let text = "########\n#P_____#\n#_X_X__#\n#______#\n#_X____#\n#____OO#\n#_____O#\n########\n";
+        let text =
+            "########\n#P_____#\n#_X_X__#\n#______#\n#_X____#\n#____OO#\n#_____O#\n########\n";
         let b = Board::parse(text).unwrap();
         assert_eq!(solve(&b, &live_cells(&b), 10), Solution::TooHard);
-        assert!(matches!(solve(&b, &live_cells(&b), DEFAULT_NODE_LIMIT), Solution::Moves(_)));
+        assert!(matches!(
+            solve(&b, &live_cells(&b), DEFAULT_NODE_LIMIT),
+            Solution::Moves(_)
+        ));
     }
 }
