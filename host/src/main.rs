@@ -122,11 +122,11 @@ struct RunCmd {
     /// Snapshot every Nth state (others are reached by restore + replay).
     #[arg(long, default_value_t = 1)]
     snapshot_every: u32,
-    /// Output directory.
-    #[arg(long, default_value = "runs/latest")]
-    out: PathBuf,
-    /// Continue an interrupted run in --out.
+    /// Output directory [default: a new runs/ENV-SPLIT-N].
     #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue an interrupted run in --out.
+    #[arg(long, requires = "out")]
     resume: bool,
     /// Replace an existing run in --out.
     #[arg(long, conflicts_with = "resume")]
@@ -189,6 +189,14 @@ fn real_main(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(cmd) => {
             let runtime = Runtime::new(options)?;
+            let out = match cmd.out {
+                Some(out) => out,
+                None => leafe_host::run::fresh_out_dir(
+                    std::path::Path::new("runs"),
+                    &cmd.env,
+                    &cmd.task.split,
+                ),
+            };
             let args = RunArgs {
                 env: cmd.env,
                 split: cmd.task.split,
@@ -204,7 +212,7 @@ fn real_main(cli: Cli) -> Result<()> {
                     max_depth: cmd.max_depth,
                     snapshot_every: cmd.snapshot_every,
                 },
-                out: cmd.out.clone(),
+                out: out.clone(),
                 resume: cmd.resume,
                 force: cmd.force,
                 jobs: cmd.jobs,
@@ -220,7 +228,7 @@ fn real_main(cli: Cli) -> Result<()> {
             if cmd.json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
-                print!("{}", leafe_host::run::summary_table(&summary, &cmd.out));
+                print!("{}", leafe_host::run::summary_table(&summary, &out));
             }
         }
         Command::Replay { dir, env } => {

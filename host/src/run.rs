@@ -164,6 +164,29 @@ fn prepare_out(args: &RunArgs, header: &Header) -> Result<Vec<u32>> {
     Ok(Vec::new())
 }
 
+/// `BASE/ENV-SPLIT-N` for the first N not taken: the default output
+/// directory, so that a run never lands on an earlier one.
+pub fn fresh_out_dir(base: &Path, env: &str, split: &str) -> PathBuf {
+    let stem = Path::new(env)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name: String = format!("{stem}-{split}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    (1..)
+        .map(|n| base.join(format!("{name}-{n}")))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| base.join(name))
+}
+
 fn task_list(args: &RunArgs, env: &EnvComponent) -> Result<Vec<u32>> {
     let len = env.info.split_len(&args.split)?;
     match args.tasks {

@@ -358,3 +358,29 @@ fn play_moves_undoes_and_branches() {
         assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
     }
 }
+
+#[test]
+fn runs_without_out_get_a_new_directory_each_time() {
+    let dir = tmp();
+    let run_here = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_leafe-host"))
+            .args(["run", "--tasks", "2"])
+            .current_dir(dir.path())
+            .env(
+                "LEAFE_CACHE_DIR",
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("leafe-cache"),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(run_here().contains("runs/sokoban-test-1/"));
+    assert!(run_here().contains("runs/sokoban-test-2/"));
+    assert!(dir.path().join("runs/sokoban-test-1/summary.json").exists());
+    fails(&["run", "--resume"], "--out");
+}
