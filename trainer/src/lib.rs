@@ -1,5 +1,17 @@
-//! leafe-trainer: the candle trainer that distils the corrections found by
-//! `leafe-host run` into a model by supervised fine-tuning.
+//! # leafe-trainer
 //!
-//! This crate is an empty member of the workspace until the trainer issue
-//! lands; the host does not depend on it.
+//! Distils the corrections found by `leafe-host run` into a model by
+//! supervised fine-tuning, natively with candle (CPU; CUDA behind the `cuda`
+//! feature). Models are Qwen2/Llama decoders in Hugging Face checkpoint format.
+
+pub mod chat;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod generate;
+pub mod init;
+pub mod model;
+pub mod optim;
+pub mod sft;
+pub mod tiny;
+pub mod tokenizer;

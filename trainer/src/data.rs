@@ -1,0 +1,97 @@
+//! SFT data: chat JSONL, one `{"messages": [{"role", "content"}, ...]}` per
+//! line (the conversational format TRL and LLaMA-Factory read).
+
+use crate::chat::{ChatTemplate, Example, Message, encode_conversation};
+use anyhow::{Context, Result, bail};
+use std::path::Path;
+
+/// What to do with a line that cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnBadLine {
+    /// Stop with an error naming the line.
+    Stop,
+    /// Report it and go on.
+    Skip,
+}
+
+#[derive(serde::Deserialize)]
+struct Line {
+    messages: Vec<Message>,
+}
+
+/// Tokenised examples and what was dropped or cut on the way.
+pub struct Dataset {
+    pub examples: Vec<Example>,
+    /// (line number, reason) of each skipped line.
+    pub skipped: Vec<(usize, String)>,
+    /// Examples cut to `max_len`, and the tokens cut from them.
+    pub truncated: usize,
+    pub truncated_tokens: usize,
+}
+
+impl Dataset {
+    /// Tokens trained on, over all examples.
+    pub fn trained_tokens(&self) -> usize {
+        self.examples
+            .iter()
+            .map(|e| e.trained.iter().filter(|t| **t).count())
+            .sum()
+    }
+}
+
+/// Read and tokenise `path`.
+pub fn load_chat_jsonl(
+    path: &Path,
+    template: &ChatTemplate,
+    tokenizer: &tokenizers::Tokenizer,
+    max_len: usize,
+    on_bad: OnBadLine,
+) -> Result<Dataset> {
+    if max_len < 2 {
+        bail!("--max-len must be at least 2");
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut data = Dataset {
+        examples: Vec::new(),
+        skipped: Vec::new(),
+        truncated: 0,
+        truncated_tokens: 0,
+    };
+    for (i, line) in text.lines().enumerate() {
+        let number = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let example = serde_json::from_str::<Line>(line)
+            .map_err(anyhow::Error::from)
+            .and_then(|l| encode_conversation(template, tokenizer, &l.messages))
+            .and_then(|mut e| {
+                if e.ids.len() > max_len {
+                    data.truncated += 1;
+                    data.truncated_tokens += e.ids.len() - max_len;
+                    e.ids.truncate(max_len);
+                    e.trained.truncate(max_len);
+                }
+                // The first token is never a target.
+                if !e.trained.iter().skip(1).any(|t| *t) {
+                    bail!("no assistant token is left within --max-len {max_len}");
+                }
+                Ok(e)
+            });
+        match (example, on_bad) {
+            (Ok(e), _) => data.examples.push(e),
+            (Err(e), OnBadLine::Stop) => {
+                bail!(
+                    "{} line {number}: {e:#} (use --on-bad-line skip to skip such lines)",
+                    path.display()
+                )
+            }
+            (Err(e), OnBadLine::Skip) => data.skipped.push((number, format!("{e:#}"))),
+        }
+    }
+    if data.examples.is_empty() {
+        bail!("{} holds no usable conversation", path.display());
+    }
+    Ok(data)
+}

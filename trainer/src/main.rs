@@ -1,0 +1,305 @@
+//! The `leafe-trainer` command line.
+
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Device, Tensor};
+use clap::{Parser, Subcommand};
+use leafe_trainer::chat::{ChatTemplate, Message};
+use leafe_trainer::config::{Arch, ModelConfig};
+use leafe_trainer::data::OnBadLine;
+use leafe_trainer::generate::{GenerateConfig, generate};
+use leafe_trainer::model::Model;
+use leafe_trainer::sft::{SftConfig, train};
+use leafe_trainer::tiny::{TinySpec, init_tiny};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Distil LEAFE corrections into Qwen2/Llama models with candle: SFT,
+/// generation, logits, and tiny models for tests.
+#[derive(Parser)]
+#[command(name = "leafe-trainer", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// cpu, or cuda (needs a build with `--features cuda`).
+    #[arg(long, global = true, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a tiny random model and a BPE tokenizer trained on a corpus.
+    InitTiny {
+        #[arg(long, value_parser = ["qwen2", "llama"], default_value = "qwen2")]
+        arch: String,
+        /// Text file the tokenizer is trained on.
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = TinySpec::default().vocab_size)]
+        vocab_size: usize,
+        #[arg(long, default_value_t = TinySpec::default().hidden_size)]
+        hidden_size: usize,
+        #[arg(long, default_value_t = TinySpec::default().intermediate_size)]
+        intermediate_size: usize,
+        #[arg(long, default_value_t = TinySpec::default().layers)]
+        layers: usize,
+        #[arg(long, default_value_t = TinySpec::default().heads)]
+        heads: usize,
+        #[arg(long, default_value_t = TinySpec::default().kv_heads)]
+        kv_heads: usize,
+        #[arg(long, default_value_t = TinySpec::default().max_positions)]
+        max_positions: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Supervised fine-tuning on chat JSONL ({"messages": [...]} per line),
+    /// loss on assistant tokens only.
+    Sft {
+        /// Checkpoint directory to start from (Hugging Face format).
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = SftConfig::default().epochs)]
+        epochs: usize,
+        #[arg(long)]
+        max_steps: Option<usize>,
+        #[arg(long, default_value_t = SftConfig::default().batch_size)]
+        batch_size: usize,
+        #[arg(long, default_value_t = SftConfig::default().grad_accum)]
+        grad_accum: usize,
+        #[arg(long, default_value_t = SftConfig::default().lr)]
+        lr: f64,
+        #[arg(long, default_value_t = SftConfig::default().warmup_steps)]
+        warmup_steps: usize,
+        #[arg(long, default_value_t = SftConfig::default().weight_decay)]
+        weight_decay: f64,
+        /// Clip the global gradient norm (0: off).
+        #[arg(long, default_value_t = SftConfig::default().max_grad_norm)]
+        max_grad_norm: f64,
+        /// Cut longer conversations (the count is reported).
+        #[arg(long, default_value_t = SftConfig::default().max_len)]
+        max_len: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Save a checkpoint (with optimizer state) every N steps.
+        #[arg(long, default_value_t = 0)]
+        save_every: usize,
+        /// Continue from the latest checkpoint in --out.
+        #[arg(long)]
+        resume: bool,
+        #[arg(long, value_enum, default_value = "stop")]
+        on_bad_line: OnBadLine,
+    },
+    /// Generate a reply (chat) or a continuation (prompt).
+    Generate {
+        #[arg(long)]
+        model: PathBuf,
+        /// A user message, rendered with the chat template.
+        #[arg(long, conflicts_with = "prompt")]
+        chat: Option<String>,
+        /// Raw text to continue.
+        #[arg(long)]
+        prompt: Option<String>,
+        #[arg(long, default_value_t = 128)]
+        max_tokens: usize,
+        /// 0 is greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Stop before this text (repeatable).
+        #[arg(long)]
+        stop: Vec<String>,
+    },
+    /// Print the last position's logits as JSON (for parity checks).
+    Logits {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        text: String,
+    },
+}
+
+fn device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" if cfg!(feature = "cuda") => Ok(Device::new_cuda(0)?),
+        "cuda" => {
+            bail!("this leafe-trainer was built without CUDA: rebuild with `--features cuda`")
+        }
+        other => bail!("unknown device '{other}' (cpu or cuda)"),
+    }
+}
+
+fn load_model(dir: &Path, device: &Device) -> Result<(Model, tokenizers::Tokenizer)> {
+    let cfg = ModelConfig::load(dir)?;
+    let params = leafe_trainer::checkpoint::load_params(dir, &cfg, DType::F32, device)?;
+    // The parameters live on in the model's tensors.
+    let model = Model::new(&cfg, &params)?;
+    Ok((model, leafe_trainer::tokenizer::load(dir)?))
+}
+
+fn main() -> ExitCode {
+    match real_main(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<()> {
+    let device = device(&cli.device)?;
+    match cli.command {
+        Command::InitTiny {
+            arch,
+            corpus,
+            out,
+            vocab_size,
+            hidden_size,
+            intermediate_size,
+            layers,
+            heads,
+            kv_heads,
+            max_positions,
+            seed,
+        } => {
+            let spec = TinySpec {
+                arch: Arch::parse(&arch)?,
+                vocab_size,
+                hidden_size,
+                intermediate_size,
+                layers,
+                heads,
+                kv_heads,
+                max_positions,
+                seed,
+            };
+            let cfg = init_tiny(&corpus, &out, &spec)?;
+            println!(
+                "wrote a {} model with {} parameters to {}",
+                arch,
+                cfg.parameter_count(),
+                out.display()
+            );
+        }
+        Command::Sft {
+            model,
+            data,
+            out,
+            epochs,
+            max_steps,
+            batch_size,
+            grad_accum,
+            lr,
+            warmup_steps,
+            weight_decay,
+            max_grad_norm,
+            max_len,
+            seed,
+            save_every,
+            resume,
+            on_bad_line,
+        } => {
+            let cfg = SftConfig {
+                epochs,
+                max_steps,
+                batch_size,
+                grad_accum,
+                lr,
+                warmup_steps,
+                min_lr_ratio: 0.1,
+                weight_decay,
+                max_grad_norm,
+                max_len,
+                seed,
+                save_every,
+                on_bad_line,
+            };
+            let report = train(
+                &model,
+                &data,
+                &out,
+                &cfg,
+                &device,
+                resume,
+                std::io::stderr().is_terminal(),
+            )?;
+            for (line, why) in &report.skipped_lines {
+                eprintln!("skipped line {line}: {why}");
+            }
+            println!(
+                "trained {} steps on {} conversations ({} truncated, {} tokens cut); final loss {:.4}; {:.0} tokens/s; wrote {}",
+                report.steps,
+                report.examples,
+                report.truncated_examples,
+                report.truncated_tokens,
+                report.final_loss,
+                report.tokens_per_s,
+                out.display()
+            );
+        }
+        Command::Generate {
+            model,
+            chat,
+            prompt,
+            max_tokens,
+            temperature,
+            top_p,
+            seed,
+            stop,
+        } => {
+            let (m, tokenizer) = load_model(&model, &device)?;
+            let text = match (chat, prompt) {
+                (Some(user), _) => {
+                    ChatTemplate::load(&model)?.render(&[Message::new("user", &user)], true)?
+                }
+                (None, Some(p)) => p,
+                (None, None) => bail!("give --chat MESSAGE or --prompt TEXT"),
+            };
+            let ids = tokenizer
+                .encode(text.as_str(), false)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .get_ids()
+                .to_vec();
+            let eos: Vec<u32> = m.cfg.eos_token_id.into_iter().collect();
+            let cfg = GenerateConfig {
+                max_tokens,
+                temperature,
+                top_p,
+                seed,
+                stop,
+                no_cache: false,
+            };
+            let out = generate(&m, &tokenizer, &ids, &eos, &cfg)?;
+            println!("{}", out.text);
+        }
+        Command::Logits { model, text } => {
+            let (m, tokenizer) = load_model(&model, &device)?;
+            let ids = tokenizer
+                .encode(text.as_str(), false)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .get_ids()
+                .to_vec();
+            if ids.is_empty() {
+                bail!("--text tokenises to nothing");
+            }
+            let input = Tensor::new(ids.as_slice(), &device)?.unsqueeze(0)?;
+            let logits = m.forward(&input, None)?.squeeze(0)?;
+            let last: Vec<f32> = logits.get(ids.len() - 1)?.to_vec1()?;
+            println!(
+                "{}",
+                serde_json::to_string(&last).context("cannot print the logits")?
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! A Qwen2/Llama decoder built from differentiable candle ops, with
+//! parameters in a [`VarMap`] under Hugging Face tensor names, so the same
+//! model trains, generates and saves checkpoints transformers can load.
+//!
+//! candle-transformers' Qwen2/Llama modules are inference-only (private
+//! linears, fused ops without a backward pass), so this is our own small copy:
+//! RMSNorm, rotary embeddings (`rope_slow`) and softmax are written from
+//! differentiable primitives.
+
+use crate::config::ModelConfig;
+use crate::init::SeededRng;
+use candle_core::{D, DType, Device, Module, Result, Tensor, Var};
+use candle_nn::VarMap;
+
+/// One parameter: its name, its shape and how a fresh model initialises it.
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    Normal(f64),
+    Ones,
+    Zeros,
+}
+
+/// Every parameter of a model with this config, in a fixed order.
+pub fn param_specs(cfg: &ModelConfig) -> Vec<ParamSpec> {
+    let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+    let kv = cfg.num_key_value_heads * cfg.head_dim();
+    let std = 0.02;
+    let mut specs = vec![ParamSpec {
+        name: "model.embed_tokens.weight".into(),
+        shape: vec![v, h],
+        init: Init::Normal(std),
+    }];
+    for l in 0..cfg.num_hidden_layers {
+        let p = |s: &str| format!("model.layers.{l}.{s}");
+        let mut push =
+            |name: String, shape: Vec<usize>, init| specs.push(ParamSpec { name, shape, init });
+        push(p("input_layernorm.weight"), vec![h], Init::Ones);
+        for (proj, out) in [("q_proj", h), ("k_proj", kv), ("v_proj", kv)] {
+            push(
+                p(&format!("self_attn.{proj}.weight")),
+                vec![out, h],
+                Init::Normal(std),
+            );
+            if cfg.attention_bias {
+                push(p(&format!("self_attn.{proj}.bias")), vec![out], Init::Zeros);
+            }
+        }
+        push(p("self_attn.o_proj.weight"), vec![h, h], Init::Normal(std));
+        push(p("post_attention_layernorm.weight"), vec![h], Init::Ones);
+        push(p("mlp.gate_proj.weight"), vec![i, h], Init::Normal(std));
+        push(p("mlp.up_proj.weight"), vec![i, h], Init::Normal(std));
+        push(p("mlp.down_proj.weight"), vec![h, i], Init::Normal(std));
+    }
+    specs.push(ParamSpec {
+        name: "model.norm.weight".into(),
+        shape: vec![h],
+        init: Init::Ones,
+    });
+    if !cfg.tie_word_embeddings {
+        specs.push(ParamSpec {
+            name: "lm_head.weight".into(),
+            shape: vec![v, h],
+            init: Init::Normal(std),
+        });
+    }
+    specs
+}
+
+/// A freshly initialised parameter set, reproducible from `seed`.
+pub fn init_params(cfg: &ModelConfig, seed: u64, dtype: DType, device: &Device) -> Result<VarMap> {
+    let map = VarMap::new();
+    let mut rng = SeededRng::new(seed);
+    {
+        let mut data = map
+            .data()
+            .lock()
+            .expect("the var map lock is never poisoned");
+        for spec in param_specs(cfg) {
+            let t = match spec.init {
+                Init::Normal(std) => rng.normal_tensor(&spec.shape, std, dtype, device)?,
+                Init::Ones => Tensor::ones(spec.shape.as_slice(), dtype, device)?,
+                Init::Zeros => Tensor::zeros(spec.shape.as_slice(), dtype, device)?,
+            };
+            data.insert(spec.name, Var::from_tensor(&t)?);
+        }
+    }
+    Ok(map)
+}
+
+/// `y = x W^T + b`, with `W` as transformers stores it (`[out, in]`).
+#[derive(Clone)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = x.broadcast_matmul(&self.weight.t()?)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+struct Layer {
+    input_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    post_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// Keys and values of the positions seen so far, per layer.
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn new(cfg: &ModelConfig) -> Self {
+        KvCache {
+            layers: vec![None; cfg.num_hidden_layers],
+            len: 0,
+        }
+    }
+    /// Positions cached.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The decoder.
+pub struct Model {
+    pub cfg: ModelConfig,
+    embed: Tensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    lm_head: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let variance = x.sqr()?.mean_keepdim(D::Minus1)?;
+    x.broadcast_div(&(variance + eps)?.sqrt()?)?
+        .broadcast_mul(weight)
+}
+
+/// Softmax over the last dimension from differentiable ops (the max is a
+/// constant shift, so it carries no gradient).
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+/// `log softmax` over the last dimension, differentiable.
+pub fn log_softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let shifted = x.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    shifted.broadcast_sub(&lse)
+}
+
+impl Model {
+    /// Build the model over the tensors in `params` (names as transformers').
+    pub fn new(cfg: &ModelConfig, params: &VarMap) -> Result<Model> {
+        let data = params
+            .data()
+            .lock()
+            .expect("the var map lock is never poisoned");
+        let get = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            let var = data
+                .get(name)
+                .ok_or_else(|| candle_core::Error::Msg(format!("missing tensor {name}")))?;
+            if var.dims() != shape {
+                candle_core::bail!(
+                    "tensor {name} has shape {:?}, the config wants {shape:?}",
+                    var.dims()
+                );
+            }
+            Ok(var.as_tensor().clone())
+        };
+        let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+        let kv = cfg.num_key_value_heads * cfg.head_dim();
+        let linear = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
+            Ok(Linear {
+                weight: get(&format!("{name}.weight"), &[out, inp])?,
+                bias: if bias {
+                    Some(get(&format!("{name}.bias"), &[out])?)
+                } else {
+                    None
+                },
+            })
+        };
+        let embed = get("model.embed_tokens.weight", &[v, h])?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for l in 0..cfg.num_hidden_layers {
+            let p = |s: &str| format!("model.layers.{l}.{s}");
+            layers.push(Layer {
+                input_norm: get(&p("input_layernorm.weight"), &[h])?,
+                q: linear(&p("self_attn.q_proj"), h, h, cfg.attention_bias)?,
+                k: linear(&p("self_attn.k_proj"), kv, h, cfg.attention_bias)?,
+                v: linear(&p("self_attn.v_proj"), kv, h, cfg.attention_bias)?,
+                o: linear(&p("self_attn.o_proj"), h, h, false)?,
+                post_norm: get(&p("post_attention_layernorm.weight"), &[h])?,
+                gate: linear(&p("mlp.gate_proj"), i, h, false)?,
+                up: linear(&p("mlp.up_proj"), i, h, false)?,
+                down: linear(&p("mlp.down_proj"), h, i, false)?,
+            });
+        }
+        let norm = get("model.norm.weight", &[h])?;
+        let lm_head = if cfg.tie_word_embeddings {
+            embed.clone()
+        } else {
+            get("lm_head.weight", &[v, h])?
+        };
+        let (cos, sin) = rope_tables(cfg, embed.dtype(), embed.device())?;
+        Ok(Model {
+            cfg: cfg.clone(),
+            embed,
+            layers,
+            norm,
+            lm_head,
+            cos,
+            sin,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        self.embed.device()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.embed.dtype()
+    }
+
+    /// Logits `[batch, seq, vocab]` for token ids `[batch, seq]`. With a
+    /// cache, the ids continue the cached positions and the cache grows.
+    pub fn forward(&self, ids: &Tensor, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let cfg = &self.cfg;
+        let start = cache.as_ref().map_or(0, |c| c.len);
+        if start + t > cfg.max_position_embeddings {
+            candle_core::bail!(
+                "sequence of {} positions is longer than max_position_embeddings {}",
+                start + t,
+                cfg.max_position_embeddings
+            );
+        }
+        let (nh, nkv, hd) = (
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+            cfg.head_dim(),
+        );
+        let mut x =
+            self.embed
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, t, cfg.hidden_size))?;
+        let cos = self.cos.narrow(0, start, t)?;
+        let sin = self.sin.narrow(0, start, t)?;
+        let mask = causal_mask(t, start, x.dtype(), x.device())?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let h = rms_norm(&x, &layer.input_norm, cfg.rms_norm_eps)?;
+            let heads = |lin: &Linear, n: usize| -> Result<Tensor> {
+                lin.forward(&h)?
+                    .reshape((b, t, n, hd))?
+                    .transpose(1, 2)?
+                    .contiguous()
+            };
+            let q = candle_nn::rotary_emb::rope_slow(&heads(&layer.q, nh)?, &cos, &sin)?;
+            let mut k = candle_nn::rotary_emb::rope_slow(&heads(&layer.k, nkv)?, &cos, &sin)?;
+            let mut v = heads(&layer.v, nkv)?;
+            if let Some(cache) = cache.as_deref_mut() {
+                if let Some((pk, pv)) = &cache.layers[l] {
+                    k = Tensor::cat(&[pk, &k], 2)?;
+                    v = Tensor::cat(&[pv, &v], 2)?;
+                }
+                cache.layers[l] = Some((k.clone(), v.clone()));
+            }
+            let k = candle_transformers::utils::repeat_kv(k, nh / nkv)?.contiguous()?;
+            let v = candle_transformers::utils::repeat_kv(v, nh / nkv)?.contiguous()?;
+            let mut att = (q.matmul(&k.t()?)? * scale)?;
+            if let Some(mask) = &mask {
+                att = att.broadcast_add(mask)?;
+            }
+            let y = softmax_last_dim(&att)?.matmul(&v)?;
+            let y = y.transpose(1, 2)?.reshape((b, t, cfg.hidden_size))?;
+            x = (x + layer.o.forward(&y)?)?;
+            let h = rms_norm(&x, &layer.post_norm, cfg.rms_norm_eps)?;
+            let mlp = layer
+                .down
+                .forward(&(layer.gate.forward(&h)?.silu()? * layer.up.forward(&h)?)?)?;
+            x = (x + mlp)?;
+        }
+        if let Some(cache) = cache {
+            cache.len += t;
+        }
+        let x = rms_norm(&x, &self.norm, cfg.rms_norm_eps)?;
+        x.broadcast_matmul(&self.lm_head.t()?)
+    }
+}
+
+fn rope_tables(cfg: &ModelConfig, dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
+    let hd = cfg.head_dim();
+    let inv: Vec<f32> = (0..hd / 2)
+        .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / hd as f64) as f32)
+        .collect();
+    let inv = Tensor::from_vec(inv, (1, hd / 2), device)?;
+    let pos = Tensor::arange(0u32, cfg.max_position_embeddings as u32, device)?
+        .to_dtype(DType::F32)?
+        .reshape((cfg.max_position_embeddings, 1))?;
+    let freqs = pos.broadcast_mul(&inv)?;
+    Ok((freqs.cos()?.to_dtype(dtype)?, freqs.sin()?.to_dtype(dtype)?))
+}
+
+/// `-inf` above the diagonal (keys after the query), for `t` new queries
+/// after `start` cached positions. `None` for a single query.
+fn causal_mask(t: usize, start: usize, dtype: DType, device: &Device) -> Result<Option<Tensor>> {
+    if t == 1 {
+        return Ok(None);
+    }
+    let total = start + t;
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| {
+            (0..total).map(move |j| {
+                if j > start + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Ok(Some(
+        Tensor::from_vec(mask, (t, total), device)?.to_dtype(dtype)?,
+    ))
+}

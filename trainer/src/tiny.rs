@@ -1,0 +1,84 @@
+//! `init-tiny`: a tiny randomly initialised Qwen2- or Llama-shaped model and
+//! a BPE tokenizer trained on a corpus, saved in Hugging Face format — for
+//! tests and demos, without any download.
+
+use crate::chat::QWEN2_TEMPLATE;
+use crate::config::{Arch, ModelConfig};
+use anyhow::{Context, Result};
+use candle_core::{DType, Device};
+use std::path::Path;
+
+/// The shape of a tiny model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TinySpec {
+    pub arch: Arch,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub max_positions: usize,
+    pub seed: u64,
+}
+
+impl Default for TinySpec {
+    fn default() -> Self {
+        TinySpec {
+            arch: Arch::Qwen2,
+            vocab_size: 512,
+            hidden_size: 64,
+            intermediate_size: 128,
+            layers: 2,
+            heads: 4,
+            kv_heads: 2,
+            max_positions: 1024,
+            seed: 0,
+        }
+    }
+}
+
+/// Build the tokenizer and the model into `out`; returns the model config.
+pub fn init_tiny(corpus: &Path, out: &Path, spec: &TinySpec) -> Result<ModelConfig> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let tokenizer = crate::tokenizer::train_bpe(&[corpus], spec.vocab_size, out)?;
+    let id = |t: &str| {
+        tokenizer
+            .token_to_id(t)
+            .with_context(|| format!("the tokenizer lacks {t}"))
+    };
+    let cfg = ModelConfig {
+        arch: spec.arch,
+        vocab_size: tokenizer.get_vocab_size(true),
+        hidden_size: spec.hidden_size,
+        intermediate_size: spec.intermediate_size,
+        num_hidden_layers: spec.layers,
+        num_attention_heads: spec.heads,
+        num_key_value_heads: spec.kv_heads,
+        max_position_embeddings: spec.max_positions,
+        rope_theta: 10_000.0,
+        rms_norm_eps: 1e-6,
+        tie_word_embeddings: spec.arch == Arch::Qwen2,
+        attention_bias: spec.arch == Arch::Qwen2,
+        bos_token_id: Some(id("<|endoftext|>")?),
+        eos_token_id: Some(id("<|im_end|>")?),
+    };
+    cfg.validate()?;
+    let tokenizer_config = serde_json::json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "chat_template": QWEN2_TEMPLATE,
+        "bos_token": null,
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+        "unk_token": null,
+        "model_max_length": spec.max_positions,
+        "clean_up_tokenization_spaces": false,
+    });
+    std::fs::write(
+        out.join("tokenizer_config.json"),
+        serde_json::to_vec_pretty(&tokenizer_config)?,
+    )?;
+    let params = crate::model::init_params(&cfg, spec.seed, DType::F32, &Device::Cpu)?;
+    crate::checkpoint::save(out, &cfg, &params, out)?;
+    Ok(cfg)
+}

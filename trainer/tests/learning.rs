@@ -1,0 +1,322 @@
+//! The trainer learns and is correct: it overfits a handful of
+//! conversations, trains on assistant tokens only, its gradients match finite
+//! differences, and a saved model gives bit-identical logits when loaded.
+
+use candle_core::{DType, Device, Tensor};
+use leafe_trainer::chat::{ChatTemplate, Message, encode_conversation};
+use leafe_trainer::checkpoint;
+use leafe_trainer::config::{Arch, ModelConfig};
+use leafe_trainer::generate::{GenerateConfig, generate};
+use leafe_trainer::model::{Model, init_params};
+use leafe_trainer::sft::{SftConfig, make_batch, masked_nll_sum, train};
+use leafe_trainer::tiny::{TinySpec, init_tiny};
+use std::path::{Path, PathBuf};
+
+const QA: [(&str, &str); 5] = [
+    ("What is 2 plus 3?", "5"),
+    ("Name a colour of the sky.", "blue"),
+    ("Push the box left or right?", "right, then up"),
+    ("Say hello.", "hello there"),
+    ("Which move: up or down?", "down"),
+];
+
+fn conversations() -> Vec<Vec<Message>> {
+    QA.iter()
+        .map(|(q, a)| vec![Message::new("user", q), Message::new("assistant", a)])
+        .collect()
+}
+
+/// A tiny model and its chat data in a temporary directory.
+fn setup(arch: Arch) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    let template =
+        leafe_trainer::chat::ChatTemplate::new(leafe_trainer::chat::QWEN2_TEMPLATE, "", "")
+            .unwrap();
+    let text: String = conversations()
+        .iter()
+        .map(|c| template.render(c, false).unwrap())
+        .collect::<Vec<_>>()
+        .join("");
+    std::fs::write(&corpus, text.repeat(20)).unwrap();
+    let model = dir.path().join("tiny");
+    init_tiny(
+        &corpus,
+        &model,
+        &TinySpec {
+            arch,
+            vocab_size: 300,
+            ..TinySpec::default()
+        },
+    )
+    .unwrap();
+    let data = dir.path().join("data.jsonl");
+    let lines: Vec<String> = conversations()
+        .iter()
+        .map(|c| serde_json::json!({ "messages": c }).to_string())
+        .collect();
+    std::fs::write(&data, lines.join("\n") + "\n").unwrap();
+    (dir, model, data)
+}
+
+fn load(dir: &Path) -> (Model, tokenizers::Tokenizer) {
+    let cfg = ModelConfig::load(dir).unwrap();
+    let params = checkpoint::load_params(dir, &cfg, DType::F32, &Device::Cpu).unwrap();
+    (
+        Model::new(&cfg, &params).unwrap(),
+        leafe_trainer::tokenizer::load(dir).unwrap(),
+    )
+}
+
+fn reply(dir: &Path, question: &str) -> String {
+    let (model, tok) = load(dir);
+    let prompt = ChatTemplate::load(dir)
+        .unwrap()
+        .render(&[Message::new("user", question)], true)
+        .unwrap();
+    let ids = tok
+        .encode(prompt.as_str(), false)
+        .unwrap()
+        .get_ids()
+        .to_vec();
+    let eos: Vec<u32> = model.cfg.eos_token_id.into_iter().collect();
+    generate(
+        &model,
+        &tok,
+        &ids,
+        &eos,
+        &GenerateConfig {
+            max_tokens: 20,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .text
+}
+
+#[test]
+fn overfits_a_handful_of_conversations_and_reproduces_them_greedily() {
+    for arch in [Arch::Qwen2, Arch::Llama] {
+        let (dir, model, data) = setup(arch);
+        let out = dir.path().join("sft");
+        let cfg = SftConfig {
+            epochs: 300,
+            batch_size: 5,
+            lr: 3e-3,
+            warmup_steps: 5,
+            ..SftConfig::default()
+        };
+        let report = train(&model, &data, &out, &cfg, &Device::Cpu, false, false).unwrap();
+        assert!(
+            report.final_loss < 0.01,
+            "{arch:?}: loss {}",
+            report.final_loss
+        );
+        for (q, a) in QA {
+            assert_eq!(reply(&out, q), a, "{arch:?}: {q}");
+        }
+        assert!(out.join("loss_curve.svg").exists() && out.join("loss_log.jsonl").exists());
+    }
+}
+
+#[test]
+fn only_assistant_tokens_carry_gradient() {
+    let (_dir, model_dir, _) = setup(Arch::Qwen2);
+    let cfg = ModelConfig::load(&model_dir).unwrap();
+    let params = checkpoint::load_params(&model_dir, &cfg, DType::F32, &Device::Cpu).unwrap();
+    let model = Model::new(&cfg, &params).unwrap();
+    let tok = leafe_trainer::tokenizer::load(&model_dir).unwrap();
+    let template = ChatTemplate::load(&model_dir).unwrap();
+    let convo = [
+        Message::new("system", "Be brief."),
+        Message::new("user", "Say hello."),
+        Message::new("assistant", "hello there"),
+    ];
+    let example = encode_conversation(&template, &tok, &convo).unwrap();
+    let trained = example.trained.iter().filter(|t| **t).count();
+    assert!(
+        trained >= 2 && trained < example.ids.len() / 2,
+        "{example:?}"
+    );
+    let batch = make_batch(&[&example], 0, &Device::Cpu).unwrap();
+    // The gradient of every parameter, for the given targets.
+    let grads = |targets: &Tensor| -> Vec<Vec<f32>> {
+        let logits = model.forward(&batch.inputs, None).unwrap();
+        let store = masked_nll_sum(&logits, targets, &batch.mask)
+            .unwrap()
+            .backward()
+            .unwrap();
+        let mut vars: Vec<_> = params
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars.iter()
+            .map(|(name, v)| {
+                let g = store
+                    .get(v.as_tensor())
+                    .unwrap_or_else(|| panic!("no gradient for {name}"));
+                g.flatten_all().unwrap().to_vec1().unwrap()
+            })
+            .collect()
+    };
+    let original = batch.targets.to_vec2::<u32>().unwrap();
+    let mask = batch.mask.to_vec2::<f32>().unwrap();
+    let change = |keep_trained: bool| {
+        let mut t = original.clone();
+        for (x, m) in t[0].iter_mut().zip(&mask[0]) {
+            if (*m == 0.0) == keep_trained {
+                *x = (*x + 7) % cfg.vocab_size as u32;
+            }
+        }
+        Tensor::new(t, &Device::Cpu).unwrap()
+    };
+    let base = grads(&batch.targets);
+    // Every target outside the assistant turns changed: the same gradient, bit for bit.
+    assert_eq!(grads(&change(true)), base);
+    // A changed assistant target does change it (the test can fail).
+    assert_ne!(grads(&change(false)), base);
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    // f64 so that central differences are accurate.
+    let cfg = ModelConfig {
+        arch: Arch::Qwen2,
+        vocab_size: 13,
+        hidden_size: 8,
+        intermediate_size: 12,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        num_key_value_heads: 1,
+        max_position_embeddings: 16,
+        rope_theta: 10_000.0,
+        rms_norm_eps: 1e-6,
+        tie_word_embeddings: false,
+        attention_bias: true,
+        bos_token_id: None,
+        eos_token_id: None,
+    };
+    let dev = Device::Cpu;
+    let params = init_params(&cfg, 7, DType::F64, &dev).unwrap();
+    // Larger weights than the 0.02 init, so every path carries a visible gradient.
+    for var in params.all_vars() {
+        if var.rank() >= 1 {
+            let t = (var.as_tensor() * 20.0).unwrap();
+            let t = if var.rank() == 1 {
+                (t + 1.0).unwrap()
+            } else {
+                t
+            };
+            var.set(&t).unwrap();
+        }
+    }
+    let model = Model::new(&cfg, &params).unwrap();
+    let ids = Tensor::new(&[[1u32, 5, 3, 9, 2, 11]], &dev).unwrap();
+    let targets = Tensor::new(&[[5u32, 3, 9, 2, 11, 4]], &dev).unwrap();
+    let mask = Tensor::new(&[[0f32, 1.0, 1.0, 0.0, 1.0, 1.0]], &dev).unwrap();
+    let loss = |m: &Model| -> f64 {
+        masked_nll_sum(&m.forward(&ids, None).unwrap(), &targets, &mask)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+    let grads = masked_nll_sum(&model.forward(&ids, None).unwrap(), &targets, &mask)
+        .unwrap()
+        .backward()
+        .unwrap();
+    let data = params.data().lock().unwrap();
+    let names = [
+        "model.embed_tokens.weight",
+        "model.layers.0.input_layernorm.weight",
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.0.self_attn.k_proj.bias",
+        "model.layers.1.self_attn.v_proj.weight",
+        "model.layers.1.self_attn.o_proj.weight",
+        "model.layers.1.mlp.gate_proj.weight",
+        "model.layers.1.post_attention_layernorm.weight",
+        "model.norm.weight",
+        "lm_head.weight",
+    ];
+    let eps = 1e-5;
+    for name in names {
+        let var = data.get(name).unwrap();
+        let analytic = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("no gradient reaches {name}"));
+        let flat_grad: Vec<f64> = analytic.flatten_all().unwrap().to_vec1().unwrap();
+        let original = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        for k in [0, original.len() / 2, original.len() - 1] {
+            let bump = |delta: f64| {
+                let mut v = original.clone();
+                v[k] += delta;
+                var.set(&Tensor::from_vec(v, var.shape(), &dev).unwrap())
+                    .unwrap();
+                let l = loss(&model);
+                var.set(&Tensor::from_vec(original.clone(), var.shape(), &dev).unwrap())
+                    .unwrap();
+                l
+            };
+            let numeric = (bump(eps) - bump(-eps)) / (2.0 * eps);
+            let a = flat_grad[k];
+            assert!(
+                (a - numeric).abs() <= 1e-5 + 1e-4 * numeric.abs().max(a.abs()),
+                "{name}[{k}]: analytic {a}, numeric {numeric}"
+            );
+        }
+    }
+}
+
+#[test]
+fn save_then_load_gives_bit_identical_logits_and_kv_cache_agrees() {
+    let (dir, model_dir, _) = setup(Arch::Llama);
+    let (model, tok) = load(&model_dir);
+    let ids = tok
+        .encode("Push the box left or right?", false)
+        .unwrap()
+        .get_ids()
+        .to_vec();
+    let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let logits = model.forward(&input, None).unwrap();
+    let copy = dir.path().join("copy");
+    let cfg = ModelConfig::load(&model_dir).unwrap();
+    let params = checkpoint::load_params(&model_dir, &cfg, DType::F32, &Device::Cpu).unwrap();
+    checkpoint::save(&copy, &cfg, &params, &model_dir).unwrap();
+    let (again, _) = load(&copy);
+    let logits2 = again.forward(&input, None).unwrap();
+    let (a, b) = (
+        logits.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        logits2.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+    );
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    // Cached generation and full recomputation produce the same text.
+    let eos: Vec<u32> = cfg.eos_token_id.into_iter().collect();
+    let base = GenerateConfig {
+        max_tokens: 12,
+        ..Default::default()
+    };
+    let cached = generate(&again, &tok, &ids, &eos, &base).unwrap();
+    let full = generate(
+        &again,
+        &tok,
+        &ids,
+        &eos,
+        &GenerateConfig {
+            no_cache: true,
+            ..base
+        },
+    )
+    .unwrap();
+    assert_eq!(cached.tokens, full.tokens);
+}
