@@ -37,6 +37,7 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Load the parameters of `cfg` from `dir` as trainable f32 (or `dtype`) variables.
 pub fn load_params(dir: &Path, cfg: &ModelConfig, dtype: DType, device: &Device) -> Result<VarMap> {
+    crate::memory::check(crate::memory::weights(cfg) * 2, "loading this model")?;
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     for file in weight_files(dir)? {
         let loaded = candle_core::safetensors::load(&file, device).with_context(|| {

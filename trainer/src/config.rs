@@ -19,7 +19,7 @@ impl Arch {
         match name.to_ascii_lowercase().as_str() {
             "qwen2" | "qwen2forcausallm" => Ok(Arch::Qwen2),
             "llama" | "llamaforcausallm" => Ok(Arch::Llama),
-            other => bail!("unsupported architecture '{other}' (supported: qwen2, llama)"),
+            _ => bail!("unsupported architecture '{name}' (supported: qwen2, llama)"),
         }
     }
     fn class(self) -> &'static str {
@@ -147,7 +147,10 @@ impl ModelConfig {
                 self.num_attention_heads
             );
         }
-        if !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
             bail!("num_attention_heads must be a multiple of num_key_value_heads");
         }
         if !self.head_dim().is_multiple_of(2) {

@@ -200,6 +200,16 @@ pub fn train(
             model_cfg.max_position_embeddings
         );
     }
+    let longest = dataset
+        .examples
+        .iter()
+        .map(|e| e.ids.len())
+        .max()
+        .unwrap_or(1);
+    crate::memory::check(
+        crate::memory::training(&model_cfg, cfg.batch_size, longest),
+        "training with these settings",
+    )?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
 
     let resumed = if resume { latest_checkpoint(out) } else { None };

@@ -64,6 +64,7 @@ pub fn init_tiny(corpus: &Path, out: &Path, spec: &TinySpec) -> Result<ModelConf
         eos_token_id: Some(id("<|im_end|>")?),
     };
     cfg.validate()?;
+    crate::memory::check(crate::memory::weights(&cfg), "this model")?;
     let tokenizer_config = serde_json::json!({
         "tokenizer_class": "PreTrainedTokenizerFast",
         "chat_template": QWEN2_TEMPLATE,
