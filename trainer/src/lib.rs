@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod generate;
 pub mod init;
+pub mod lora;
 pub mod memory;
 pub mod model;
 pub mod optim;

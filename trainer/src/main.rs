@@ -94,6 +94,16 @@ enum Command {
         resume: bool,
         #[arg(long, value_enum, default_value = "stop")]
         on_bad_line: OnBadLine,
+        /// Train a LoRA adapter of this rank instead of all weights (saved as a
+        /// PEFT adapter in OUT/adapter and merged into OUT).
+        #[arg(long)]
+        lora_rank: Option<usize>,
+        /// LoRA scaling numerator (the update is scaled by alpha / rank).
+        #[arg(long, default_value_t = 16.0)]
+        lora_alpha: f64,
+        /// Projections to adapt.
+        #[arg(long, value_delimiter = ',', default_value = "q_proj,v_proj")]
+        lora_targets: Vec<String>,
     },
     /// Generate a reply (chat) or a continuation (prompt).
     Generate {
@@ -208,7 +218,18 @@ fn real_main(cli: Cli) -> Result<()> {
             save_every,
             resume,
             on_bad_line,
+            lora_rank,
+            lora_alpha,
+            lora_targets,
         } => {
+            let lora = match lora_rank {
+                Some(rank) => Some(leafe_trainer::lora::LoraConfig::new(
+                    rank,
+                    lora_alpha,
+                    &lora_targets,
+                )?),
+                None => None,
+            };
             let cfg = SftConfig {
                 epochs,
                 max_steps,
@@ -223,6 +244,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 seed,
                 save_every,
                 on_bad_line,
+                lora,
             };
             let report = train(
                 &model,

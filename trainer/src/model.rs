@@ -93,21 +93,33 @@ pub fn init_params(cfg: &ModelConfig, seed: u64, dtype: DType, device: &Device) 
     Ok(map)
 }
 
-/// `y = x W^T + b`, with `W` as transformers stores it (`[out, in]`).
+/// `y = x W^T + b (+ scale * x A^T B^T)`, with `W` as transformers stores
+/// it (`[out, in]`) and an optional LoRA delta `(A, B, scale)`.
 #[derive(Clone)]
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    pub lora: Option<(Tensor, Tensor, f64)>,
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.broadcast_matmul(&self.weight.t()?)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
+        let mut y = x.broadcast_matmul(&self.weight.t()?)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
         }
+        if let Some((a, b, scale)) = &self.lora {
+            let low = x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&b.t()?)?;
+            y = (y + (low * *scale)?)?;
+        }
+        Ok(y)
     }
+}
+
+/// An adapter to apply: its config and its A/B matrices (PEFT names).
+pub struct Adapter<'a> {
+    pub config: &'a crate::lora::LoraConfig,
+    pub params: &'a VarMap,
 }
 
 struct Layer {
@@ -180,6 +192,17 @@ pub fn log_softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 impl Model {
     /// Build the model over the tensors in `params` (names as transformers').
     pub fn new(cfg: &ModelConfig, params: &VarMap) -> Result<Model> {
+        Model::with_adapter(cfg, params, None)
+    }
+
+    /// Build the model with a LoRA adapter. The base weights are then
+    /// constants: gradients reach only the adapter.
+    pub fn with_adapter(
+        cfg: &ModelConfig,
+        params: &VarMap,
+        adapter: Option<Adapter>,
+    ) -> Result<Model> {
+        let frozen = adapter.is_some();
         let data = params
             .data()
             .lock()
@@ -194,12 +217,20 @@ impl Model {
                     var.dims()
                 );
             }
-            Ok(var.as_tensor().clone())
+            Ok(if frozen {
+                var.as_tensor().detach()
+            } else {
+                var.as_tensor().clone()
+            })
         };
         let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
         let kv = cfg.num_key_value_heads * cfg.head_dim();
         let linear = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
+            let lora = adapter.as_ref().and_then(|ad| {
+                crate::lora::delta(ad.params, name).map(|(a, b)| (a, b, ad.config.scale()))
+            });
             Ok(Linear {
+                lora,
                 weight: get(&format!("{name}.weight"), &[out, inp])?,
                 bias: if bias {
                     Some(get(&format!("{name}.bias"), &[out])?)

@@ -7,7 +7,8 @@ use crate::checkpoint;
 use crate::config::ModelConfig;
 use crate::data::{self, OnBadLine};
 use crate::init::SeededRng;
-use crate::model::{Model, log_softmax_last_dim};
+use crate::lora::{self, LoraConfig};
+use crate::model::{Adapter, Model, log_softmax_last_dim};
 use crate::optim::{AdamW, AdamWConfig, clip_grad_norm, learning_rate};
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor};
@@ -35,6 +36,8 @@ pub struct SftConfig {
     /// Checkpoint every N optimizer steps (0: only at the end).
     pub save_every: usize,
     pub on_bad_line: OnBadLine,
+    /// Train a LoRA adapter instead of all weights.
+    pub lora: Option<LoraConfig>,
 }
 
 impl Default for SftConfig {
@@ -53,6 +56,7 @@ impl Default for SftConfig {
             seed: 0,
             save_every: 0,
             on_bad_line: OnBadLine::Stop,
+            lora: None,
         }
     }
 }
@@ -213,19 +217,16 @@ pub fn train(
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
 
     let resumed = if resume { latest_checkpoint(out) } else { None };
-    let weights_dir = resumed
-        .as_ref()
-        .map(|(_, p)| p.as_path())
-        .unwrap_or(model_dir);
-    let params: VarMap = checkpoint::load_params(weights_dir, &model_cfg, DType::F32, device)?;
-    let model = Model::new(&model_cfg, &params)?;
-    let vars: Vec<(String, candle_core::Var)> = {
-        let data = params
-            .data()
-            .lock()
-            .expect("the var map lock is never poisoned");
-        data.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-    };
+    // What trains: all weights, or a LoRA adapter over frozen weights.
+    let weights = Weights::load(
+        model_dir,
+        &model_cfg,
+        cfg,
+        resumed.as_ref().map(|(_, p)| p.as_path()),
+        device,
+    )?;
+    let model = weights.model(&model_cfg)?;
+    let vars = weights.trainable();
     let mut opt = AdamW::new(
         vars,
         AdamWConfig {
@@ -323,7 +324,7 @@ pub fn train(
                 save_checkpoint(
                     &out.join(format!("checkpoint-{}", opt.step)),
                     &model_cfg,
-                    &params,
+                    &weights,
                     model_dir,
                     &opt,
                     &log,
@@ -332,7 +333,7 @@ pub fn train(
         }
     }
     bar.finish_and_clear();
-    checkpoint::save(out, &model_cfg, &params, model_dir)?;
+    weights.save(out, &model_cfg, model_dir, true)?;
     write_log(out, &log)?;
     std::fs::write(out.join("loss_curve.svg"), loss_curve_svg(&log))?;
     Ok(SftReport {
@@ -361,12 +362,12 @@ fn write_log(dir: &Path, log: &[LogEntry]) -> Result<()> {
 fn save_checkpoint(
     dir: &Path,
     cfg: &ModelConfig,
-    params: &VarMap,
+    weights: &Weights,
     model_dir: &Path,
     opt: &AdamW,
     log: &[LogEntry],
 ) -> Result<()> {
-    checkpoint::save(dir, cfg, params, model_dir)?;
+    weights.save(dir, cfg, model_dir, false)?;
     opt.save(&dir.join("optimizer.safetensors"))?;
     write_log(dir, log)?;
     // Written last: a checkpoint without it is incomplete and not resumed from.
@@ -417,4 +418,105 @@ pub fn loss_curve_svg(log: &[LogEntry]) -> String {
         lbl = h - pad + 20.0,
         pts = points.join(" ")
     )
+}
+
+/// The parameters of a run: the full model, or frozen base weights and an adapter.
+enum Weights {
+    Full(VarMap),
+    Lora {
+        base: VarMap,
+        config: LoraConfig,
+        adapter: VarMap,
+    },
+}
+
+impl Weights {
+    /// Full fine-tuning resumes from the checkpoint's weights; LoRA from the
+    /// base model plus the checkpoint's adapter.
+    fn load(
+        model_dir: &Path,
+        cfg: &ModelConfig,
+        sft: &SftConfig,
+        resume: Option<&Path>,
+        device: &Device,
+    ) -> Result<Weights> {
+        match &sft.lora {
+            None => {
+                let dir = resume.unwrap_or(model_dir);
+                Ok(Weights::Full(checkpoint::load_params(
+                    dir,
+                    cfg,
+                    DType::F32,
+                    device,
+                )?))
+            }
+            Some(config) => {
+                let base = checkpoint::load_params(model_dir, cfg, DType::F32, device)?;
+                let adapter = match resume {
+                    Some(dir) => lora::load_adapter(&dir.join("adapter"), cfg, device)?.1,
+                    None => lora::init(cfg, config, sft.seed, device)?,
+                };
+                Ok(Weights::Lora {
+                    base,
+                    config: config.clone(),
+                    adapter,
+                })
+            }
+        }
+    }
+
+    fn model(&self, cfg: &ModelConfig) -> Result<Model> {
+        Ok(match self {
+            Weights::Full(params) => Model::new(cfg, params)?,
+            Weights::Lora {
+                base,
+                config,
+                adapter,
+            } => Model::with_adapter(
+                cfg,
+                base,
+                Some(Adapter {
+                    config,
+                    params: adapter,
+                }),
+            )?,
+        })
+    }
+
+    /// The variables the optimizer updates.
+    fn trainable(&self) -> Vec<(String, candle_core::Var)> {
+        let map = match self {
+            Weights::Full(params) => params,
+            Weights::Lora { adapter, .. } => adapter,
+        };
+        let data = map
+            .data()
+            .lock()
+            .expect("the var map lock is never poisoned");
+        data.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Save into `dir`: the full model; for LoRA the adapter in `dir/adapter`
+    /// and, when `merged`, the merged full model too.
+    fn save(&self, dir: &Path, cfg: &ModelConfig, model_dir: &Path, merged: bool) -> Result<()> {
+        match self {
+            Weights::Full(params) => checkpoint::save(dir, cfg, params, model_dir),
+            Weights::Lora {
+                base,
+                config,
+                adapter,
+            } => {
+                lora::save_adapter(&dir.join("adapter"), config, adapter, model_dir)?;
+                if merged {
+                    checkpoint::save(
+                        dir,
+                        cfg,
+                        &lora::merge(base, cfg, config, adapter)?,
+                        model_dir,
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
