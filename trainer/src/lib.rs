@@ -14,6 +14,7 @@ pub mod lora;
 pub mod memory;
 pub mod model;
 pub mod optim;
+pub mod serve;
 pub mod sft;
 pub mod tiny;
 pub mod tokenizer;

@@ -128,6 +128,19 @@ enum Command {
         #[arg(long)]
         stop: Vec<String>,
     },
+    /// Serve the model over an OpenAI-compatible HTTP API
+    /// (/v1/models, /v1/chat/completions).
+    Serve {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+        /// The model name clients use [default: the directory name].
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Print the last position's logits as JSON (for parity checks).
     Logits {
         #[arg(long)]
@@ -303,6 +316,36 @@ fn real_main(cli: Cli) -> Result<()> {
             };
             let out = generate(&m, &tokenizer, &ids, &eos, &cfg)?;
             println!("{}", out.text);
+        }
+        Command::Serve {
+            model,
+            host,
+            port,
+            name,
+        } => {
+            let (m, tokenizer) = load_model(&model, &device)?;
+            let template = ChatTemplate::load(&model)?;
+            let name = name.unwrap_or_else(|| {
+                model
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "model".into())
+            });
+            let state = std::sync::Arc::new(leafe_trainer::serve::Served::new(
+                name.clone(),
+                m,
+                tokenizer,
+                template,
+            ));
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the server runtime")?;
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+                    .await
+                    .with_context(|| format!("cannot listen on {host}:{port}"))?;
+                eprintln!("serving '{name}' on http://{}/v1", listener.local_addr()?);
+                leafe_trainer::serve::serve(listener, state).await
+            })?;
         }
         Command::Logits { model, text } => {
             let (m, tokenizer) = load_model(&model, &device)?;

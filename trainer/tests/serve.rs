@@ -1,0 +1,169 @@
+//! The OpenAI-compatible server over real HTTP on loopback: a chat
+//! completion returns what `generate` returns, and bad requests get 4xx.
+
+use candle_core::{DType, Device};
+use leafe_trainer::chat::{ChatTemplate, Message};
+use leafe_trainer::checkpoint;
+use leafe_trainer::config::ModelConfig;
+use leafe_trainer::generate::{GenerateConfig, generate};
+use leafe_trainer::model::Model;
+use leafe_trainer::serve::{Served, serve};
+use leafe_trainer::tiny::{TinySpec, init_tiny};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+
+fn load(dir: &Path) -> (Model, tokenizers::Tokenizer) {
+    let cfg = ModelConfig::load(dir).unwrap();
+    let params = checkpoint::load_params(dir, &cfg, DType::F32, &Device::Cpu).unwrap();
+    (
+        Model::new(&cfg, &params).unwrap(),
+        leafe_trainer::tokenizer::load(dir).unwrap(),
+    )
+}
+
+fn start(dir: &Path) -> SocketAddr {
+    let (model, tok) = load(dir);
+    let state = Arc::new(Served::new(
+        "tiny".into(),
+        model,
+        tok,
+        ChatTemplate::load(dir).unwrap(),
+    ));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            serve(listener, state).await.unwrap();
+        });
+    });
+    addr
+}
+
+/// One HTTP/1.1 request; returns (status, JSON body).
+fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn chat_completions_match_generate_and_bad_requests_are_4xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    std::fs::write(
+        &corpus,
+        "user: which way? assistant: left, then down. ".repeat(40),
+    )
+    .unwrap();
+    let model_dir = dir.path().join("tiny");
+    init_tiny(
+        &corpus,
+        &model_dir,
+        &TinySpec {
+            vocab_size: 300,
+            ..TinySpec::default()
+        },
+    )
+    .unwrap();
+    let addr = start(&model_dir);
+
+    let (status, models) = request(addr, "GET", "/v1/models", "");
+    assert_eq!(status, 200);
+    assert_eq!(models["data"][0]["id"], "tiny");
+
+    let body = serde_json::json!({
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "which way?"}],
+        "temperature": 0, "max_tokens": 12,
+    });
+    let (status, reply) = request(addr, "POST", "/v1/chat/completions", &body.to_string());
+    assert_eq!(status, 200, "{reply}");
+    let (model, tok) = load(&model_dir);
+    let prompt = ChatTemplate::load(&model_dir)
+        .unwrap()
+        .render(&[Message::new("user", "which way?")], true)
+        .unwrap();
+    let ids = tok
+        .encode(prompt.as_str(), false)
+        .unwrap()
+        .get_ids()
+        .to_vec();
+    let eos: Vec<u32> = model.cfg.eos_token_id.into_iter().collect();
+    let expected = generate(
+        &model,
+        &tok,
+        &ids,
+        &eos,
+        &GenerateConfig {
+            max_tokens: 12,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        reply["choices"][0]["message"]["content"],
+        expected.text.as_str()
+    );
+    assert_eq!(reply["usage"]["prompt_tokens"], ids.len());
+
+    // n samples with a seed: reproducible, n choices.
+    let sampled = serde_json::json!({
+        "messages": [{"role": "user", "content": "which way?"}],
+        "n": 3, "temperature": 1.0, "top_p": 0.9, "seed": 5, "max_tokens": 6, "stop": ["zzz"],
+    });
+    let (_, a) = request(addr, "POST", "/v1/chat/completions", &sampled.to_string());
+    let (_, b) = request(addr, "POST", "/v1/chat/completions", &sampled.to_string());
+    assert_eq!(a["choices"].as_array().unwrap().len(), 3);
+    assert_eq!(a["choices"], b["choices"]);
+
+    let (status, e) = request(addr, "POST", "/v1/chat/completions", "{not json");
+    assert_eq!(status, 400);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid request body")
+    );
+    let (status, _) = request(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        r#"{"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}"#,
+    );
+    assert_eq!(status, 404);
+    let (status, _) = request(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        r#"{"messages": [], "n": 1}"#,
+    );
+    assert_eq!(status, 400);
+    let (status, _) = request(
+        addr,
+        "POST",
+        "/v1/chat/completions",
+        r#"{"messages": [{"role": "user", "content": "x"}], "n": 0}"#,
+    );
+    assert_eq!(status, 400);
+    let (status, _) = request(addr, "GET", "/nowhere", "");
+    assert_eq!(status, 404);
+}
