@@ -4,6 +4,7 @@
 //! supervised fine-tuning, natively with candle (CPU; CUDA behind the `cuda`
 //! feature). Models are Qwen2/Llama decoders in Hugging Face checkpoint format.
 
+pub mod bench;
 pub mod chat;
 pub mod checkpoint;
 pub mod config;

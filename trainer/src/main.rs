@@ -141,6 +141,26 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Measure training tokens/s and FLOP/s against plain matmul, and
+    /// generation speed with and without the KV cache, on random models.
+    Bench {
+        /// tiny, 0.5b (a Qwen2-0.5B-shaped random model, ~9 GiB to train), or both.
+        #[arg(long, value_parser = ["tiny", "0.5b", "both"], default_value = "tiny")]
+        size: String,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[arg(long, default_value_t = 128)]
+        seq: usize,
+        /// Timed training steps (after one warm-up step).
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// Tokens generated for the generation benchmark.
+        #[arg(long, default_value_t = 32)]
+        gen_tokens: usize,
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Print the last position's logits as JSON (for parity checks).
     Logits {
         #[arg(long)]
@@ -346,6 +366,51 @@ fn real_main(cli: Cli) -> Result<()> {
                 eprintln!("serving '{name}' on http://{}/v1", listener.local_addr()?);
                 leafe_trainer::serve::serve(listener, state).await
             })?;
+        }
+        Command::Bench {
+            size,
+            batch,
+            seq,
+            steps,
+            gen_tokens,
+            json,
+        } => {
+            use leafe_trainer::bench;
+            if batch == 0 || seq == 0 {
+                bail!("--batch and --seq must be at least 1");
+            }
+            let mut models = Vec::new();
+            if size != "0.5b" {
+                models.push(("tiny", bench::tiny()));
+            }
+            if size != "tiny" {
+                models.push(("qwen2-0.5b-shape", bench::qwen2_05b()));
+            }
+            let mut report = Vec::new();
+            for (name, cfg) in models {
+                let t = bench::train_step(name, &cfg, batch, seq, steps, &device)?;
+                println!(
+                    "{name}: {} params, train step {:.3}s, {:.0} tokens/s, {:.2} GFLOP/s = {:.0}% of matmul ({:.2} GFLOP/s)",
+                    t.parameters,
+                    t.step_s,
+                    t.tokens_per_s,
+                    t.step_flops_per_s / 1e9,
+                    100.0 * t.fraction_of_matmul,
+                    t.matmul_flops_per_s / 1e9
+                );
+                let g = bench::generation(name, &cfg, 16, gen_tokens, &device)?;
+                println!(
+                    "{name}: generation {:.1} tokens/s with KV cache, {:.1} without ({:.1}x)",
+                    g.cached_tokens_per_s,
+                    g.uncached_tokens_per_s,
+                    g.cached_tokens_per_s / g.uncached_tokens_per_s
+                );
+                report.push(serde_json::json!({ "train": t, "generation": g }));
+            }
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
         }
         Command::Logits { model, text } => {
             let (m, tokenizer) = load_model(&model, &device)?;

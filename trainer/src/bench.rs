@@ -1,0 +1,202 @@
+//! `leafe-trainer bench`: training throughput as a fraction of candle's own
+//! dense-matmul FLOP/s measured in the same run, and generation speed with
+//! and without the KV cache.
+
+use crate::config::{Arch, ModelConfig};
+use crate::generate::{GenerateConfig, generate};
+use crate::init::SeededRng;
+use crate::model::{Model, init_params};
+use crate::optim::{AdamW, AdamWConfig, clip_grad_norm};
+use crate::sft::masked_nll_sum;
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor};
+use std::time::Instant;
+
+/// A random model of the Qwen2-0.5B shape (494M parameters).
+pub fn qwen2_05b() -> ModelConfig {
+    ModelConfig {
+        arch: Arch::Qwen2,
+        vocab_size: 151_936,
+        hidden_size: 896,
+        intermediate_size: 4864,
+        num_hidden_layers: 24,
+        num_attention_heads: 14,
+        num_key_value_heads: 2,
+        max_position_embeddings: 4096,
+        rope_theta: 1_000_000.0,
+        rms_norm_eps: 1e-6,
+        tie_word_embeddings: true,
+        attention_bias: true,
+        bos_token_id: None,
+        eos_token_id: None,
+    }
+}
+
+/// A tiny model (as `init-tiny` makes by default).
+pub fn tiny() -> ModelConfig {
+    ModelConfig {
+        vocab_size: 512,
+        hidden_size: 64,
+        intermediate_size: 128,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        max_position_embeddings: 1024,
+        ..qwen2_05b()
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrainBench {
+    pub model: String,
+    pub parameters: usize,
+    pub batch: usize,
+    pub seq: usize,
+    pub step_s: f64,
+    pub tokens_per_s: f64,
+    pub step_flops_per_s: f64,
+    pub matmul_flops_per_s: f64,
+    /// step FLOP/s over matmul FLOP/s.
+    pub fraction_of_matmul: f64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GenBench {
+    pub model: String,
+    pub tokens: usize,
+    pub cached_tokens_per_s: f64,
+    pub uncached_tokens_per_s: f64,
+}
+
+/// FLOPs of one forward + backward over `tokens` tokens of context `seq`:
+/// 6 per parameter per token, plus attention scores and values.
+pub fn step_flops(cfg: &ModelConfig, tokens: usize, seq: usize) -> f64 {
+    let attention = 12.0 * cfg.num_hidden_layers as f64 * cfg.hidden_size as f64 * seq as f64;
+    (6.0 * cfg.parameter_count() as f64 + attention) * tokens as f64
+}
+
+/// FLOP/s of one `[m, k] x [k, n]` f32 matmul, best of `reps`.
+pub fn matmul_flops(m: usize, k: usize, n: usize, reps: usize, device: &Device) -> Result<f64> {
+    let mut rng = SeededRng::new(1);
+    let a = rng.normal_tensor(&[m, k], 1.0, DType::F32, device)?;
+    let b = rng.normal_tensor(&[k, n], 1.0, DType::F32, device)?;
+    let mut best = f64::MAX;
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        let c = a.matmul(&b)?;
+        c.sum_all()?.to_scalar::<f32>()?; // wait for the result
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * (m * k * n) as f64 / best)
+}
+
+/// Time `steps` training steps (after one warm-up) on random tokens.
+pub fn train_step(
+    name: &str,
+    cfg: &ModelConfig,
+    batch: usize,
+    seq: usize,
+    steps: usize,
+    device: &Device,
+) -> Result<TrainBench> {
+    crate::memory::check(crate::memory::training(cfg, batch, seq), "this benchmark")?;
+    let params = init_params(cfg, 0, DType::F32, device)?;
+    let model = Model::new(cfg, &params)?;
+    let vars: Vec<_> = params
+        .data()
+        .lock()
+        .expect("the var map lock is never poisoned")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut opt = AdamW::new(vars, AdamWConfig::default())?;
+    let mut rng = SeededRng::new(2);
+    let ids: Vec<u32> = (0..batch * (seq + 1))
+        .map(|_| (rng.next_u64() % cfg.vocab_size as u64) as u32)
+        .collect();
+    let all = Tensor::from_vec(ids, (batch, seq + 1), device)?;
+    let inputs = all.narrow(1, 0, seq)?;
+    let targets = all.narrow(1, 1, seq)?;
+    let mask = Tensor::ones((batch, seq), DType::F32, device)?;
+    let step = |opt: &mut AdamW| -> Result<()> {
+        let logits = model.forward(&inputs, None)?;
+        let loss = (masked_nll_sum(&logits, &targets, &mask)? / (batch * seq) as f64)?;
+        let store = loss.backward()?;
+        let mut grads: Vec<Option<Tensor>> = opt
+            .vars()
+            .map(|(_, v)| store.get(v.as_tensor()).cloned())
+            .collect();
+        clip_grad_norm(&mut grads, 1.0)?;
+        opt.apply(&grads, 1e-5)
+    };
+    step(&mut opt)?;
+    let t = Instant::now();
+    for _ in 0..steps.max(1) {
+        step(&mut opt)?;
+    }
+    let step_s = t.elapsed().as_secs_f64() / steps.max(1) as f64;
+    let tokens = batch * seq;
+    let step_flops_per_s = step_flops(cfg, tokens, seq) / step_s;
+    // The model's dominant matmul shape: tokens x hidden -> intermediate.
+    let matmul = matmul_flops(tokens, cfg.hidden_size, cfg.intermediate_size, 5, device)?;
+    Ok(TrainBench {
+        model: name.into(),
+        parameters: cfg.parameter_count(),
+        batch,
+        seq,
+        step_s,
+        tokens_per_s: tokens as f64 / step_s,
+        step_flops_per_s,
+        matmul_flops_per_s: matmul,
+        fraction_of_matmul: step_flops_per_s / matmul,
+    })
+}
+
+/// Generation speed with and without the KV cache (greedy, no early stop).
+pub fn generation(
+    name: &str,
+    cfg: &ModelConfig,
+    prompt_len: usize,
+    tokens: usize,
+    device: &Device,
+) -> Result<GenBench> {
+    let params = init_params(cfg, 0, DType::F32, device)?;
+    let model = Model::new(cfg, &params)?;
+    let tokenizer = byte_tokenizer()?;
+    let prompt: Vec<u32> = (0..prompt_len as u32)
+        .map(|i| i % cfg.vocab_size.min(256) as u32)
+        .collect();
+    let run = |no_cache: bool| -> Result<f64> {
+        let t = Instant::now();
+        let out = generate(
+            &model,
+            &tokenizer,
+            &prompt,
+            &[],
+            &GenerateConfig {
+                max_tokens: tokens,
+                no_cache,
+                ..Default::default()
+            },
+        )?;
+        Ok(out.tokens.len() as f64 / t.elapsed().as_secs_f64())
+    };
+    Ok(GenBench {
+        model: name.into(),
+        tokens,
+        cached_tokens_per_s: run(false)?,
+        uncached_tokens_per_s: run(true)?,
+    })
+}
+
+/// A tokenizer only for decoding benchmark output (bytes as tokens).
+fn byte_tokenizer() -> Result<tokenizers::Tokenizer> {
+    let vocab: std::collections::HashMap<String, u32> =
+        (0..=255u32).map(|i| (format!("<{i}>"), i)).collect();
+    let model = tokenizers::models::wordlevel::WordLevel::builder()
+        .vocab(vocab.into_iter().collect())
+        .unk_token("<0>".into())
+        .build()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(tokenizers::Tokenizer::new(model))
+}
