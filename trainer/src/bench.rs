@@ -6,7 +6,7 @@ use crate::config::{Arch, ModelConfig};
 use crate::generate::{GenerateConfig, generate};
 use crate::init::SeededRng;
 use crate::model::{Model, init_params};
-use crate::optim::{AdamW, AdamWConfig, clip_grad_norm};
+use crate::optim::{AdamW, AdamWConfig};
 use crate::sft::masked_nll_sum;
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
@@ -58,6 +58,10 @@ pub struct TrainBench {
     pub matmul_flops_per_s: f64,
     /// step FLOP/s over matmul FLOP/s.
     pub fraction_of_matmul: f64,
+    /// Where a step's time goes, in seconds: forward, backward, optimizer.
+    pub forward_s: f64,
+    pub backward_s: f64,
+    pub optimizer_s: f64,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -118,23 +122,33 @@ pub fn train_step(
     let inputs = all.narrow(1, 0, seq)?;
     let targets = all.narrow(1, 1, seq)?;
     let mask = Tensor::ones((batch, seq), DType::F32, device)?;
-    let step = |opt: &mut AdamW| -> Result<()> {
+    // Returns the seconds spent in forward, backward and the optimizer.
+    let step = |opt: &mut AdamW| -> Result<[f64; 3]> {
+        let t = Instant::now();
         let logits = model.forward(&inputs, None)?;
         let loss = (masked_nll_sum(&logits, &targets, &mask)? / (batch * seq) as f64)?;
+        loss.to_scalar::<f32>()?;
+        let forward = t.elapsed().as_secs_f64();
+        let t = Instant::now();
         let store = loss.backward()?;
-        let mut grads: Vec<Option<Tensor>> = opt
+        let backward = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let grads: Vec<Option<Tensor>> = opt
             .vars()
             .map(|(_, v)| store.get(v.as_tensor()).cloned())
             .collect();
-        clip_grad_norm(&mut grads, 1.0)?;
-        opt.apply(&grads, 1e-5)
+        opt.apply(&grads, 1e-5, 1.0)?;
+        Ok([forward, backward, t.elapsed().as_secs_f64()])
     };
     step(&mut opt)?;
-    let t = Instant::now();
+    let mut split = [0.0; 3];
     for _ in 0..steps.max(1) {
-        step(&mut opt)?;
+        let s = step(&mut opt)?;
+        for (acc, x) in split.iter_mut().zip(s) {
+            *acc += x / steps.max(1) as f64;
+        }
     }
-    let step_s = t.elapsed().as_secs_f64() / steps.max(1) as f64;
+    let step_s: f64 = split.iter().sum();
     let tokens = batch * seq;
     let step_flops_per_s = step_flops(cfg, tokens, seq) / step_s;
     // The model's dominant matmul shape: tokens x hidden -> intermediate.
@@ -149,6 +163,9 @@ pub fn train_step(
         step_flops_per_s,
         matmul_flops_per_s: matmul,
         fraction_of_matmul: step_flops_per_s / matmul,
+        forward_s: split[0],
+        backward_s: split[1],
+        optimizer_s: split[2],
     })
 }
 

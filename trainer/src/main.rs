@@ -398,6 +398,10 @@ fn real_main(cli: Cli) -> Result<()> {
                     100.0 * t.fraction_of_matmul,
                     t.matmul_flops_per_s / 1e9
                 );
+                println!(
+                    "{name}: step time split: forward {:.3}s, backward {:.3}s, optimizer {:.3}s",
+                    t.forward_s, t.backward_s, t.optimizer_s
+                );
                 let g = bench::generation(name, &cfg, 16, gen_tokens, &device)?;
                 println!(
                     "{name}: generation {:.1} tokens/s with KV cache, {:.1} without ({:.1}x)",

@@ -3,7 +3,7 @@
 //! can be checkpointed and a run resumed exactly.
 
 use anyhow::{Context, Result};
-use candle_core::{Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -28,19 +28,35 @@ impl Default for AdamWConfig {
     }
 }
 
+/// The moments of one variable: plain vectors on the CPU (updated in one
+/// fused pass), tensors on other devices.
+enum Moments {
+    Cpu(Vec<f32>, Vec<f32>),
+    Device(Tensor, Tensor),
+}
+
 pub struct AdamW {
     cfg: AdamWConfig,
-    /// (name, variable, first moment, second moment), sorted by name.
-    slots: Vec<(String, Var, Tensor, Tensor)>,
+    /// (name, variable, moments), sorted by name.
+    slots: Vec<(String, Var, Moments)>,
     pub step: usize,
+}
+
+fn fused_cpu(var: &Var) -> bool {
+    var.device().is_cpu() && var.dtype() == DType::F32
 }
 
 impl AdamW {
     pub fn new(vars: Vec<(String, Var)>, cfg: AdamWConfig) -> Result<AdamW> {
         let mut slots = Vec::with_capacity(vars.len());
         for (name, var) in vars {
-            let zeros = var.as_tensor().zeros_like()?;
-            slots.push((name, var, zeros.clone(), zeros));
+            let moments = if fused_cpu(&var) {
+                Moments::Cpu(vec![0.0; var.elem_count()], vec![0.0; var.elem_count()])
+            } else {
+                let zeros = var.as_tensor().zeros_like()?;
+                Moments::Device(zeros.clone(), zeros)
+            };
+            slots.push((name, var, moments));
         }
         slots.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(AdamW {
@@ -52,11 +68,41 @@ impl AdamW {
 
     /// The variables, in a fixed order.
     pub fn vars(&self) -> impl Iterator<Item = (&str, &Var)> {
-        self.slots.iter().map(|(n, v, _, _)| (n.as_str(), v))
+        self.slots.iter().map(|(n, v, _)| (n.as_str(), v))
     }
 
-    /// One update with gradients given per variable (same order as [`AdamW::vars`]).
-    pub fn apply(&mut self, grads: &[Option<Tensor>], lr: f64) -> Result<()> {
+    /// Clip the gradients (given per variable, in the order of
+    /// [`AdamW::vars`]) to a global norm of `max_grad_norm` (0: no clipping)
+    /// and take one step. Returns the norm before clipping.
+    pub fn apply(&mut self, grads: &[Option<Tensor>], lr: f64, max_grad_norm: f64) -> Result<f64> {
+        // Gradients of CPU variables as vectors, read once.
+        let mut flat: Vec<Option<Vec<f32>>> = Vec::with_capacity(grads.len());
+        let mut total = 0.0f64;
+        for ((_, var, _), g) in self.slots.iter().zip(grads) {
+            match g {
+                Some(g) if fused_cpu(var) => {
+                    let v = g.flatten_all()?.to_vec1::<f32>()?;
+                    total += v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>();
+                    flat.push(Some(v));
+                }
+                Some(g) => {
+                    total += f64::from(
+                        g.sqr()?
+                            .sum_all()?
+                            .to_dtype(DType::F32)?
+                            .to_scalar::<f32>()?,
+                    );
+                    flat.push(None);
+                }
+                None => flat.push(None),
+            }
+        }
+        let norm = total.sqrt();
+        let clip = if max_grad_norm > 0.0 && norm > max_grad_norm {
+            max_grad_norm / (norm + 1e-6)
+        } else {
+            1.0
+        };
         self.step += 1;
         let AdamWConfig {
             beta1,
@@ -66,24 +112,52 @@ impl AdamW {
         } = self.cfg;
         let bias1 = 1.0 - beta1.powi(self.step as i32);
         let bias2 = 1.0 - beta2.powi(self.step as i32);
-        for ((_, var, m, v), g) in self.slots.iter_mut().zip(grads) {
+        for (((_, var, moments), g), flat) in self.slots.iter_mut().zip(grads).zip(flat) {
             let Some(g) = g else { continue };
-            *m = ((&*m * beta1)? + (g * (1.0 - beta1))?)?;
-            *v = ((&*v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
-            let update = ((&*m / bias1)? / ((&*v / bias2)?.sqrt()? + eps)?)?;
             let decay = if var.rank() >= 2 { weight_decay } else { 0.0 };
-            let theta = ((var.as_tensor() * (1.0 - lr * decay))? - (update * lr)?)?;
-            var.set(&theta)?;
+            match moments {
+                Moments::Cpu(m, v) => {
+                    let g = flat.unwrap_or_default();
+                    let mut theta = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+                    let c = Coefficients {
+                        beta1,
+                        beta2,
+                        eps,
+                        bias1,
+                        bias2,
+                        lr,
+                        decay,
+                        clip,
+                    };
+                    update_parallel(&mut theta, m, v, &g, &c);
+                    var.set(&Tensor::from_vec(theta, var.shape(), var.device())?)?;
+                }
+                Moments::Device(m, v) => {
+                    let g = (g * clip)?;
+                    *m = ((&*m * beta1)? + (&g * (1.0 - beta1))?)?;
+                    *v = ((&*v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
+                    let update = ((&*m / bias1)? / ((&*v / bias2)?.sqrt()? + eps)?)?;
+                    let theta = ((var.as_tensor() * (1.0 - lr * decay))? - (update * lr)?)?;
+                    var.set(&theta)?;
+                }
+            }
         }
-        Ok(())
+        Ok(norm)
     }
 
     /// Save the moments as safetensors.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut tensors = HashMap::new();
-        for (name, _, m, v) in &self.slots {
-            tensors.insert(format!("m.{name}"), m.clone());
-            tensors.insert(format!("v.{name}"), v.clone());
+        for (name, var, moments) in &self.slots {
+            let (m, v) = match moments {
+                Moments::Cpu(m, v) => (
+                    Tensor::from_slice(m, var.shape(), var.device())?,
+                    Tensor::from_slice(v, var.shape(), var.device())?,
+                ),
+                Moments::Device(m, v) => (m.clone(), v.clone()),
+            };
+            tensors.insert(format!("m.{name}"), m);
+            tensors.insert(format!("v.{name}"), v);
         }
         candle_core::safetensors::save(&tensors, path)
             .with_context(|| format!("cannot write {}", path.display()))
@@ -98,17 +172,69 @@ impl AdamW {
             .unwrap_or(candle_core::Device::Cpu);
         let mut tensors = candle_core::safetensors::load(path, &device)
             .with_context(|| format!("cannot read optimizer state {}", path.display()))?;
-        for (name, _, m, v) in &mut self.slots {
-            *m = tensors
+        for (name, _, moments) in &mut self.slots {
+            let m = tensors
                 .remove(&format!("m.{name}"))
                 .with_context(|| format!("optimizer state lacks {name}"))?;
-            *v = tensors
+            let v = tensors
                 .remove(&format!("v.{name}"))
                 .with_context(|| format!("optimizer state lacks {name}"))?;
+            *moments = match moments {
+                Moments::Cpu(..) => {
+                    Moments::Cpu(m.flatten_all()?.to_vec1()?, v.flatten_all()?.to_vec1()?)
+                }
+                Moments::Device(..) => Moments::Device(m, v),
+            };
         }
         self.step = step;
         Ok(())
     }
+}
+
+struct Coefficients {
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    bias1: f64,
+    bias2: f64,
+    lr: f64,
+    decay: f64,
+    clip: f64,
+}
+
+/// The AdamW update of one variable in one pass over memory.
+fn update(theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &Coefficients) {
+    let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);
+    let (inv1, inv2) = ((1.0 / c.bias1) as f32, (1.0 / c.bias2) as f32);
+    let (lr, eps, clip) = (c.lr as f32, c.eps as f32, c.clip as f32);
+    let keep = (1.0 - c.lr * c.decay) as f32;
+    for i in 0..theta.len() {
+        let gi = g[i] * clip;
+        m[i] = b1 * m[i] + (1.0 - b1) * gi;
+        v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+        theta[i] = theta[i] * keep - lr * (m[i] * inv1) / ((v[i] * inv2).sqrt() + eps);
+    }
+}
+
+/// [`update`] split over the cores for large variables.
+fn update_parallel(theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &Coefficients) {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if threads == 1 || theta.len() < 1 << 16 {
+        return update(theta, m, v, g, c);
+    }
+    let chunk = theta.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        for (((t, m), v), g) in theta
+            .chunks_mut(chunk)
+            .zip(m.chunks_mut(chunk))
+            .zip(v.chunks_mut(chunk))
+            .zip(g.chunks(chunk))
+        {
+            s.spawn(move || update(t, m, v, g, c));
+        }
+    });
 }
 
 /// Linear warmup to `peak`, then cosine decay to `peak * min_ratio` at `total`.
@@ -120,28 +246,6 @@ pub fn learning_rate(step: usize, total: usize, warmup: usize, peak: f64, min_ra
     let progress = ((step - warmup) as f64 / span as f64).min(1.0);
     let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
     peak * (min_ratio + (1.0 - min_ratio) * cosine)
-}
-
-/// Scale gradients so their global L2 norm is at most `max_norm`; returns
-/// the norm before clipping.
-pub fn clip_grad_norm(grads: &mut [Option<Tensor>], max_norm: f64) -> Result<f64> {
-    let mut total = 0.0f64;
-    for g in grads.iter().flatten() {
-        total += f64::from(
-            g.sqr()?
-                .sum_all()?
-                .to_dtype(candle_core::DType::F32)?
-                .to_scalar::<f32>()?,
-        );
-    }
-    let norm = total.sqrt();
-    if max_norm > 0.0 && norm > max_norm {
-        let scale = max_norm / (norm + 1e-6);
-        for g in grads.iter_mut().flatten() {
-            *g = (&*g * scale)?;
-        }
-    }
-    Ok(norm)
 }
 
 #[cfg(test)]
@@ -160,20 +264,41 @@ mod tests {
     }
 
     #[test]
-    fn adamw_moves_against_the_gradient_and_clipping_bounds_the_norm() {
+    fn adamw_clips_and_moves_against_the_gradient_on_cpu_and_the_generic_path_agrees() {
         let dev = candle_core::Device::Cpu;
-        let var = Var::from_tensor(&Tensor::new(&[[1.0f32, -1.0]], &dev).unwrap()).unwrap();
-        let mut opt = AdamW::new(vec![("w".into(), var.clone())], AdamWConfig::default()).unwrap();
-        let mut grads = vec![Some(Tensor::new(&[[30.0f32, -40.0]], &dev).unwrap())];
-        let norm = clip_grad_norm(&mut grads, 1.0).unwrap();
-        assert!((norm - 50.0).abs() < 1e-4);
-        let clipped = clip_grad_norm(&mut grads.clone(), 0.0).unwrap();
-        assert!((clipped - 1.0).abs() < 1e-3);
-        opt.apply(&grads, 0.1).unwrap();
-        let w = var.as_tensor().to_vec2::<f32>().unwrap();
+        let run = |dtype: DType| {
+            let var = Var::from_tensor(
+                &Tensor::new(&[[1.0f32, -1.0]], &dev)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap(),
+            )
+            .unwrap();
+            let mut opt =
+                AdamW::new(vec![("w".into(), var.clone())], AdamWConfig::default()).unwrap();
+            let grads = vec![Some(
+                Tensor::new(&[[30.0f32, -40.0]], &dev)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap(),
+            )];
+            let norm = opt.apply(&grads, 0.1, 1.0).unwrap();
+            assert!((norm - 50.0).abs() < 1e-3);
+            opt.apply(&grads, 0.1, 1.0).unwrap();
+            var.as_tensor()
+                .to_dtype(DType::F32)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap()
+        };
+        // f32 takes the fused CPU path, f64 the tensor path: the same numbers.
+        let (fused, generic) = (run(DType::F32), run(DType::F64));
         assert!(
-            (w[0][0] - 0.9).abs() < 1e-4 && (w[0][1] + 0.9).abs() < 1e-4,
-            "{w:?}"
+            (fused[0][0] - 0.8).abs() < 1e-4 && (fused[0][1] + 0.8).abs() < 1e-4,
+            "{fused:?}"
         );
+        for (a, b) in fused[0].iter().zip(&generic[0]) {
+            assert!((a - b).abs() < 1e-5, "{fused:?} vs {generic:?}");
+        }
     }
 }

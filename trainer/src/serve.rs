@@ -133,7 +133,8 @@ async fn chat(State(s): State<Arc<Served>>, body: axum::body::Bytes) -> Response
     }
     let temperature = req.temperature.unwrap_or(1.0);
     let top_p = req.top_p.unwrap_or(1.0);
-    if !(0.0..=2.0).contains(&temperature) || !(top_p > 0.0 && top_p <= 1.0) {
+    let valid = (0.0..=2.0).contains(&temperature) && top_p > 0.0 && top_p <= 1.0;
+    if !valid {
         return error(
             StatusCode::BAD_REQUEST,
             "temperature must be in [0, 2] and top_p in (0, 1]",

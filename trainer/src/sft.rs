@@ -9,7 +9,7 @@ use crate::data::{self, OnBadLine};
 use crate::init::SeededRng;
 use crate::lora::{self, LoraConfig};
 use crate::model::{Adapter, Model, log_softmax_last_dim};
-use crate::optim::{AdamW, AdamWConfig, clip_grad_norm, learning_rate};
+use crate::optim::{AdamW, AdamWConfig, learning_rate};
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
@@ -295,9 +295,8 @@ pub fn train(
                     }
                 }
             }
-            let grad_norm = clip_grad_norm(&mut grads, cfg.max_grad_norm)?;
             let lr = learning_rate(opt.step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio);
-            opt.apply(&grads, lr)?;
+            let grad_norm = opt.apply(&grads, lr, cfg.max_grad_norm)?;
             if !loss_sum.is_finite() {
                 bail!(
                     "the loss became {loss_sum} at step {}: lower --lr",

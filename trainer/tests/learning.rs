@@ -320,3 +320,93 @@ fn save_then_load_gives_bit_identical_logits_and_kv_cache_agrees() {
     .unwrap();
     assert_eq!(cached.tokens, full.tokens);
 }
+
+#[test]
+fn sharded_and_half_precision_checkpoints_load() {
+    let (dir, model_dir, _) = setup(Arch::Qwen2);
+    let cfg = ModelConfig::load(&model_dir).unwrap();
+    let tensors =
+        candle_core::safetensors::load(model_dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    let (model, tok) = load(&model_dir);
+    let ids = tok.encode("Say hello.", false).unwrap().get_ids().to_vec();
+    let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let reference: Vec<f32> = model
+        .forward(&input, None)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let copy_tokenizer = |to: &Path| {
+        for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+            std::fs::copy(model_dir.join(f), to.join(f)).unwrap();
+        }
+    };
+
+    // Two shards and an index, as transformers writes large models.
+    let sharded = dir.path().join("sharded");
+    std::fs::create_dir_all(&sharded).unwrap();
+    copy_tokenizer(&sharded);
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let (first, second) = names.split_at(names.len() / 2);
+    let mut weight_map = serde_json::Map::new();
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", first),
+        ("model-00002-of-00002.safetensors", second),
+    ] {
+        let shard: std::collections::HashMap<String, Tensor> = part
+            .iter()
+            .map(|n| ((*n).clone(), tensors[*n].clone()))
+            .collect();
+        candle_core::safetensors::save(&shard, sharded.join(file)).unwrap();
+        for n in part.iter() {
+            weight_map.insert((*n).clone(), serde_json::json!(file));
+        }
+    }
+    let index = serde_json::json!({ "metadata": {}, "weight_map": weight_map });
+    std::fs::write(
+        sharded.join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    let (from_shards, _) = load(&sharded);
+    let logits: Vec<f32> = from_shards
+        .forward(&input, None)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_eq!(logits, reference);
+
+    // bf16 and f16 weights are read and widened to f32.
+    for dtype in [DType::BF16, DType::F16] {
+        let half = dir.path().join(format!("{dtype:?}"));
+        std::fs::create_dir_all(&half).unwrap();
+        copy_tokenizer(&half);
+        let converted: std::collections::HashMap<String, Tensor> = tensors
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_dtype(dtype).unwrap()))
+            .collect();
+        candle_core::safetensors::save(&converted, half.join("model.safetensors")).unwrap();
+        let (m, _) = load(&half);
+        let logits: Vec<f32> = m
+            .forward(&input, None)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let worst = logits
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 0.05, "{dtype:?}: {worst}");
+        assert_eq!(cfg.vocab_size * ids.len(), logits.len());
+    }
+}
