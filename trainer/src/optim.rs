@@ -2,7 +2,7 @@
 //! global-norm gradient clipping. Our own, so its state (moments and step)
 //! can be checkpointed and a run resumed exactly.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use candle_core::{DType, Tensor, Var};
 use std::collections::HashMap;
 use std::path::Path;
@@ -75,15 +75,14 @@ impl AdamW {
     /// [`AdamW::vars`]) to a global norm of `max_grad_norm` (0: no clipping)
     /// and take one step. Returns the norm before clipping.
     pub fn apply(&mut self, grads: &[Option<Tensor>], lr: f64, max_grad_norm: f64) -> Result<f64> {
-        // Gradients of CPU variables as vectors, read once.
-        let mut flat: Vec<Option<Vec<f32>>> = Vec::with_capacity(grads.len());
+        // Which gradients take the fused in-place CPU path.
+        let mut flat: Vec<Option<()>> = Vec::with_capacity(grads.len());
         let mut total = 0.0f64;
         for ((_, var, _), g) in self.slots.iter().zip(grads) {
             match g {
-                Some(g) if fused_cpu(var) => {
-                    let v = g.flatten_all()?.to_vec1::<f32>()?;
-                    total += v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>();
-                    flat.push(Some(v));
+                Some(g) if fused_cpu(var) && g.dtype() == DType::F32 => {
+                    total += f64::from(g.apply_op1_no_bwd(&SumOfSquares)?.to_scalar::<f32>()?);
+                    flat.push(Some(()));
                 }
                 Some(g) => {
                     total += f64::from(
@@ -116,9 +115,7 @@ impl AdamW {
             let Some(g) = g else { continue };
             let decay = if var.rank() >= 2 { weight_decay } else { 0.0 };
             match moments {
-                Moments::Cpu(m, v) => {
-                    let g = flat.unwrap_or_default();
-                    let mut theta = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+                Moments::Cpu(m, v) if flat.is_some() => {
                     let c = Coefficients {
                         beta1,
                         beta2,
@@ -129,9 +126,14 @@ impl AdamW {
                         decay,
                         clip,
                     };
-                    update_parallel(&mut theta, m, v, &g, &c);
-                    var.set(&Tensor::from_vec(theta, var.shape(), var.device())?)?;
+                    // Updates the variable's own storage: no copies of weights or gradients.
+                    let op = InPlaceAdamW {
+                        moments: std::cell::RefCell::new((m, v)),
+                        c,
+                    };
+                    var.as_tensor().inplace_op2(g, &op)?;
                 }
+                Moments::Cpu(..) => bail!("a gradient of the wrong dtype for a CPU variable"),
                 Moments::Device(m, v) => {
                     let g = (g * clip)?;
                     *m = ((&*m * beta1)? + (&g * (1.0 - beta1))?)?;
@@ -188,6 +190,78 @@ impl AdamW {
         }
         self.step = step;
         Ok(())
+    }
+}
+
+/// The fused AdamW update applied in place to a CPU f32 variable.
+struct InPlaceAdamW<'a> {
+    moments: std::cell::RefCell<(&'a mut Vec<f32>, &'a mut Vec<f32>)>,
+    c: Coefficients,
+}
+
+fn contiguous<'a, T>(
+    data: &'a [T],
+    layout: &candle_core::Layout,
+    what: &str,
+) -> candle_core::Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{what} is not contiguous"),
+    }
+}
+
+impl candle_core::InplaceOp2 for InPlaceAdamW<'_> {
+    fn name(&self) -> &'static str {
+        "adamw-in-place"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        use candle_core::CpuStorage::F32;
+        let (F32(theta), F32(g)) = (s1, s2) else {
+            candle_core::bail!("the fused AdamW step needs f32 weights and gradients")
+        };
+        let Some((start, end)) = l1.contiguous_offsets() else {
+            candle_core::bail!("the weights are not contiguous")
+        };
+        let g = contiguous(g, l2, "the gradient")?;
+        let mut moments = self.moments.borrow_mut();
+        let (m, v) = &mut *moments;
+        if g.len() != end - start || m.len() != g.len() {
+            candle_core::bail!("the gradient does not match the weights");
+        }
+        update_parallel(&mut theta[start..end], m, v, g, &self.c);
+        Ok(())
+    }
+}
+
+/// The sum of the squares of an f32 tensor, in one read.
+struct SumOfSquares;
+
+impl candle_core::CustomOp1 for SumOfSquares {
+    fn name(&self) -> &'static str {
+        "sum-of-squares"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s: &candle_core::CpuStorage,
+        l: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let candle_core::CpuStorage::F32(data) = s else {
+            candle_core::bail!("sum-of-squares needs f32")
+        };
+        let data = contiguous(data, l, "the gradient")?;
+        let sum: f64 = data.iter().map(|x| f64::from(*x) * f64::from(*x)).sum();
+        Ok((
+            candle_core::CpuStorage::F32(vec![sum as f32]),
+            candle_core::Shape::from(()),
+        ))
     }
 }
 
