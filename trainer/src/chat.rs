@@ -99,6 +99,18 @@ impl ChatTemplate {
     /// Render `messages`; with `add_generation_prompt`, end with the opening
     /// of an assistant turn.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        self.render_with(messages, add_generation_prompt, &serde_json::Map::new())
+    }
+
+    /// [`ChatTemplate::render`] with extra template variables, as
+    /// transformers' `apply_chat_template(..., **kwargs)` (e.g. Qwen3's
+    /// `enable_thinking`).
+    pub fn render_with(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        extra: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String> {
         let template = self.env.get_template("chat").map_err(|e| anyhow!("{e}"))?;
         template
             .render(minijinja::context! {
@@ -106,6 +118,7 @@ impl ChatTemplate {
                 add_generation_prompt => add_generation_prompt,
                 bos_token => self.bos_token,
                 eos_token => self.eos_token,
+                ..minijinja::Value::from_serialize(extra)
             })
             .map_err(|e| anyhow!("cannot render the chat template: {e}"))
     }
