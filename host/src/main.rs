@@ -25,6 +25,7 @@ struct Cli {
 }
 
 #[derive(Args)]
+#[command(next_help_heading = "Limits on every call into an environment")]
 struct EngineArgs {
     /// Do not use or fill the compiled-component cache.
     #[arg(long, global = true)]
