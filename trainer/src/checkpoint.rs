@@ -76,20 +76,23 @@ pub fn load_params(dir: &Path, cfg: &ModelConfig, dtype: DType, device: &Device)
     Ok(map)
 }
 
+/// The parameters as f32 tensors by name, ready for `safetensors::save`.
+pub fn named_tensors(params: &VarMap) -> Result<HashMap<String, Tensor>> {
+    let data = params
+        .data()
+        .lock()
+        .expect("the var map lock is never poisoned");
+    data.iter()
+        .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(DType::F32)?)))
+        .collect()
+}
+
 /// Write the parameters as `model.safetensors` (f32, Hugging Face names),
 /// `config.json` and `generation_config.json` into `dir`, and copy the
 /// tokenizer files from `tokenizer_dir`.
 pub fn save(dir: &Path, cfg: &ModelConfig, params: &VarMap, tokenizer_dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tensors: HashMap<String, Tensor> = {
-        let data = params
-            .data()
-            .lock()
-            .expect("the var map lock is never poisoned");
-        data.iter()
-            .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(DType::F32)?)))
-            .collect::<Result<_>>()?
-    };
+    let tensors = named_tensors(params)?;
     let tmp = dir.join("model.safetensors.tmp");
     candle_core::safetensors::save(&tensors, &tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;

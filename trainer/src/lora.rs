@@ -8,7 +8,6 @@ use crate::init::SeededRng;
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
-use std::collections::HashMap;
 use std::path::Path;
 
 /// The projections an adapter may target.
@@ -130,15 +129,7 @@ pub fn save_adapter(
     base_model: &Path,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tensors: HashMap<String, Tensor> = {
-        let data = params
-            .data()
-            .lock()
-            .expect("the var map lock is never poisoned");
-        data.iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-            .collect()
-    };
+    let tensors = crate::checkpoint::named_tensors(params)?;
     candle_core::safetensors::save(&tensors, dir.join("adapter_model.safetensors"))?;
     let config = serde_json::json!({
         "peft_type": "LORA",

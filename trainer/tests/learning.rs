@@ -321,6 +321,16 @@ fn save_then_load_gives_bit_identical_logits_and_kv_cache_agrees() {
     assert_eq!(cached.tokens, full.tokens);
 }
 
+fn flat_logits(model: &Model, input: &Tensor) -> Vec<f32> {
+    model
+        .forward(input, None)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
 #[test]
 fn sharded_and_half_precision_checkpoints_load() {
     let (dir, model_dir, _) = setup(Arch::Qwen2);
@@ -333,13 +343,7 @@ fn sharded_and_half_precision_checkpoints_load() {
         .unwrap()
         .unsqueeze(0)
         .unwrap();
-    let reference: Vec<f32> = model
-        .forward(&input, None)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let reference: Vec<f32> = flat_logits(&model, &input);
     let copy_tokenizer = |to: &Path| {
         for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
             std::fs::copy(model_dir.join(f), to.join(f)).unwrap();
@@ -374,13 +378,7 @@ fn sharded_and_half_precision_checkpoints_load() {
     )
     .unwrap();
     let (from_shards, _) = load(&sharded);
-    let logits: Vec<f32> = from_shards
-        .forward(&input, None)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let logits: Vec<f32> = flat_logits(&from_shards, &input);
     assert_eq!(logits, reference);
 
     // bf16 and f16 weights are read and widened to f32.
@@ -394,13 +392,7 @@ fn sharded_and_half_precision_checkpoints_load() {
             .collect();
         candle_core::safetensors::save(&converted, half.join("model.safetensors")).unwrap();
         let (m, _) = load(&half);
-        let logits: Vec<f32> = m
-            .forward(&input, None)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let logits: Vec<f32> = flat_logits(&m, &input);
         let worst = logits
             .iter()
             .zip(&reference)
