@@ -6,11 +6,16 @@
 //! - compile vs cache: a cold Cranelift compile vs loading the cached
 //!   compiled component;
 //! - instantiation with the pooling allocator vs on-demand allocation;
-//! - environment steps per second, with and without a snapshot per step.
+//! - environment steps per second, with and without a snapshot per step;
+//! - exploration throughput (env steps/s, tree nodes/s) and backtracking by
+//!   restore vs by reset-and-replay over the same tasks.
 
 use crate::component::{EnvComponent, Source};
 use crate::engine::{EngineOptions, Runtime};
 use crate::rng::SplitMix;
+use crate::explore::{ExploreConfig, explore_task};
+use crate::policy::PolicySpec;
+use crate::reflect::RuleReflector;
 use crate::session::{Session, Task};
 use anyhow::{Result, anyhow, bail};
 use serde::Serialize;
@@ -57,14 +62,14 @@ impl BenchReport {
 
     pub fn table(&self) -> String {
         let mut t = format!(
-            "{:<44} {:>14} {:>14} {:>9}\n",
+            "{:<62} {:>16} {:>12} {:>7}\n",
             "measure", "value", "baseline", "ratio"
         );
         for f in &self.figures {
             let base = f.baseline.map(|b| format!("{b:.1}")).unwrap_or_default();
             let ratio = f.ratio.map(|r| format!("{r:.1}x")).unwrap_or_default();
             t.push_str(&format!(
-                "{:<44} {:>14} {:>14} {:>9}\n",
+                "{:<62} {:>16} {:>12} {:>7}\n",
                 f.name,
                 format!("{:.1} {}", f.value, f.unit),
                 base,
@@ -211,7 +216,45 @@ pub fn run(options: &EngineOptions, reps: u32, progress: bool) -> Result<BenchRe
         "steps/s",
         Some(plain_rate),
     );
-    bar.inc(2);
+    bar.inc(1);
+
+    // Exploration with backtracking: restore from per-state snapshots vs
+    // reset-and-replay (only the root is snapshotted, so every backtrack
+    // re-executes the path from the start), same tasks, same decisions.
+    let explore = |snapshot_every: u32| -> Result<(Duration, u64, u64, u64)> {
+        let cfg = ExploreConfig { budget: 400, max_depth: 12, snapshot_every };
+        let spec = PolicySpec::Oracle { noise: 0.5 };
+        let start = Instant::now();
+        let (mut steps, mut nodes, mut replayed) = (0u64, 0u64, 0u64);
+        for index in 0..reps.min(30) {
+            let task = Task {
+                split: "test".into(),
+                index,
+                seed: 0,
+                options: vec![("size".into(), "8x8".into()), ("boxes".into(), "3".into())],
+            };
+            let mut policy = spec.build(0, index);
+            let run = explore_task(&env, &task, policy.as_mut(), &mut RuleReflector, &cfg)?;
+            steps += u64::from(run.end.steps);
+            nodes += u64::from(run.end.nodes);
+            replayed += u64::from(run.end.replayed_steps);
+        }
+        Ok((start.elapsed(), steps, nodes, replayed))
+    };
+    let (with_restore, steps, nodes, _) = explore(1)?;
+    let (with_replay, replay_steps, _, replayed) = explore(u32::MAX)?;
+    if replay_steps != steps {
+        bail!("the two exploration modes took different paths ({steps} vs {replay_steps} steps)");
+    }
+    let secs = with_restore.as_secs_f64();
+    report.rate("exploration: env steps/s (oracle, noise 0.5, 8x8, 3 boxes)", steps as f64 / secs, "steps/s", None);
+    report.rate("exploration: tree nodes/s", nodes as f64 / secs, "nodes/s", None);
+    report.time(
+        &format!("exploration: restore vs reset-and-replay ({replayed} replayed steps)"),
+        with_restore,
+        with_replay,
+    );
+    bar.inc(1);
     bar.finish_and_clear();
     Ok(report)
 }

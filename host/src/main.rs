@@ -112,7 +112,7 @@ struct RunCmd {
     #[arg(long, default_value = "oracle")]
     policy: String,
     /// Chance of a random move instead of the expert's (oracle policy).
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.4)]
     noise: f64,
     /// Environment steps per task, all branches together.
     #[arg(long, default_value_t = 300)]

@@ -364,7 +364,7 @@ pub fn summary_table(s: &Summary, out: &Path) -> String {
     ));
     t.push_str("tasks  solved  steps  backtracks  restores  replayed  errors  time\n");
     t.push_str(&format!(
-        "{:<6} {:<7} {:<6} {:<11} {:<9} {:<9} {:<7} {:.1}s\n",
+        "{:<6} {:<7} {:<6} {:<11} {:<9} {:<9} {:<7} {:.2}s\n",
         s.tasks,
         format!("{}", s.solved),
         s.steps,
