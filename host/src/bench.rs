@@ -12,10 +12,10 @@
 
 use crate::component::{EnvComponent, Source};
 use crate::engine::{EngineOptions, Runtime};
-use crate::rng::SplitMix;
 use crate::explore::{ExploreConfig, explore_task};
 use crate::policy::PolicySpec;
 use crate::reflect::RuleReflector;
+use crate::rng::SplitMix;
 use crate::session::{Session, Task};
 use anyhow::{Result, anyhow, bail};
 use serde::Serialize;
@@ -222,7 +222,11 @@ pub fn run(options: &EngineOptions, reps: u32, progress: bool) -> Result<BenchRe
     // reset-and-replay (only the root is snapshotted, so every backtrack
     // re-executes the path from the start), same tasks, same decisions.
     let explore = |snapshot_every: u32| -> Result<(Duration, u64, u64, u64)> {
-        let cfg = ExploreConfig { budget: 400, max_depth: 12, snapshot_every };
+        let cfg = ExploreConfig {
+            budget: 400,
+            max_depth: 12,
+            snapshot_every,
+        };
         let spec = PolicySpec::Oracle { noise: 0.5 };
         let start = Instant::now();
         let (mut steps, mut nodes, mut replayed) = (0u64, 0u64, 0u64);
@@ -247,8 +251,18 @@ pub fn run(options: &EngineOptions, reps: u32, progress: bool) -> Result<BenchRe
         bail!("the two exploration modes took different paths ({steps} vs {replay_steps} steps)");
     }
     let secs = with_restore.as_secs_f64();
-    report.rate("exploration: env steps/s (oracle, noise 0.5, 8x8, 3 boxes)", steps as f64 / secs, "steps/s", None);
-    report.rate("exploration: tree nodes/s", nodes as f64 / secs, "nodes/s", None);
+    report.rate(
+        "exploration: env steps/s (oracle, noise 0.5, 8x8, 3 boxes)",
+        steps as f64 / secs,
+        "steps/s",
+        None,
+    );
+    report.rate(
+        "exploration: tree nodes/s",
+        nodes as f64 / secs,
+        "nodes/s",
+        None,
+    );
     report.time(
         &format!("exploration: restore vs reset-and-replay ({replayed} replayed steps)"),
         with_restore,
