@@ -2,6 +2,9 @@
 //! conversations, trains on assistant tokens only, its gradients match finite
 //! differences, and a saved model gives bit-identical logits when loaded.
 
+mod common;
+use common::load;
+
 use candle_core::{DType, Device, Tensor};
 use leafe_trainer::chat::{ChatTemplate, Message, encode_conversation};
 use leafe_trainer::checkpoint;
@@ -57,15 +60,6 @@ fn setup(arch: Arch) -> (tempfile::TempDir, PathBuf, PathBuf) {
         .collect();
     std::fs::write(&data, lines.join("\n") + "\n").unwrap();
     (dir, model, data)
-}
-
-fn load(dir: &Path) -> (Model, tokenizers::Tokenizer) {
-    let cfg = ModelConfig::load(dir).unwrap();
-    let params = checkpoint::load_params(dir, &cfg, DType::F32, &Device::Cpu).unwrap();
-    (
-        Model::new(&cfg, &params).unwrap(),
-        leafe_trainer::tokenizer::load(dir).unwrap(),
-    )
 }
 
 fn reply(dir: &Path, question: &str) -> String {

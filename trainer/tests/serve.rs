@@ -1,27 +1,17 @@
 //! The OpenAI-compatible server over real HTTP on loopback: a chat
 //! completion returns what `generate` returns, and bad requests get 4xx.
 
-use candle_core::{DType, Device};
+mod common;
+use common::load;
+
 use leafe_trainer::chat::{ChatTemplate, Message};
-use leafe_trainer::checkpoint;
-use leafe_trainer::config::ModelConfig;
 use leafe_trainer::generate::{GenerateConfig, generate};
-use leafe_trainer::model::Model;
 use leafe_trainer::serve::{Served, serve};
 use leafe_trainer::tiny::{TinySpec, init_tiny};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
-
-fn load(dir: &Path) -> (Model, tokenizers::Tokenizer) {
-    let cfg = ModelConfig::load(dir).unwrap();
-    let params = checkpoint::load_params(dir, &cfg, DType::F32, &Device::Cpu).unwrap();
-    (
-        Model::new(&cfg, &params).unwrap(),
-        leafe_trainer::tokenizer::load(dir).unwrap(),
-    )
-}
 
 fn start(dir: &Path) -> SocketAddr {
     let (model, tok) = load(dir);
