@@ -320,11 +320,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 (None, Some(p)) => p,
                 (None, None) => bail!("give --chat MESSAGE or --prompt TEXT"),
             };
-            let ids = tokenizer
-                .encode(text.as_str(), false)
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .get_ids()
-                .to_vec();
+            let ids = leafe_trainer::tokenizer::ids(&tokenizer, &text)?;
             let eos: Vec<u32> = m.cfg.eos_token_id.into_iter().collect();
             let cfg = GenerateConfig {
                 max_tokens,
@@ -418,11 +414,7 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Command::Logits { model, text } => {
             let (m, tokenizer) = load_model(&model, &device)?;
-            let ids = tokenizer
-                .encode(text.as_str(), false)
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .get_ids()
-                .to_vec();
+            let ids = leafe_trainer::tokenizer::ids(&tokenizer, &text)?;
             if ids.is_empty() {
                 bail!("--text tokenises to nothing");
             }

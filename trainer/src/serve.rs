@@ -152,12 +152,7 @@ async fn chat(State(s): State<Arc<Served>>, body: axum::body::Bytes) -> Response
     let messages = req.messages;
     let result = tokio::task::spawn_blocking(move || -> Result<Value> {
         let prompt = state.template.render(&messages, true)?;
-        let ids = state
-            .tokenizer
-            .encode(prompt.as_str(), false)
-            .map_err(|e| anyhow::anyhow!("cannot tokenise: {e}"))?
-            .get_ids()
-            .to_vec();
+        let ids = crate::tokenizer::ids(&state.tokenizer, &prompt)?;
         let mut choices = Vec::new();
         let mut completion_tokens = 0;
         for index in 0..n {

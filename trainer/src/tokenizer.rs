@@ -16,6 +16,15 @@ pub fn load(dir: &Path) -> Result<Tokenizer> {
     Tokenizer::from_file(&path).map_err(|e| anyhow!("cannot load {}: {e}", path.display()))
 }
 
+/// The ids of `text`, without adding special tokens (chat templates write
+/// their own).
+pub fn ids(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
+    let enc = tokenizer
+        .encode(text, false)
+        .map_err(|e| anyhow!("cannot tokenise: {e}"))?;
+    Ok(enc.get_ids().to_vec())
+}
+
 /// Train a byte-level BPE with `vocab_size` entries on the text files
 /// `corpus`, with the ChatML special tokens, and save it as `DIR/tokenizer.json`.
 pub fn train_bpe(corpus: &[&Path], vocab_size: usize, dir: &Path) -> Result<Tokenizer> {

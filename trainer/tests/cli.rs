@@ -289,34 +289,15 @@ fn bad_input_is_a_clear_error() {
         "{stderr}"
     );
 
-    fails(
-        &[
-            "sft",
-            "--model",
-            m,
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            o,
-            "--lr",
-            "0",
-        ],
-        "--lr",
-    );
-    fails(
-        &[
-            "sft",
-            "--model",
-            m,
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            o,
-            "--max-len",
-            "1",
-        ],
-        "--max-len",
-    );
+    let good_data = data.to_str().unwrap();
+    for (flag, value) in [("--lr", "0"), ("--max-len", "1")] {
+        fails(
+            &[
+                "sft", "--model", m, "--data", good_data, "--out", o, flag, value,
+            ],
+            flag,
+        );
+    }
     fails(&["generate", "--model", m], "--chat");
     if !cfg!(feature = "cuda") {
         fails(

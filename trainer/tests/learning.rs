@@ -64,15 +64,7 @@ fn setup(arch: Arch) -> (tempfile::TempDir, PathBuf, PathBuf) {
 
 fn reply(dir: &Path, question: &str) -> String {
     let (model, tok) = load(dir);
-    let prompt = ChatTemplate::load(dir)
-        .unwrap()
-        .render(&[Message::new("user", question)], true)
-        .unwrap();
-    let ids = tok
-        .encode(prompt.as_str(), false)
-        .unwrap()
-        .get_ids()
-        .to_vec();
+    let ids = common::chat_prompt(dir, &tok, question);
     let eos: Vec<u32> = model.cfg.eos_token_id.into_iter().collect();
     generate(
         &model,

@@ -4,7 +4,7 @@
 mod common;
 use common::load;
 
-use leafe_trainer::chat::{ChatTemplate, Message};
+use leafe_trainer::chat::ChatTemplate;
 use leafe_trainer::generate::{GenerateConfig, generate};
 use leafe_trainer::serve::{Served, serve};
 use leafe_trainer::tiny::{TinySpec, init_tiny};
@@ -88,15 +88,7 @@ fn chat_completions_match_generate_and_bad_requests_are_4xx() {
     let (status, reply) = request(addr, "POST", "/v1/chat/completions", &body.to_string());
     assert_eq!(status, 200, "{reply}");
     let (model, tok) = load(&model_dir);
-    let prompt = ChatTemplate::load(&model_dir)
-        .unwrap()
-        .render(&[Message::new("user", "which way?")], true)
-        .unwrap();
-    let ids = tok
-        .encode(prompt.as_str(), false)
-        .unwrap()
-        .get_ids()
-        .to_vec();
+    let ids = common::chat_prompt(&model_dir, &tok, "which way?");
     let eos: Vec<u32> = model.cfg.eos_token_id.into_iter().collect();
     let expected = generate(
         &model,

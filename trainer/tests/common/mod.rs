@@ -1,6 +1,7 @@
 //! Helpers shared by the trainer's integration tests.
 
 use candle_core::{DType, Device};
+use leafe_trainer::chat::{ChatTemplate, Message};
 use leafe_trainer::checkpoint;
 use leafe_trainer::config::ModelConfig;
 use leafe_trainer::model::Model;
@@ -14,4 +15,13 @@ pub fn load(dir: &Path) -> (Model, tokenizers::Tokenizer) {
         Model::new(&cfg, &params).unwrap(),
         leafe_trainer::tokenizer::load(dir).unwrap(),
     )
+}
+
+/// The prompt ids for one user turn, rendered with the checkpoint's chat template.
+pub fn chat_prompt(dir: &Path, tokenizer: &tokenizers::Tokenizer, question: &str) -> Vec<u32> {
+    let prompt = ChatTemplate::load(dir)
+        .unwrap()
+        .render(&[Message::new("user", question)], true)
+        .unwrap();
+    leafe_trainer::tokenizer::ids(tokenizer, &prompt).unwrap()
 }
