@@ -2,6 +2,12 @@
 //! hands them to the host crate: built-in ones are embedded with
 //! `include_bytes!`, test-only ones are exposed by path.
 //!
+//! The Python sandbox component is built from `envs-wasm/python/runner.py`
+//! and the WIT world `code-runner` by componentize-py, a pinned,
+//! sha256-checked PyPI package installed into a private virtualenv (needs
+//! `python3` with `venv`); `LEAFE_PYTHON_COMPONENT=file.wasm` uses a
+//! prebuilt one instead.
+//!
 //! The nested cargo uses its own target dir (`<target>/wasm-guests`), so it
 //! never waits on the outer build's lock, and it only runs again when the
 //! guest sources, the SDK, the WIT or the lock file change.
@@ -13,6 +19,7 @@ use std::process::Command;
 const GUESTS: &[(&str, bool)] = &[
     ("leafe-env-sokoban", true),
     ("leafe-env-guess", true),
+    ("leafe-env-code", true),
     ("leafe-env-broken", false),
 ];
 
@@ -83,7 +90,98 @@ fn main() {
             copy.display().to_string()
         ));
     }
+    let python = build_python_component(&root, &target_dir);
+    let copy = out_dir.join("leafe_python.wasm");
+    std::fs::copy(&python, &copy)
+        .unwrap_or_else(|e| panic!("cannot copy {}: {e}", python.display()));
+    generated.push_str(&format!(
+        "pub const PYTHON: &[u8] = include_bytes!({:?});\n",
+        copy.display().to_string()
+    ));
     std::fs::write(out_dir.join("components.rs"), generated).unwrap();
+}
+
+const COMPONENTIZE_PY: &str = "componentize-py";
+
+/// The Python sandbox component: prebuilt from `LEAFE_PYTHON_COMPONENT`, or
+/// built (only when its inputs changed) with componentize-py.
+fn build_python_component(root: &Path, target_dir: &Path) -> PathBuf {
+    println!("cargo:rerun-if-env-changed=LEAFE_PYTHON_COMPONENT");
+    println!("cargo:rerun-if-env-changed=LEAFE_PYTHON");
+    if let Some(prebuilt) = std::env::var_os("LEAFE_PYTHON_COMPONENT") {
+        return PathBuf::from(prebuilt);
+    }
+    let src = root.join("envs-wasm/python");
+    let wit = root.join("wit");
+    let requirements = std::fs::read(src.join("requirements.txt")).unwrap();
+    let mut inputs = requirements.clone();
+    for file in [src.join("runner.py"), wit.join("leafe-env.wit")] {
+        inputs.extend(std::fs::read(&file).unwrap());
+    }
+    let dir = target_dir.join("python");
+    let output = dir.join("leafe_python.wasm");
+    let stamp = dir.join("inputs.stamp");
+    let hash = format!("{:016x}", fnv1a(&inputs));
+    if output.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&hash) {
+        return output;
+    }
+
+    std::fs::create_dir_all(&dir).unwrap();
+    let tools = dir.join(format!("tools-{:016x}", fnv1a(&requirements)));
+    let tool = tools.join("bin").join(COMPONENTIZE_PY);
+    if !tool.exists() {
+        let python = std::env::var_os("LEAFE_PYTHON").unwrap_or_else(|| "python3".into());
+        run(
+            Command::new(&python).arg("-m").arg("venv").arg(&tools),
+            "creating a virtualenv for componentize-py (needs python3 with the venv module; \
+             or set LEAFE_PYTHON_COMPONENT to a prebuilt component)",
+        );
+        run(
+            Command::new(tools.join("bin/python"))
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--require-hashes",
+                    "--no-deps",
+                    "-r",
+                ])
+                .arg(src.join("requirements.txt")),
+            "installing componentize-py from PyPI (pinned and hash-checked in \
+             envs-wasm/python/requirements.txt)",
+        );
+    }
+    let partial = dir.join("leafe_python.wasm.partial");
+    run(
+        Command::new(&tool)
+            .arg("--quiet")
+            .arg("-d")
+            .arg(&wit)
+            .args(["-w", "code-runner", "componentize", "-p"])
+            .arg(&src)
+            .args(["runner", "-o"])
+            .arg(&partial),
+        "building the Python sandbox component with componentize-py",
+    );
+    std::fs::rename(&partial, &output).unwrap();
+    std::fs::write(&stamp, hash).unwrap();
+    output
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    match cmd.status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => panic!("{what}: failed ({status})"),
+        Err(e) => panic!("{what}: cannot start {:?}: {e}", cmd.get_program()),
+    }
+}
+
+/// A stable 64-bit hash (FNV-1a) of the component's inputs.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Install the wasm32-wasip2 standard library with rustup when it is missing

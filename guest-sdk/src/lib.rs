@@ -60,6 +60,7 @@ extern crate self as leafe_guest;
 
 mod harness;
 pub mod rng;
+pub mod sandbox;
 pub mod snapshot;
 
 pub use harness::{Harness, StepResult};

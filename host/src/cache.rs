@@ -34,6 +34,7 @@ pub enum Origin {
     Cached,
 }
 
+#[derive(Clone)]
 pub struct CompileCache {
     dir: PathBuf,
 }

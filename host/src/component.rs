@@ -4,7 +4,7 @@
 use crate::bindings::EnvPre;
 use crate::cache::{self, Origin};
 use crate::engine::Runtime;
-use crate::wasi::GuestState;
+use crate::wasi::{DATA_DIR, GuestSetup, GuestState};
 use anyhow::{Context, Result, anyhow, bail};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,12 +15,27 @@ use wasmtime::Store;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     Builtin(String),
+    /// A built-in that reads a dataset, with the file or directory to read.
+    BuiltinWithData(String, PathBuf),
     File(PathBuf),
 }
 
 impl Source {
-    /// `NAME` of a built-in, or a path (anything with a `/` or ending in `.wasm`).
+    /// `NAME` of a built-in, `NAME:PATH` of a built-in that reads data
+    /// (e.g. `codecontests:test.jsonl`), or a path (anything with a `/` or
+    /// ending in `.wasm`).
     pub fn parse(spec: &str) -> Result<Source> {
+        if let Some((name, data)) = spec.split_once(':')
+            && let Some(builtin) = crate::builtin::find(name)
+        {
+            if !builtin.takes_data {
+                bail!("environment '{name}' reads no data: use --env {name}");
+            }
+            return Ok(Source::BuiltinWithData(
+                name.to_string(),
+                PathBuf::from(data),
+            ));
+        }
         if spec.contains('/') || spec.contains('\\') || spec.ends_with(".wasm") {
             return Ok(Source::File(PathBuf::from(spec)));
         }
@@ -37,6 +52,7 @@ impl Source {
     pub fn spec(&self) -> String {
         match self {
             Source::Builtin(name) => name.clone(),
+            Source::BuiltinWithData(name, data) => format!("{name}:{}", data.display()),
             Source::File(path) => path.display().to_string(),
         }
     }
@@ -77,6 +93,8 @@ pub struct EnvComponent {
     pub sha256: String,
     pub info: EnvInfo,
     pub pre: EnvPre<GuestState>,
+    /// Arguments and data directory every instance is started with.
+    pub setup: GuestSetup,
     /// Whether compiling was needed, and how long loading took.
     pub origin: Origin,
     pub load_time: Duration,
@@ -86,7 +104,7 @@ const WASM_MAGIC: &[u8] = b"\0asm";
 
 fn read_source(source: &Source) -> Result<std::borrow::Cow<'static, [u8]>> {
     match source {
-        Source::Builtin(name) => crate::builtin::get(name)
+        Source::Builtin(name) | Source::BuiltinWithData(name, _) => crate::builtin::get(name)
             .map(std::borrow::Cow::Borrowed)
             .ok_or_else(|| anyhow!("unknown built-in environment '{name}'")),
         Source::File(path) => std::fs::read(path)
@@ -116,6 +134,7 @@ impl EnvComponent {
         let bytes = read_source(&source)?;
         let what = source.spec();
         check_is_component(&bytes, &what)?;
+        let setup = guest_setup(&source)?;
         let sha256 = crate::sha256_hex(&bytes);
         let (component, origin) = match &runtime.cache {
             Some(cache) => cache.load_or_compile(&runtime.engine, &bytes, &sha256),
@@ -142,6 +161,7 @@ impl EnvComponent {
                 action_hint: String::new(),
             },
             pre,
+            setup,
             origin,
             load_time: Duration::ZERO,
         };
@@ -153,21 +173,58 @@ impl EnvComponent {
     }
 
     /// A new store for one instance of this component.
-    pub fn new_store(&self, seed: u64) -> Store<GuestState> {
+    pub fn new_store(&self, seed: u64) -> std::io::Result<Store<GuestState>> {
         let limits = self.runtime.limits;
-        let mut store = Store::new(
-            &self.runtime.engine,
-            GuestState::new(seed, limits.output_bytes, limits.memory_bytes),
-        );
+        let state = GuestState::build(seed, limits.output_bytes, limits.memory_bytes, &self.setup)?;
+        let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
-        store
+        Ok(store)
     }
 
     fn call_info(&self) -> Result<EnvInfo> {
         let mut instance = crate::session::Instance::new(self, 0)?;
         Ok(instance.info(&self.runtime)?)
     }
+}
+
+/// The WASI arguments and data directory of `source`'s instances.
+fn guest_setup(source: &Source) -> Result<GuestSetup> {
+    let (name, data) = match source {
+        Source::File(_) => return Ok(GuestSetup::default()),
+        Source::Builtin(name) => (name, None),
+        Source::BuiltinWithData(name, data) => (name, Some(data)),
+    };
+    let builtin = crate::builtin::find(name)
+        .ok_or_else(|| anyhow!("unknown built-in environment '{name}'"))?;
+    let mut args: Vec<String> = std::iter::once(builtin.name)
+        .chain(builtin.args.iter().copied())
+        .map(str::to_string)
+        .collect();
+    let mut data_dir = None;
+    if let Some(data) = data {
+        let meta = std::fs::metadata(data)
+            .with_context(|| format!("cannot read the data of {name}: {}", data.display()))?;
+        let data = data
+            .canonicalize()
+            .with_context(|| format!("cannot resolve {}", data.display()))?;
+        if meta.is_dir() {
+            args.push(DATA_DIR.to_string());
+            data_dir = Some(data);
+        } else {
+            let file = data.file_name().map(|f| f.to_string_lossy().into_owned());
+            let (Some(file), Some(dir)) = (file, data.parent()) else {
+                bail!("{} is not a data file", data.display());
+            };
+            args.push(format!("{DATA_DIR}/{file}"));
+            data_dir = Some(dir.to_path_buf());
+        }
+    }
+    Ok(GuestSetup {
+        args,
+        stdin: Vec::new(),
+        data_dir,
+    })
 }
 
 /// Load a component by `--env` spec.

@@ -3,10 +3,11 @@
 //! copy-on-write memory images, and the compiled-component cache.
 
 use crate::cache::CompileCache;
+use crate::python::PythonSandbox;
 use crate::wasi::{self, GuestState};
 use anyhow::{Context, Result};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use wasmtime::component::Linker;
@@ -65,6 +66,7 @@ pub struct Runtime {
     pub linker: Linker<GuestState>,
     pub limits: Limits,
     pub cache: Option<CompileCache>,
+    python: Arc<LazyPython>,
     ticker: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
@@ -93,9 +95,17 @@ impl Runtime {
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("cannot create the wasmtime engine")?;
+        let cache = options.cache.map(CompileCache::new);
+        let python = Arc::new(LazyPython {
+            engine: engine.clone(),
+            cache: cache.clone(),
+            max_memory: limits.memory_bytes,
+            cell: OnceLock::new(),
+        });
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
-        let cache = options.cache.map(CompileCache::new);
+        crate::sandbox_import::add_to_linker(&mut linker, python.clone(), limits)
+            .map_err(anyhow::Error::from)?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -115,17 +125,46 @@ impl Runtime {
             linker,
             limits,
             cache,
+            python,
             ticker: Some((stop, ticker)),
         }))
     }
 
     /// Epoch ticks that make up the per-call wall-clock limit.
     pub fn deadline_ticks(&self) -> u64 {
-        self.limits
-            .wall_ms_per_call
-            .div_ceil(EPOCH_TICK.as_millis() as u64)
-            .max(1)
-            + 1
+        deadline_ticks(self.limits.wall_ms_per_call)
+    }
+
+    /// The Python sandbox, compiled (or loaded from the cache) on first use.
+    pub fn python(&self) -> Result<Arc<PythonSandbox>> {
+        self.python.get().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+/// Epoch ticks that make up a wall-clock limit of `wall_ms` (at least one
+/// full tick: the first one may come at once).
+pub fn deadline_ticks(wall_ms: u64) -> u64 {
+    wall_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1) + 1
+}
+
+/// The Python sandbox of an engine, loaded once, when first needed: most
+/// runs never execute Python and should not pay for its compilation.
+pub struct LazyPython {
+    engine: Engine,
+    cache: Option<CompileCache>,
+    max_memory: usize,
+    cell: OnceLock<std::result::Result<Arc<PythonSandbox>, String>>,
+}
+
+impl LazyPython {
+    pub fn get(&self) -> std::result::Result<Arc<PythonSandbox>, String> {
+        self.cell
+            .get_or_init(|| {
+                PythonSandbox::load(&self.engine, self.cache.as_ref(), self.max_memory)
+                    .map(Arc::new)
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .clone()
     }
 }
 

@@ -24,13 +24,15 @@ pub mod engine;
 pub mod explore;
 pub mod play;
 pub mod policy;
+pub mod python;
 pub mod reflect;
 pub mod replay;
 pub mod rng;
 pub mod run;
+pub mod sandbox_import;
 pub mod session;
 pub mod tree;
-mod wasi;
+pub mod wasi;
 
 /// Bindings generated from `wit/leafe-env.wit`.
 pub mod bindings {

@@ -129,7 +129,9 @@ pub struct Instance {
 
 impl Instance {
     pub fn new(component: &EnvComponent, seed: u64) -> Result<Instance, SessionError> {
-        let mut store = component.new_store(seed);
+        let mut store = component
+            .new_store(seed)
+            .map_err(|e| SessionError::Instantiate(e.to_string()))?;
         let env = component
             .pre
             .instantiate(&mut store)

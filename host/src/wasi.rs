@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::p2::{DynPollable, Pollable};
 use wasmtime_wasi::{
-    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+    DirPerms, FilePerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView,
+    WasiView,
 };
 
 /// 2001-09-09T01:46:40Z: an arbitrary, fixed start for the wall clock.
@@ -77,10 +78,25 @@ impl GuestState {
     /// A fresh state: `seed` seeds WASI randomness, output is capped at
     /// `output_bytes` per stream, memory at `memory_bytes`.
     pub fn new(seed: u64, output_bytes: usize, memory_bytes: usize) -> Self {
+        Self::build(seed, output_bytes, memory_bytes, &GuestSetup::default())
+            .expect("a setup without a data directory cannot fail")
+    }
+
+    /// Like [`GuestState::new`], with arguments, standard input and a
+    /// read-only data directory from `setup`.
+    pub fn build(
+        seed: u64,
+        output_bytes: usize,
+        memory_bytes: usize,
+        setup: &GuestSetup,
+    ) -> std::io::Result<Self> {
         let clock = VirtualClock::default();
         let stdout = MemoryOutputPipe::new(output_bytes);
         let stderr = MemoryOutputPipe::new(output_bytes);
-        let ctx = WasiCtxBuilder::new()
+        let mut builder = WasiCtxBuilder::new();
+        builder
+            .args(&setup.args)
+            .stdin(MemoryInputPipe::new(setup.stdin.clone()))
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .wall_clock(clock.clone())
@@ -90,9 +106,16 @@ impl GuestState {
             .insecure_random_seed(u128::from(SplitMix::derive(seed, &[3]).next_u64()))
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        GuestState {
+            .allow_ip_name_lookup(false);
+        if let Some(dir) = &setup.data_dir {
+            builder
+                .preopened_dir(dir, DATA_DIR, DirPerms::READ, FilePerms::READ)
+                .map_err(|e| {
+                    std::io::Error::other(format!("cannot open {}: {e}", dir.display()))
+                })?;
+        }
+        let ctx = builder.build();
+        Ok(GuestState {
             ctx,
             table: ResourceTable::new(),
             clock,
@@ -102,8 +125,22 @@ impl GuestState {
                 max_bytes: memory_bytes,
                 denied: None,
             },
-        }
+        })
     }
+}
+
+/// Where a guest sees its read-only data directory.
+pub const DATA_DIR: &str = "/data";
+
+/// What a guest is started with besides the defaults: its arguments (how
+/// one component serves several built-in environments), its standard input
+/// (a sandboxed program's), and at most one read-only directory, at
+/// [`DATA_DIR`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuestSetup {
+    pub args: Vec<String>,
+    pub stdin: Vec<u8>,
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// Caps linear memory growth and remembers a refusal, so that the trap that

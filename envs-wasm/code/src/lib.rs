@@ -1,0 +1,395 @@
+//! The code benchmarks, MBPP and CodeContests, as one environment component.
+//!
+//! A task is one problem. An action is a Python program (a fenced
+//! ```` ```python ```` block, or bare code); the environment runs it against
+//! the problem's tests in the host's Python sandbox (`leafe:env/sandbox`),
+//! one fresh interpreter per test, and answers with the feedback a
+//! programmer would get: which tests failed, the failing assert or the
+//! input with expected and actual output, the exception and the end of its
+//! traceback, timeouts. Reward = the fraction of hidden tests passed;
+//! success = all of them pass; the episode ends when it succeeds.
+//!
+//! The instance serves the benchmark its WASI arguments name (the host
+//! passes them for the built-ins `mbpp` and `codecontests`); see [`dataset`].
+//! Observations are deterministic: they never include wall-clock times, and
+//! programs are limited by fuel (deterministic) before the wall clock.
+
+pub mod dataset;
+
+use dataset::{Benchmark, Problem, Tests};
+use leafe_guest::sandbox::{self, Limits, RunResult, Verdict};
+use leafe_guest::{EnvError, EnvInfo, Environment, Step, Task, Value, json};
+use serde::{Deserialize, Serialize};
+
+/// Fuel per interpreter run: about 3 s of pure Python in the sandbox.
+const FUEL_PER_TEST: u64 = 20_000_000_000;
+/// Wall-clock backstop per run (a program blocked outside wasm code).
+const WALL_MS_PER_TEST: u32 = 20_000;
+/// Fuel per millisecond of a CodeContests time limit: the sandbox runs
+/// about 7 G fuel/s; the factor 5 allows for Python in wasm being slower
+/// than the languages the limits were set for.
+const FUEL_PER_LIMIT_MS: u64 = 7_000_000 * 5;
+const OUTPUT_BYTES: u32 = 64 << 10;
+const MEMORY_BYTES: u64 = 256 << 20;
+/// How many failing tests the feedback details.
+const DETAILED_FAILURES: usize = 3;
+
+/// The episode: which problem, and how the attempts went.
+#[derive(Serialize, Deserialize)]
+pub struct Code {
+    split: String,
+    index: u32,
+    attempts: u32,
+    best_reward: f64,
+    solved: bool,
+}
+
+impl Code {
+    fn problem(&self) -> Result<Problem, String> {
+        dataset::dataset()?.problem(&self.split, self.index)
+    }
+}
+
+fn action_hint(benchmark: Benchmark) -> &'static str {
+    match benchmark {
+        Benchmark::Mbpp => {
+            "Answer with a complete Python 3 program in a ```python block that defines the \
+             function the problem asks for, with the name and arguments the example test uses. \
+             It is run against hidden assert tests; you get the failing asserts and tracebacks \
+             back and may submit a corrected program."
+        }
+        Benchmark::CodeContests => {
+            "Answer with a complete Python 3 program in a ```python block that reads the input \
+             from stdin and prints the answer to stdout. It is run on the public examples \
+             (whose results you see) and on hidden tests; you may submit a corrected program."
+        }
+    }
+}
+
+impl Environment for Code {
+    fn info() -> EnvInfo {
+        let data = match dataset::dataset() {
+            Ok(data) => data,
+            Err(e) => return EnvInfo::new("code", "0.1.0", &format!("unusable: {e}")),
+        };
+        let name = match data.benchmark {
+            Benchmark::Mbpp => "mbpp",
+            Benchmark::CodeContests => "codecontests",
+        };
+        let mut info = EnvInfo::new(name, "0.1.0", action_hint(data.benchmark)).max_steps(4);
+        for (split, n) in data.splits() {
+            info = info.split(split, n);
+        }
+        info
+    }
+
+    fn reset(task: &Task) -> Result<(Self, String), EnvError> {
+        let code = Code {
+            split: task.split.clone(),
+            index: task.index,
+            attempts: 0,
+            best_reward: 0.0,
+            solved: false,
+        };
+        let problem = code.problem().map_err(EnvError::Internal)?;
+        Ok((code, first_observation(&problem)))
+    }
+
+    fn step(&mut self, action: &str) -> Step {
+        let problem = match self.problem() {
+            Ok(p) => p,
+            Err(e) => return Step::new(format!("environment error: {e}"), 0.0).terminated(),
+        };
+        let program = leafe_judge::extract_program(action);
+        if program.trim().is_empty() {
+            return Step::new(
+                "No program found. Answer with a Python program in a ```python block.",
+                0.0,
+            )
+            .invalid_action()
+            .success(false);
+        }
+        self.attempts += 1;
+        let report = judge(&problem, &program);
+        let reward = report.hidden_passed as f64 / report.hidden_total.max(1) as f64;
+        let success = report.hidden_total > 0 && report.hidden_passed == report.hidden_total;
+        self.best_reward = self.best_reward.max(reward);
+        self.solved |= success;
+        let step = Step::new(report.feedback, reward)
+            .success(success)
+            .with_info("passed", json!(report.hidden_passed))
+            .with_info("total", json!(report.hidden_total))
+            .with_info("verdicts", Value::from(report.verdicts))
+            .with_info("fuel", json!(report.fuel));
+        if success { step.terminated() } else { step }
+    }
+
+    /// The dataset's reference solution, until the problem is solved.
+    fn expert_action(&self) -> Option<String> {
+        if self.solved {
+            return None;
+        }
+        let reference = self.problem().ok()?.reference?;
+        Some(format!("```python\n{}\n```", reference.trim_end()))
+    }
+}
+
+leafe_guest::export_environment!(Code);
+
+fn first_observation(problem: &Problem) -> String {
+    match &problem.tests {
+        Tests::Asserts { asserts, .. } => {
+            let example = asserts.first().map(String::as_str).unwrap_or("");
+            format!(
+                "{}\nYour code should pass this test:\n{example}\n",
+                problem.statement.trim()
+            )
+        }
+        Tests::Io { public, .. } => {
+            let mut text = problem.statement.trim().to_string();
+            if let Some(ms) = problem.time_limit_ms {
+                text.push_str(&format!("\n\nTime limit: {} ms per test.", ms));
+            }
+            if let Some((input, output)) = public.first() {
+                text.push_str(&format!(
+                    "\n\nExample input:\n{}\nExample output:\n{}\n",
+                    input.trim_end(),
+                    output.trim_end()
+                ));
+            }
+            text
+        }
+    }
+}
+
+/// The outcome of judging one program.
+struct Report {
+    feedback: String,
+    hidden_passed: usize,
+    hidden_total: usize,
+    /// The verdict of each hidden test: `pass`, `fail` or a sandbox verdict.
+    verdicts: Vec<String>,
+    fuel: u64,
+}
+
+fn limits_for(problem: &Problem) -> Limits {
+    let fuel = problem
+        .time_limit_ms
+        .map(|ms| (ms * FUEL_PER_LIMIT_MS).min(FUEL_PER_TEST * 2))
+        .unwrap_or(FUEL_PER_TEST);
+    Limits {
+        fuel,
+        wall_ms: WALL_MS_PER_TEST,
+        memory_bytes: MEMORY_BYTES,
+        output_bytes: OUTPUT_BYTES,
+    }
+}
+
+/// The verdict word of a run that did not pass: a sandbox limit or error.
+fn verdict_word(run: &RunResult) -> &'static str {
+    match run.verdict {
+        Verdict::Ok | Verdict::RuntimeError => "fail",
+        other => other.as_str(),
+    }
+}
+
+fn judge(problem: &Problem, program: &str) -> Report {
+    let limits = limits_for(problem);
+    match &problem.tests {
+        Tests::Asserts { setup, asserts } => judge_asserts(program, setup, asserts, &limits),
+        Tests::Io { public, hidden } => judge_io(program, public, hidden, &limits),
+    }
+}
+
+fn judge_asserts(program: &str, setup: &str, asserts: &[String], limits: &Limits) -> Report {
+    let mut lines = Vec::new();
+    let mut verdicts = Vec::new();
+    let (mut passed, mut fuel, mut detailed) = (0, 0, 0);
+    for (i, test) in asserts.iter().enumerate() {
+        let run = sandbox::run_python(
+            &leafe_judge::assert_program(program, setup, test),
+            "",
+            limits,
+        );
+        fuel += run.fuel_used;
+        let ok = run.verdict == Verdict::Ok && run.exit_code == 0;
+        if ok {
+            passed += 1;
+            verdicts.push("pass".to_string());
+            lines.push(format!("test {}: passed", i + 1));
+            continue;
+        }
+        verdicts.push(verdict_word(&run).to_string());
+        lines.push(format!("test {}: {}", i + 1, describe_failure(&run)));
+        if detailed < DETAILED_FAILURES {
+            detailed += 1;
+            lines.push(format!("  {}", leafe_judge::clip(test, 300)));
+            let tail = leafe_judge::traceback_tail(&run.stderr, 4);
+            if !tail.is_empty() {
+                lines.push(indent(&tail));
+            }
+        }
+    }
+    let header = format!("{passed}/{} tests passed.", asserts.len());
+    Report {
+        feedback: format!("{header}\n{}", lines.join("\n")),
+        hidden_passed: passed,
+        hidden_total: asserts.len(),
+        verdicts,
+        fuel,
+    }
+}
+
+fn describe_failure(run: &RunResult) -> String {
+    match run.verdict {
+        Verdict::Ok if run.exit_code != 0 => format!("failed (exit status {})", run.exit_code),
+        Verdict::Ok | Verdict::RuntimeError => {
+            let last = run.stderr.trim_end().lines().last().unwrap_or("").trim();
+            if last.is_empty() {
+                "failed".to_string()
+            } else {
+                format!("failed: {}", leafe_judge::clip(last, 200))
+            }
+        }
+        Verdict::TimeLimit => "time limit exceeded".to_string(),
+        Verdict::MemoryLimit => "memory limit exceeded".to_string(),
+        Verdict::OutputLimit => "output limit exceeded".to_string(),
+        Verdict::SandboxError => format!(
+            "could not be run: {}",
+            leafe_judge::clip(run.stderr.trim(), 200)
+        ),
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Run `program` on one stdin/stdout test: (passed, the run).
+fn run_io(program: &str, input: &str, expected: &str, limits: &Limits) -> (bool, RunResult) {
+    let run = sandbox::run_python(program, input, limits);
+    let ok = run.verdict == Verdict::Ok
+        && run.exit_code == 0
+        && leafe_judge::outputs_match(expected, &run.stdout);
+    (ok, run)
+}
+
+fn judge_io(
+    program: &str,
+    public: &[(String, String)],
+    hidden: &[(String, String)],
+    limits: &Limits,
+) -> Report {
+    let mut lines = Vec::new();
+    let mut fuel = 0;
+    let mut public_passed = 0;
+    for (i, (input, expected)) in public.iter().enumerate() {
+        let (ok, run) = run_io(program, input, expected, limits);
+        fuel += run.fuel_used;
+        if ok {
+            public_passed += 1;
+            lines.push(format!("example {}: passed", i + 1));
+            continue;
+        }
+        lines.push(format!("example {}: {}", i + 1, describe_io_failure(&run)));
+        if i < DETAILED_FAILURES {
+            lines.push(format!(
+                "  input:\n{}",
+                indent(&leafe_judge::clip(input, 400))
+            ));
+            lines.push(format!(
+                "  expected:\n{}",
+                indent(&leafe_judge::clip(expected, 400))
+            ));
+            match leafe_judge::first_difference(expected, &run.stdout) {
+                Some((line, _, got)) if run.verdict == Verdict::Ok && run.exit_code == 0 => {
+                    lines.push(format!(
+                        "  got:\n{}\n  (first difference on line {line}: {:?})",
+                        indent(&leafe_judge::clip(&run.stdout, 400)),
+                        leafe_judge::clip(&got, 100)
+                    ));
+                }
+                _ => {
+                    let tail = leafe_judge::traceback_tail(&run.stderr, 4);
+                    if !tail.is_empty() {
+                        lines.push(indent(&tail));
+                    }
+                }
+            }
+        }
+    }
+    let mut verdicts = Vec::new();
+    let mut hidden_passed = 0;
+    for (input, expected) in hidden {
+        let (ok, run) = run_io(program, input, expected, limits);
+        fuel += run.fuel_used;
+        if ok {
+            hidden_passed += 1;
+            verdicts.push("pass".to_string());
+        } else {
+            verdicts.push(verdict_word(&run).to_string());
+        }
+    }
+    let header = format!(
+        "{public_passed}/{} examples passed; {hidden_passed}/{} hidden tests passed.",
+        public.len(),
+        hidden.len()
+    );
+    Report {
+        feedback: format!("{header}\n{}", lines.join("\n")),
+        hidden_passed,
+        hidden_total: hidden.len(),
+        verdicts,
+        fuel,
+    }
+}
+
+fn describe_io_failure(run: &RunResult) -> String {
+    match run.verdict {
+        Verdict::Ok if run.exit_code == 0 => "wrong answer".to_string(),
+        _ => describe_failure(run),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leafe_guest::Harness;
+
+    #[test]
+    fn mbpp_observation_shows_the_first_test() {
+        let mut h = Harness::<Code>::new();
+        let obs = h.reset(&Task::new("test", 0, 0)).unwrap();
+        assert!(
+            obs.contains("Your code should pass this test:\nassert"),
+            "{obs}"
+        );
+        let expert = h.expert_action().unwrap();
+        assert!(expert.starts_with("```python\n"), "{expert}");
+    }
+
+    #[test]
+    fn an_answer_without_code_is_format_feedback() {
+        let mut h = Harness::<Code>::new();
+        h.reset(&Task::new("test", 0, 0)).unwrap();
+        let r = h.step("```python\n```").unwrap();
+        assert!(r.info.contains("\"invalid-action\":true"), "{}", r.info);
+        assert!(!r.terminated);
+    }
+
+    #[test]
+    fn outside_the_host_there_is_no_sandbox_and_nothing_passes() {
+        let mut h = Harness::<Code>::new();
+        h.reset(&Task::new("test", 0, 0)).unwrap();
+        let r = h.step("def f(): pass").unwrap();
+        assert_eq!(r.reward, 0.0);
+        assert!(
+            r.observation.contains("could not be run"),
+            "{}",
+            r.observation
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! The Python sandbox: CPython as a WASI component (world `code-runner`,
+//! built from `envs-wasm/python/runner.py`), one fresh instance per run.
+//!
+//! The component is pre-initialised (the interpreter has already started
+//! and imported its standard library when the image was built), so a run
+//! costs an instantiation from a copy-on-write image plus the program
+//! itself. Every run ends with a [`Verdict`]: traps, limits and a broken
+//! interpreter are all verdicts, never a host error.
+
+use crate::cache::{self, CompileCache, Origin};
+use crate::wasi::{self, GuestSetup, GuestState};
+use anyhow::{Context, Result, anyhow};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use wasmtime::component::Linker;
+use wasmtime::{Engine, Store, Trap};
+
+mod bindings {
+    wasmtime::component::bindgen!({ world: "code-runner", path: "../wit" });
+}
+use bindings::CodeRunnerPre;
+
+/// How a run ended (the WIT `verdict`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The program ran to its end (any exit code).
+    Ok,
+    /// An uncaught exception, or the interpreter trapped.
+    RuntimeError,
+    /// Out of fuel or past the wall-clock limit.
+    TimeLimit,
+    /// More memory than allowed.
+    MemoryLimit,
+    /// More output than allowed.
+    OutputLimit,
+    /// The sandbox could not run the program.
+    SandboxError,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Ok,
+        Verdict::RuntimeError,
+        Verdict::TimeLimit,
+        Verdict::MemoryLimit,
+        Verdict::OutputLimit,
+        Verdict::SandboxError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::RuntimeError => "runtime-error",
+            Verdict::TimeLimit => "time-limit",
+            Verdict::MemoryLimit => "memory-limit",
+            Verdict::OutputLimit => "output-limit",
+            Verdict::SandboxError => "sandbox-error",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Limits of one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLimits {
+    /// Wasm fuel; deterministic (the same program always uses the same).
+    pub fuel: u64,
+    /// Wall-clock limit; also ends a program that blocks.
+    pub wall_ms: u64,
+    /// Interpreter linear memory.
+    pub memory_bytes: usize,
+    /// Bytes kept of stdout, and separately of stderr.
+    pub output_bytes: usize,
+}
+
+impl Default for RunLimits {
+    /// 10 G fuel (a few seconds of pure Python), 10 s, 256 MiB, 64 KiB.
+    fn default() -> Self {
+        RunLimits {
+            fuel: 10_000_000_000,
+            wall_ms: 10_000,
+            memory_bytes: 256 << 20,
+            output_bytes: 64 << 10,
+        }
+    }
+}
+
+impl RunLimits {
+    /// Each limit lowered to `max`'s.
+    pub fn capped_by(self, max: &RunLimits) -> RunLimits {
+        RunLimits {
+            fuel: self.fuel.min(max.fuel),
+            wall_ms: self.wall_ms.min(max.wall_ms),
+            memory_bytes: self.memory_bytes.min(max.memory_bytes),
+            output_bytes: self.output_bytes.min(max.output_bytes),
+        }
+    }
+}
+
+/// The result of one run (the WIT `run-result`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub verdict: Verdict,
+    /// 0, the `sys.exit` status, 1 after an uncaught exception, -1 when the
+    /// program did not get to exit (a limit or a trap stopped it).
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub fuel_used: u64,
+    pub wall_us: u64,
+}
+
+impl RunResult {
+    fn sandbox_error(message: String, started: Instant) -> RunResult {
+        RunResult {
+            verdict: Verdict::SandboxError,
+            exit_code: -1,
+            stdout: String::new(),
+            stderr: message,
+            fuel_used: 0,
+            wall_us: started.elapsed().as_micros() as u64,
+        }
+    }
+}
+
+/// The compiled interpreter component, ready to instantiate.
+pub struct PythonSandbox {
+    engine: Engine,
+    pre: CodeRunnerPre<GuestState>,
+    /// Runs never get more than this.
+    pub max: RunLimits,
+    pub sha256: String,
+    pub origin: Origin,
+    pub load_time: Duration,
+}
+
+impl PythonSandbox {
+    /// Compile (or load from `cache`) the built-in interpreter component.
+    /// `max_memory` is the most linear memory the engine allows an instance.
+    pub fn load(
+        engine: &Engine,
+        cache: Option<&CompileCache>,
+        max_memory: usize,
+    ) -> Result<PythonSandbox> {
+        Self::load_bytes(engine, cache, max_memory, crate::builtin::PYTHON)
+    }
+
+    /// Like [`PythonSandbox::load`] for any `code-runner` component.
+    pub fn load_bytes(
+        engine: &Engine,
+        cache: Option<&CompileCache>,
+        max_memory: usize,
+        bytes: &[u8],
+    ) -> Result<PythonSandbox> {
+        let start = Instant::now();
+        let sha256 = crate::sha256_hex(bytes);
+        let (component, origin) = match cache {
+            Some(cache) => cache.load_or_compile(engine, bytes, &sha256),
+            None => cache::compile(engine, bytes).map(|c| (c, Origin::Compiled)),
+        }
+        .context("the Python sandbox component")?;
+        // The interpreter gets WASI only: its own linker, without `sandbox`.
+        let mut linker = Linker::new(engine);
+        wasi::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow!("the Python sandbox component cannot be linked: {e}"))?;
+        let pre = CodeRunnerPre::new(instance_pre)
+            .map_err(|e| anyhow!("the Python sandbox component has the wrong exports: {e}"))?;
+        Ok(PythonSandbox {
+            engine: engine.clone(),
+            pre,
+            max: RunLimits {
+                memory_bytes: max_memory,
+                fuel: u64::MAX / 2,
+                wall_ms: u64::from(u32::MAX),
+                output_bytes: 64 << 20,
+            },
+            sha256,
+            origin,
+            load_time: start.elapsed(),
+        })
+    }
+
+    /// Run `source` as `python3 program.py` with `stdin`, in a fresh
+    /// instance, under `limits` (lowered to [`PythonSandbox::max`]).
+    pub fn run(&self, source: &str, stdin: &str, limits: &RunLimits) -> RunResult {
+        let started = Instant::now();
+        let limits = limits.capped_by(&self.max);
+        // One byte over the cap tells "hit the limit" from "wrote exactly it".
+        let pipe_bytes = limits.output_bytes.saturating_add(1);
+        let setup = GuestSetup {
+            stdin: stdin.as_bytes().to_vec(),
+            ..GuestSetup::default()
+        };
+        let state = match GuestState::build(0, pipe_bytes, limits.memory_bytes, &setup) {
+            Ok(state) => state,
+            Err(e) => return RunResult::sandbox_error(format!("{e}"), started),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        if let Err(e) = store.set_fuel(limits.fuel) {
+            return RunResult::sandbox_error(format!("cannot set fuel: {e}"), started);
+        }
+        store.set_epoch_deadline(crate::engine::deadline_ticks(limits.wall_ms));
+        let runner = match self.pre.instantiate(&mut store) {
+            Ok(runner) => runner,
+            Err(e) => {
+                return RunResult::sandbox_error(
+                    format!("cannot instantiate the interpreter: {e:#}"),
+                    started,
+                );
+            }
+        };
+        let outcome = runner.call_run(&mut store, source);
+        let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
+        let wall_us = started.elapsed().as_micros() as u64;
+        let data = store.data();
+        let (stdout, stdout_over) = take_output(&data.stdout.contents(), limits.output_bytes);
+        let (mut stderr, stderr_over) = take_output(&data.stderr.contents(), limits.output_bytes);
+        let memory_denied = data.limiter.denied.is_some();
+        let output_over = stdout_over || stderr_over;
+
+        let (verdict, exit_code) = match outcome {
+            Ok(Ok(status)) if output_over => (Verdict::OutputLimit, status),
+            Ok(Ok(status)) => (Verdict::Ok, status),
+            Ok(Err(status)) if memory_denied => (Verdict::MemoryLimit, status),
+            Ok(Err(status)) if output_over => (Verdict::OutputLimit, status),
+            Ok(Err(status)) => (Verdict::RuntimeError, status),
+            Err(e) => {
+                let (verdict, exit_code, note) =
+                    classify_trap(&e, memory_denied, output_over, &limits);
+                if let Some(note) = note {
+                    if !stderr.is_empty() && !stderr.ends_with('\n') {
+                        stderr.push('\n');
+                    }
+                    stderr.push_str(&note);
+                }
+                (verdict, exit_code)
+            }
+        };
+        RunResult {
+            verdict,
+            exit_code,
+            stdout,
+            stderr,
+            fuel_used,
+            wall_us,
+        }
+    }
+}
+
+/// At most `cap` bytes of `bytes` as text, and whether there were more.
+fn take_output(bytes: &[u8], cap: usize) -> (String, bool) {
+    let over = bytes.len() > cap;
+    let kept = &bytes[..bytes.len().min(cap)];
+    (String::from_utf8_lossy(kept).into_owned(), over)
+}
+
+/// A run that did not return: the verdict, exit code and a line for stderr.
+fn classify_trap(
+    e: &wasmtime::Error,
+    memory_denied: bool,
+    output_over: bool,
+    limits: &RunLimits,
+) -> (Verdict, i32, Option<String>) {
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        // `os._exit(n)`: a normal end as far as the sandbox is concerned.
+        let verdict = if output_over {
+            Verdict::OutputLimit
+        } else {
+            Verdict::Ok
+        };
+        return (verdict, exit.0, None);
+    }
+    let trap = e.downcast_ref::<Trap>();
+    let (verdict, note) = match trap {
+        Some(Trap::OutOfFuel) => (
+            Verdict::TimeLimit,
+            format!("sandbox: fuel limit of {} exhausted", limits.fuel),
+        ),
+        Some(Trap::Interrupt) => (
+            Verdict::TimeLimit,
+            format!(
+                "sandbox: wall-clock limit of {} ms exceeded",
+                limits.wall_ms
+            ),
+        ),
+        _ if memory_denied => (
+            Verdict::MemoryLimit,
+            format!(
+                "sandbox: memory limit of {} MiB exceeded",
+                limits.memory_bytes >> 20
+            ),
+        ),
+        _ if output_over => (
+            Verdict::OutputLimit,
+            format!(
+                "sandbox: output limit of {} bytes exceeded",
+                limits.output_bytes
+            ),
+        ),
+        Some(Trap::StackOverflow) => (
+            Verdict::RuntimeError,
+            "sandbox: the interpreter's stack overflowed (too deep a recursion)".to_string(),
+        ),
+        Some(trap) => (
+            Verdict::RuntimeError,
+            format!("sandbox: interpreter trapped: {trap}"),
+        ),
+        None => (
+            Verdict::RuntimeError,
+            format!("sandbox: interpreter failed: {}", e.root_cause()),
+        ),
+    };
+    (verdict, -1, Some(note))
+}
+
+/// Run many programs on `jobs` threads; results come back in input order.
+pub fn run_many(
+    sandbox: &PythonSandbox,
+    programs: &[(String, String)],
+    limits: &RunLimits,
+    jobs: usize,
+    on_done: impl Fn(usize) + Sync,
+) -> Vec<RunResult> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<RunResult>>> = programs
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1).min(programs.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((source, stdin)) = programs.get(i) else {
+                        break;
+                    };
+                    let result = sandbox.run(source, stdin, limits);
+                    *results[i].lock().unwrap() = Some(result);
+                    on_done(i);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().unwrap().expect("every program ran"))
+        .collect()
+}
