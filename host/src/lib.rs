@@ -21,6 +21,8 @@ pub mod cache;
 pub mod component;
 pub mod distill;
 pub mod engine;
+pub mod eval;
+pub mod exec;
 pub mod explore;
 pub mod play;
 pub mod policy;

@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use leafe_host::component::{self, Source};
 use leafe_host::engine::{EngineOptions, Limits, Runtime};
+use leafe_host::eval::EvalArgs;
 use leafe_host::explore::ExploreConfig;
 use leafe_host::policy::PolicySpec;
 use leafe_host::run::{RunArgs, TaskSelection};
@@ -25,20 +26,22 @@ struct Cli {
 }
 
 #[derive(Args)]
-#[command(next_help_heading = "Limits on every call into an environment")]
+#[command(next_help_heading = "Limits (per call into an environment; per program for exec)")]
 struct EngineArgs {
     /// Do not use or fill the compiled-component cache.
     #[arg(long, global = true)]
     no_cache: bool,
-    /// Wasm fuel per call into an environment (about one unit per instruction).
-    #[arg(long, global = true, default_value_t = Limits::default().fuel_per_call)]
-    fuel: u64,
-    /// Wall-clock limit per call into an environment, in milliseconds.
-    #[arg(long, global = true, default_value_t = Limits::default().wall_ms_per_call)]
-    wall_ms: u64,
-    /// Memory limit per environment instance, in MiB.
-    #[arg(long, global = true, default_value_t = Limits::default().memory_bytes >> 20)]
-    memory_mb: usize,
+    /// Wasm fuel (about one unit per instruction) [default: 20000000000 per
+    /// environment call, 10000000000 per exec program].
+    #[arg(long, global = true)]
+    fuel: Option<u64>,
+    /// Wall-clock limit in milliseconds [default: 20000 per environment
+    /// call, 10000 per exec program].
+    #[arg(long, global = true)]
+    wall_ms: Option<u64>,
+    /// Memory limit per instance, in MiB [default: 256].
+    #[arg(long, global = true)]
+    memory_mb: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -71,6 +74,14 @@ enum Command {
         #[arg(long)]
         env: Vec<String>,
     },
+    /// Run a Python program in the sandbox: a fresh CPython component with
+    /// no files, network, environment variables or subprocesses, under the
+    /// --fuel, --wall-ms and --memory-mb limits. Exits 0 whenever the
+    /// program got a verdict (whatever it is).
+    Exec(ExecCmd),
+    /// Evaluate a policy at test time (no reflection, no backtracking):
+    /// success per task and Pass@k over independent samples.
+    Eval(EvalCmd),
     /// Measure restore vs replay, compile vs cache, pooling, steps/s.
     Bench {
         /// Repetition factor (higher = steadier numbers, slower).
@@ -80,6 +91,74 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct ExecCmd {
+    /// The Python program; `-` reads it from standard input.
+    program: PathBuf,
+    /// A file to give the program as its standard input.
+    #[arg(long, value_name = "FILE", conflicts_with = "tests")]
+    stdin: Option<PathBuf>,
+    /// Run the program against tests and print a report: a Python file
+    /// whose `assert` lines are the tests (its other lines are set-up), or
+    /// stdin/stdout pairs: .jsonl with one {"input": ..., "output": ...} a
+    /// line, or .json with {"input": [...], "output": [...]}.
+    #[arg(long, value_name = "FILE")]
+    tests: Option<PathBuf>,
+    /// Bytes kept of stdout, and separately of stderr, in KiB.
+    #[arg(long, default_value_t = 64)]
+    output_kb: usize,
+    /// Print one JSON object (verdict, exit_code, stdout, stderr, fuel_used,
+    /// wall_us; with --tests: passed, total, tests).
+    #[arg(long)]
+    json: bool,
+    /// Tests run in parallel.
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+}
+
+#[derive(Args)]
+struct EvalCmd {
+    /// Built-in environment (sokoban, guess, mbpp, codecontests[:DATA]) or a .wasm path.
+    #[arg(long, default_value = "mbpp")]
+    env: String,
+    #[command(flatten)]
+    task: TaskArgs,
+    /// Evaluate the first N tasks of the split [default: all of them].
+    #[arg(long, conflicts_with = "task_index")]
+    tasks: Option<u32>,
+    /// Evaluate only task I.
+    #[arg(long = "task", value_name = "I")]
+    task_index: Option<u32>,
+    /// The policy: `reference` (the dataset's reference solution) or
+    /// `oracle` (the environment's expert with --noise random moves).
+    #[arg(long, default_value = "reference")]
+    policy: String,
+    /// Chance of a random move instead of the expert's (oracle policy).
+    #[arg(long, default_value_t = 0.0)]
+    noise: f64,
+    /// Independent episodes per task (n of Pass@k).
+    #[arg(long, default_value_t = 1)]
+    samples: u32,
+    /// The k of Pass@k, comma-separated; values above --samples are skipped.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    k: Vec<u32>,
+    /// Write one JSON line per task here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Episodes run in parallel.
+    #[arg(long, default_value_t = default_jobs())]
+    jobs: usize,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 #[derive(Args, Clone)]
@@ -97,7 +176,8 @@ struct TaskArgs {
 
 #[derive(Args)]
 struct RunCmd {
-    /// Built-in environment name (sokoban, guess) or path to a .wasm component.
+    /// Built-in environment (sokoban, guess, mbpp, codecontests[:DATA]) or
+    /// path to a .wasm component.
     #[arg(long, default_value = "sokoban")]
     env: String,
     #[command(flatten)]
@@ -108,7 +188,9 @@ struct RunCmd {
     /// Run only task I.
     #[arg(long = "task", value_name = "I")]
     task_index: Option<u32>,
-    /// The policy: `oracle` (the environment's expert, with --noise random moves).
+    /// The policy: `oracle` (the environment's expert, with --noise random
+    /// moves) or `reference` (the expert's answer as is: the dataset's
+    /// reference solution for mbpp and codecontests).
     #[arg(long, default_value = "oracle")]
     policy: String,
     /// Chance of a random move instead of the expert's (oracle policy).
@@ -133,7 +215,7 @@ struct RunCmd {
     #[arg(long, conflicts_with = "resume")]
     force: bool,
     /// Tasks explored in parallel.
-    #[arg(long, default_value_t = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))]
+    #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
@@ -149,19 +231,22 @@ fn parse_option(s: &str) -> Result<(String, String), String> {
 
 impl EngineArgs {
     fn options(&self) -> Result<EngineOptions> {
-        if self.fuel == 0 || self.wall_ms == 0 || self.memory_mb == 0 {
+        if self.fuel == Some(0) || self.wall_ms == Some(0) || self.memory_mb == Some(0) {
             bail!("--fuel, --wall-ms and --memory-mb must be positive");
         }
-        let memory_bytes = self
-            .memory_mb
-            .checked_mul(1 << 20)
-            .context("--memory-mb is too large")?;
+        let defaults = Limits::default();
+        let memory_bytes = match self.memory_mb {
+            Some(mb) => mb
+                .checked_mul(1 << 20)
+                .context("--memory-mb is too large")?,
+            None => defaults.memory_bytes,
+        };
         Ok(EngineOptions {
             limits: Limits {
-                fuel_per_call: self.fuel,
-                wall_ms_per_call: self.wall_ms,
+                fuel_per_call: self.fuel.unwrap_or(defaults.fuel_per_call),
+                wall_ms_per_call: self.wall_ms.unwrap_or(defaults.wall_ms_per_call),
                 memory_bytes,
-                ..Limits::default()
+                ..defaults
             },
             cache: if self.no_cache {
                 None
@@ -171,6 +256,65 @@ impl EngineArgs {
             ..EngineOptions::default()
         })
     }
+}
+
+/// `leafe-host exec`.
+fn exec(engine: &EngineArgs, options: EngineOptions, cmd: ExecCmd) -> Result<()> {
+    use leafe_host::exec;
+    use leafe_host::python::RunLimits;
+    let defaults = RunLimits::default();
+    let limits = RunLimits {
+        fuel: engine.fuel.unwrap_or(defaults.fuel),
+        wall_ms: engine.wall_ms.unwrap_or(defaults.wall_ms),
+        memory_bytes: options.limits.memory_bytes,
+        output_bytes: cmd
+            .output_kb
+            .checked_mul(1024)
+            .filter(|b| *b > 0)
+            .context("--output-kb must be positive and reasonable")?,
+    };
+    if cmd.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let source = if cmd.program.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the program from stdin")?
+    } else {
+        std::fs::read_to_string(&cmd.program)
+            .with_context(|| format!("cannot read {}", cmd.program.display()))?
+    };
+    let tests = cmd.tests.as_deref().map(exec::TestFile::read).transpose()?;
+    let stdin = match &cmd.stdin {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+        None => String::new(),
+    };
+    let runtime = Runtime::new(options)?;
+    let sandbox = runtime.python()?;
+    match tests {
+        Some(tests) => {
+            let report = exec::run_tests(&sandbox, &source, &tests, &limits, cmd.jobs);
+            if cmd.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", exec::report_text(&report));
+            }
+        }
+        None => {
+            let run = sandbox.run(&source, &stdin, &limits);
+            if cmd.json {
+                println!("{}", serde_json::to_string(&run)?);
+            } else {
+                use std::io::Write;
+                std::io::stdout().write_all(run.stdout.as_bytes())?;
+                std::io::stderr().write_all(run.stderr.as_bytes())?;
+                if !run.stderr.is_empty() && !run.stderr.ends_with('\n') {
+                    eprintln!();
+                }
+                eprintln!("{}", exec::run_line(&run));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -278,6 +422,33 @@ fn real_main(cli: Cli) -> Result<()> {
                 println!("  max steps: {}", i.max_steps);
                 println!("  sha256: {}", c.sha256);
                 println!("  actions: {}\n", i.action_hint);
+            }
+        }
+        Command::Exec(cmd) => exec(&cli.engine, options, cmd)?,
+        Command::Eval(cmd) => {
+            let runtime = Runtime::new(options)?;
+            let args = EvalArgs {
+                env: cmd.env,
+                split: cmd.task.split,
+                tasks: match (cmd.task_index, cmd.tasks) {
+                    (Some(i), _) => TaskSelection::One(i),
+                    (None, Some(n)) => TaskSelection::First(n),
+                    (None, None) => TaskSelection::All,
+                },
+                seed: cmd.task.seed,
+                options: cmd.task.options,
+                policy: PolicySpec::parse(&cmd.policy, cmd.noise)?,
+                samples: cmd.samples,
+                ks: cmd.k,
+                jobs: cmd.jobs,
+                out: cmd.out,
+                progress,
+            };
+            let summary = leafe_host::eval::eval(&runtime, &args)?;
+            if cmd.json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", leafe_host::eval::summary_text(&summary));
             }
         }
         Command::Bench { reps, json } => {

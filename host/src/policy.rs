@@ -52,7 +52,12 @@ pub trait Policy: Send {
 /// Which policy to build for each task.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PolicySpec {
-    Oracle { noise: f64 },
+    Oracle {
+        noise: f64,
+    },
+    /// The environment's expert answer as it is: for the code benchmarks,
+    /// the dataset's reference solution.
+    Reference,
 }
 
 impl PolicySpec {
@@ -62,13 +67,15 @@ impl PolicySpec {
         }
         match name {
             "oracle" => Ok(PolicySpec::Oracle { noise }),
-            other => bail!("unknown policy '{other}' (available: oracle)"),
+            "reference" => Ok(PolicySpec::Reference),
+            other => bail!("unknown policy '{other}' (available: oracle, reference)"),
         }
     }
 
     pub fn name(&self) -> &'static str {
         match self {
             PolicySpec::Oracle { .. } => "oracle",
+            PolicySpec::Reference => "reference",
         }
     }
 
@@ -79,6 +86,27 @@ impl PolicySpec {
                 noise: *noise,
                 rng: SplitMix::derive(seed, &[u64::from(task)]),
             }),
+            PolicySpec::Reference => Box::new(Reference),
+        }
+    }
+}
+
+/// The expert's answer, without noise and without exploring.
+pub struct Reference;
+
+impl Policy for Reference {
+    fn needs_expert(&self) -> bool {
+        true
+    }
+
+    fn act(&mut self, ctx: &Context) -> Result<String> {
+        match &ctx.expert {
+            Some(answer) => Ok(answer.clone()),
+            None => bail!(
+                "environment '{}' has no reference answer here (the reference policy needs \
+                 the environment's expert-action)",
+                ctx.info.name
+            ),
         }
     }
 }

@@ -27,6 +27,8 @@ pub enum TaskSelection {
     /// The first N.
     First(u32),
     One(u32),
+    /// The whole split.
+    All,
 }
 
 /// Everything `run` needs.
@@ -77,6 +79,7 @@ pub const SUMMARY: &str = "summary.json";
 fn header(args: &RunArgs, env: &EnvComponent, tasks: &[u32]) -> Header {
     let noise = match args.policy {
         PolicySpec::Oracle { noise } => noise,
+        PolicySpec::Reference => 0.0,
     };
     Header {
         format: tree::FORMAT,
@@ -189,18 +192,24 @@ pub fn fresh_out_dir(base: &Path, env: &str, split: &str) -> PathBuf {
 
 fn task_list(args: &RunArgs, env: &EnvComponent) -> Result<Vec<u32>> {
     let len = env.info.split_len(&args.split)?;
-    match args.tasks {
-        TaskSelection::One(i) if i < len => Ok(vec![i]),
-        TaskSelection::One(i) => bail!(
-            "--task {i} is out of range: split '{}' has {len} tasks",
-            args.split
-        ),
-        TaskSelection::First(0) => bail!("--tasks must be at least 1"),
-        TaskSelection::First(n) if n <= len => Ok((0..n).collect()),
-        TaskSelection::First(n) => bail!(
-            "--tasks {n} is more than split '{}' has ({len})",
-            args.split
-        ),
+    args.tasks.indices(&args.split, len)
+}
+
+impl TaskSelection {
+    /// The task indices selected from `split`, which has `len` tasks.
+    pub fn indices(&self, split: &str, len: u32) -> Result<Vec<u32>> {
+        match *self {
+            TaskSelection::All => Ok((0..len).collect()),
+            TaskSelection::One(i) if i < len => Ok(vec![i]),
+            TaskSelection::One(i) => {
+                bail!("--task {i} is out of range: split '{split}' has {len} tasks")
+            }
+            TaskSelection::First(0) => bail!("--tasks must be at least 1"),
+            TaskSelection::First(n) if n <= len => Ok((0..n).collect()),
+            TaskSelection::First(n) => {
+                bail!("--tasks {n} is more than split '{split}' has ({len})")
+            }
+        }
     }
 }
 

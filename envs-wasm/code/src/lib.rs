@@ -21,10 +21,12 @@ use leafe_guest::sandbox::{self, Limits, RunResult, Verdict};
 use leafe_guest::{EnvError, EnvInfo, Environment, Step, Task, Value, json};
 use serde::{Deserialize, Serialize};
 
-/// Fuel per interpreter run: about 3 s of pure Python in the sandbox.
-const FUEL_PER_TEST: u64 = 20_000_000_000;
-/// Wall-clock backstop per run (a program blocked outside wasm code).
-const WALL_MS_PER_TEST: u32 = 20_000;
+/// Fuel per MBPP test: about 10-15 s of Python in the sandbox, which is what
+/// the slowest reference solution (task 123, 3.8 s natively) needs with room
+/// to spare. Task option `test-fuel` changes it.
+const FUEL_PER_TEST: u64 = 100_000_000_000;
+/// Wall-clock backstop per run (task option `test-wall-ms`).
+const WALL_MS_PER_TEST: u32 = 30_000;
 /// Fuel per millisecond of a CodeContests time limit: the sandbox runs
 /// about 7 G fuel/s; the factor 5 allows for Python in wasm being slower
 /// than the languages the limits were set for.
@@ -39,6 +41,9 @@ const DETAILED_FAILURES: usize = 3;
 pub struct Code {
     split: String,
     index: u32,
+    /// Per-test limits from the task options (`None`: the defaults).
+    test_fuel: Option<u64>,
+    test_wall_ms: Option<u32>,
     attempts: u32,
     best_reward: f64,
     solved: bool,
@@ -67,6 +72,8 @@ fn action_hint(benchmark: Benchmark) -> &'static str {
 }
 
 impl Environment for Code {
+    const OPTIONS: &'static [&'static str] = &["test-fuel", "test-wall-ms"];
+
     fn info() -> EnvInfo {
         let data = match dataset::dataset() {
             Ok(data) => data,
@@ -84,9 +91,28 @@ impl Environment for Code {
     }
 
     fn reset(task: &Task) -> Result<(Self, String), EnvError> {
+        let positive = |key: &str, v: u64| {
+            if v == 0 {
+                Err(EnvError::BadTask(format!("option {key} must be positive")))
+            } else {
+                Ok(v)
+            }
+        };
+        let test_fuel = match task.option("test-fuel") {
+            Some(_) => Some(positive("test-fuel", task.option_or("test-fuel", 0u64)?)?),
+            None => None,
+        };
+        let test_wall_ms = match task.option("test-wall-ms") {
+            Some(_) => {
+                Some(positive("test-wall-ms", task.option_or("test-wall-ms", 0u32)?.into())? as u32)
+            }
+            None => None,
+        };
         let code = Code {
             split: task.split.clone(),
             index: task.index,
+            test_fuel,
+            test_wall_ms,
             attempts: 0,
             best_reward: 0.0,
             solved: false,
@@ -110,7 +136,10 @@ impl Environment for Code {
             .success(false);
         }
         self.attempts += 1;
-        let report = judge(&problem, &program);
+        let mut limits = limits_for(&problem);
+        limits.fuel = self.test_fuel.unwrap_or(limits.fuel);
+        limits.wall_ms = self.test_wall_ms.unwrap_or(limits.wall_ms);
+        let report = judge(&problem, &program, &limits);
         let reward = report.hidden_passed as f64 / report.hidden_total.max(1) as f64;
         let success = report.hidden_total > 0 && report.hidden_passed == report.hidden_total;
         self.best_reward = self.best_reward.max(reward);
@@ -193,11 +222,10 @@ fn verdict_word(run: &RunResult) -> &'static str {
     }
 }
 
-fn judge(problem: &Problem, program: &str) -> Report {
-    let limits = limits_for(problem);
+fn judge(problem: &Problem, program: &str, limits: &Limits) -> Report {
     match &problem.tests {
-        Tests::Asserts { setup, asserts } => judge_asserts(program, setup, asserts, &limits),
-        Tests::Io { public, hidden } => judge_io(program, public, hidden, &limits),
+        Tests::Asserts { setup, asserts } => judge_asserts(program, setup, asserts, limits),
+        Tests::Io { public, hidden } => judge_io(program, public, hidden, limits),
     }
 }
 

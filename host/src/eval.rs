@@ -1,0 +1,242 @@
+//! `leafe-host eval`: test-time performance of a policy. Each sample is one
+//! episode with no reflection and no backtracking; a task's samples give its
+//! success count, and Pass@k comes from the unbiased estimator
+//! 1 - C(n-c, k) / C(n, k) averaged over tasks.
+
+use crate::component::{self, EnvComponent};
+use crate::explore::{ExploreConfig, explore_task};
+use crate::policy::PolicySpec;
+use crate::reflect::RuleReflector;
+use crate::rng::SplitMix;
+use crate::run::TaskSelection;
+use crate::session::Task;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What to evaluate.
+pub struct EvalArgs {
+    pub env: String,
+    pub split: String,
+    pub tasks: TaskSelection,
+    pub seed: u64,
+    pub options: Vec<(String, String)>,
+    pub policy: PolicySpec,
+    /// Independent episodes per task (n).
+    pub samples: u32,
+    /// The k of each Pass@k to report (those above `samples` are skipped).
+    pub ks: Vec<u32>,
+    pub jobs: usize,
+    /// Where to write one JSON line per task.
+    pub out: Option<PathBuf>,
+    pub progress: bool,
+}
+
+/// One task's samples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub task: u32,
+    pub samples: u32,
+    pub successes: u32,
+    /// Environment steps over all samples.
+    pub steps: u32,
+    /// Samples that ended in an environment or policy error, with the first error.
+    pub errors: u32,
+    pub first_error: Option<String>,
+}
+
+/// The whole evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalSummary {
+    pub env: String,
+    pub env_sha256: String,
+    pub split: String,
+    pub policy: String,
+    pub tasks: u32,
+    pub samples: u32,
+    /// `pass@k` -> the mean over tasks of the unbiased estimate.
+    pub pass_at: BTreeMap<String, f64>,
+    /// Tasks solved by at least one sample.
+    pub solved_tasks: u32,
+    pub errors: u32,
+    pub seconds: f64,
+}
+
+/// The unbiased Pass@k estimate for a task with `c` successes in `n`
+/// samples: 1 - C(n-c, k) / C(n, k), computed as a stable product.
+pub fn pass_at_k(n: u32, c: u32, k: u32) -> f64 {
+    if k == 0 || k > n {
+        return f64::NAN;
+    }
+    if n - c < k {
+        return 1.0;
+    }
+    let miss: f64 = ((n - c + 1)..=n)
+        .map(|i| 1.0 - f64::from(k) / f64::from(i))
+        .product();
+    1.0 - miss
+}
+
+pub fn eval(runtime: &Arc<crate::engine::Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
+    if args.samples == 0 {
+        bail!("--samples must be at least 1");
+    }
+    if args.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let started = std::time::Instant::now();
+    let env = component::load(runtime, &args.env)?;
+    let count = env.info.split_len(&args.split)?;
+    let tasks: Vec<u32> = args.tasks.indices(&args.split, count)?;
+    let work: Vec<(usize, u32)> = (0..tasks.len())
+        .flat_map(|t| (0..args.samples).map(move |s| (t, s)))
+        .collect();
+    let results: Vec<Mutex<TaskResult>> = tasks
+        .iter()
+        .map(|&task| {
+            Mutex::new(TaskResult {
+                task,
+                samples: 0,
+                successes: 0,
+                steps: 0,
+                errors: 0,
+                first_error: None,
+            })
+        })
+        .collect();
+    let bar = crate::progress_bar(work.len() as u64, "episodes", args.progress);
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.min(work.len().max(1)) {
+            scope.spawn(|| {
+                while let Some(&(t, sample)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let outcome = run_sample(&env, args, tasks[t], sample);
+                    let mut r = results[t].lock().unwrap_or_else(|e| e.into_inner());
+                    r.samples += 1;
+                    match outcome {
+                        Ok((solved, steps)) => {
+                            r.successes += u32::from(solved);
+                            r.steps += steps;
+                        }
+                        Err(e) => {
+                            r.errors += 1;
+                            r.first_error.get_or_insert(format!("{e:#}"));
+                        }
+                    }
+                    drop(r);
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let results: Vec<TaskResult> = results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect();
+    if let Some(path) = &args.out {
+        write_results(path, &results)?;
+    }
+    let mut pass_at = BTreeMap::new();
+    for &k in &args.ks {
+        if k == 0 || k > args.samples {
+            continue;
+        }
+        let sum: f64 = results
+            .iter()
+            .map(|r| pass_at_k(r.samples, r.successes, k))
+            .sum();
+        pass_at.insert(format!("pass@{k}"), sum / results.len().max(1) as f64);
+    }
+    Ok(EvalSummary {
+        env: args.env.clone(),
+        env_sha256: env.sha256.clone(),
+        split: args.split.clone(),
+        policy: args.policy.name().to_string(),
+        tasks: results.len() as u32,
+        samples: args.samples,
+        pass_at,
+        solved_tasks: results.iter().filter(|r| r.successes > 0).count() as u32,
+        errors: results.iter().map(|r| r.errors).sum(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// One test-time episode: (solved, steps).
+fn run_sample(
+    env: &Arc<EnvComponent>,
+    args: &EvalArgs,
+    index: u32,
+    sample: u32,
+) -> Result<(bool, u32)> {
+    let task = Task {
+        split: args.split.clone(),
+        index,
+        seed: args.seed,
+        options: args.options.clone(),
+    };
+    // Each sample's policy draws from its own stream.
+    let policy_seed = SplitMix::derive(args.seed, &[u64::from(sample)]).next_u64();
+    let mut policy = args.policy.build(policy_seed, index);
+    let cfg = ExploreConfig {
+        budget: env.info.max_steps.max(1),
+        max_depth: 0,
+        snapshot_every: u32::MAX,
+    };
+    let run = explore_task(env, &task, policy.as_mut(), &mut RuleReflector, &cfg)?;
+    if let Some(e) = run.end.error {
+        bail!("{e}");
+    }
+    Ok((run.end.solved, run.end.steps))
+}
+
+fn write_results(path: &std::path::Path, results: &[TaskResult]) -> Result<()> {
+    let mut text = String::new();
+    for r in results {
+        text.push_str(&serde_json::to_string(r)?);
+        text.push('\n');
+    }
+    crate::tree::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The summary as a few lines of text.
+pub fn summary_text(s: &EvalSummary) -> String {
+    let mut out = format!(
+        "eval {} · split {} · policy {} · {} tasks × {} samples · {:.1}s\n",
+        s.env, s.split, s.policy, s.tasks, s.samples, s.seconds
+    );
+    for (k, v) in &s.pass_at {
+        out.push_str(&format!("{k:<9} {:.1}%\n", 100.0 * v));
+    }
+    out.push_str(&format!(
+        "solved    {}/{} tasks by at least one sample\n",
+        s.solved_tasks, s.tasks
+    ));
+    if s.errors > 0 {
+        out.push_str(&format!(
+            "errors    {} episodes failed to run (see the per-task results)\n",
+            s.errors
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pass_at_k;
+
+    #[test]
+    fn pass_at_k_is_the_unbiased_estimator() {
+        assert_eq!(pass_at_k(10, 0, 1), 0.0);
+        assert_eq!(pass_at_k(10, 10, 5), 1.0);
+        assert!((pass_at_k(10, 3, 1) - 0.3).abs() < 1e-12);
+        // 1 - C(8,2)/C(10,2) = 1 - 28/45
+        assert!((pass_at_k(10, 2, 2) - (1.0 - 28.0 / 45.0)).abs() < 1e-12);
+        assert_eq!(pass_at_k(5, 1, 5), 1.0);
+        assert!(pass_at_k(5, 1, 6).is_nan());
+    }
+}

@@ -1,0 +1,242 @@
+//! `leafe-host exec`: run one Python program in the sandbox, alone or
+//! against a test file.
+
+use crate::python::{PythonSandbox, RunLimits, RunResult, Verdict};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// A test file's tests.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TestFile {
+    /// `assert` lines, each run after the program and the set-up lines.
+    Asserts { setup: String, asserts: Vec<String> },
+    /// stdin/stdout pairs.
+    Io(Vec<IoTest>),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IoTest {
+    pub input: String,
+    pub output: String,
+}
+
+/// CodeContests' form: parallel `input` and `output` lists.
+#[derive(Deserialize)]
+struct IoLists {
+    input: Vec<String>,
+    output: Vec<String>,
+}
+
+impl TestFile {
+    /// `.jsonl`: one `{"input": ..., "output": ...}` a line; `.json`: a list
+    /// of such objects, or `{"input": [...], "output": [...]}`; anything
+    /// else: a Python file whose `assert` lines are the tests.
+    pub fn read(path: &Path) -> Result<TestFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the tests {}", path.display()))?;
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let tests = match ext {
+            "jsonl" => {
+                let mut tests = Vec::new();
+                for (i, line) in text.lines().enumerate() {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    tests.push(serde_json::from_str(line).with_context(|| {
+                        format!(
+                            "{}:{}: expected {{\"input\": ..., \"output\": ...}}",
+                            path.display(),
+                            i + 1
+                        )
+                    })?);
+                }
+                TestFile::Io(tests)
+            }
+            "json" => {
+                if let Ok(tests) = serde_json::from_str::<Vec<IoTest>>(&text) {
+                    TestFile::Io(tests)
+                } else {
+                    let lists: IoLists = serde_json::from_str(&text).with_context(|| {
+                        format!(
+                            "{}: expected a list of {{\"input\", \"output\"}} objects or \
+                             {{\"input\": [...], \"output\": [...]}}",
+                            path.display()
+                        )
+                    })?;
+                    if lists.input.len() != lists.output.len() {
+                        bail!(
+                            "{}: {} inputs but {} outputs",
+                            path.display(),
+                            lists.input.len(),
+                            lists.output.len()
+                        );
+                    }
+                    TestFile::Io(
+                        lists
+                            .input
+                            .into_iter()
+                            .zip(lists.output)
+                            .map(|(input, output)| IoTest { input, output })
+                            .collect(),
+                    )
+                }
+            }
+            _ => {
+                let (setup, asserts) = leafe_judge::parse_assert_file(&text);
+                TestFile::Asserts { setup, asserts }
+            }
+        };
+        let count = match &tests {
+            TestFile::Asserts { asserts, .. } => asserts.len(),
+            TestFile::Io(tests) => tests.len(),
+        };
+        if count == 0 {
+            bail!(
+                "{} has no tests (assert lines, or input/output pairs in .json/.jsonl)",
+                path.display()
+            );
+        }
+        Ok(tests)
+    }
+}
+
+/// One test's outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestOutcome {
+    /// 1-based.
+    pub test: usize,
+    /// The assert line, or the input (clipped).
+    pub name: String,
+    pub passed: bool,
+    /// `pass`, `fail`, `wrong-answer` or the sandbox verdict.
+    pub verdict: String,
+    /// Why it failed: the exception, the first differing line, the limit.
+    pub detail: Option<String>,
+    pub exit_code: i32,
+    pub fuel_used: u64,
+    pub wall_us: u64,
+}
+
+/// A program's report on a test file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestReport {
+    pub passed: usize,
+    pub total: usize,
+    pub tests: Vec<TestOutcome>,
+}
+
+/// Run `program` on every test of `tests`, `jobs` at a time.
+pub fn run_tests(
+    sandbox: &PythonSandbox,
+    program: &str,
+    tests: &TestFile,
+    limits: &RunLimits,
+    jobs: usize,
+) -> TestReport {
+    let programs: Vec<(String, String)> = match tests {
+        TestFile::Asserts { setup, asserts } => asserts
+            .iter()
+            .map(|a| {
+                (
+                    leafe_judge::assert_program(program, setup, a),
+                    String::new(),
+                )
+            })
+            .collect(),
+        TestFile::Io(tests) => tests
+            .iter()
+            .map(|t| (program.to_string(), t.input.clone()))
+            .collect(),
+    };
+    let runs = crate::python::run_many(sandbox, &programs, limits, jobs, |_| {});
+    let tests: Vec<TestOutcome> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, run)| {
+            let (name, expected) = match tests {
+                TestFile::Asserts { asserts, .. } => (asserts[i].clone(), None),
+                TestFile::Io(tests) => (
+                    format!(
+                        "input {:?}",
+                        leafe_judge::clip(tests[i].input.trim_end(), 60)
+                    ),
+                    Some(tests[i].output.as_str()),
+                ),
+            };
+            judge_run(i + 1, name, run, expected)
+        })
+        .collect();
+    TestReport {
+        passed: tests.iter().filter(|t| t.passed).count(),
+        total: tests.len(),
+        tests,
+    }
+}
+
+fn judge_run(test: usize, name: String, run: &RunResult, expected: Option<&str>) -> TestOutcome {
+    let ended_cleanly = run.verdict == Verdict::Ok && run.exit_code == 0;
+    let last_error_line = || {
+        let line = run.stderr.trim_end().lines().last().unwrap_or("").trim();
+        (!line.is_empty()).then(|| leafe_judge::clip(line, 200))
+    };
+    let (passed, verdict, detail) = match (ended_cleanly, expected) {
+        (true, None) => (true, "pass".to_string(), None),
+        (true, Some(expected)) => match leafe_judge::first_difference(expected, &run.stdout) {
+            None => (true, "pass".to_string(), None),
+            Some((line, want, got)) => (
+                false,
+                "wrong-answer".to_string(),
+                Some(format!(
+                    "line {line}: expected {:?}, got {:?}",
+                    leafe_judge::clip(&want, 80),
+                    leafe_judge::clip(&got, 80)
+                )),
+            ),
+        },
+        (false, _) if matches!(run.verdict, Verdict::Ok | Verdict::RuntimeError) => {
+            let detail = last_error_line().or(Some(format!("exit status {}", run.exit_code)));
+            (false, "fail".to_string(), detail)
+        }
+        (false, _) => (false, run.verdict.to_string(), last_error_line()),
+    };
+    TestOutcome {
+        test,
+        name,
+        passed,
+        verdict,
+        detail,
+        exit_code: run.exit_code,
+        fuel_used: run.fuel_used,
+        wall_us: run.wall_us,
+    }
+}
+
+/// The report as text, one line per test.
+pub fn report_text(report: &TestReport) -> String {
+    let mut out = String::new();
+    for t in &report.tests {
+        out.push_str(&format!(
+            "test {:<3} {:<13} {}\n",
+            t.test,
+            if t.passed { "pass" } else { t.verdict.as_str() },
+            leafe_judge::clip(&t.name, 100)
+        ));
+        if let Some(detail) = &t.detail {
+            out.push_str(&format!("         {detail}\n"));
+        }
+    }
+    out.push_str(&format!("passed {}/{}\n", report.passed, report.total));
+    out
+}
+
+/// The one-line account of a run, for stderr.
+pub fn run_line(run: &RunResult) -> String {
+    format!(
+        "verdict: {} · exit code {} · fuel {} · {:.1} ms",
+        run.verdict,
+        run.exit_code,
+        run.fuel_used,
+        run.wall_us as f64 / 1000.0
+    )
+}
