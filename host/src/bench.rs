@@ -8,7 +8,8 @@
 //! - instantiation with the pooling allocator vs on-demand allocation;
 //! - environment steps per second, with and without a snapshot per step;
 //! - exploration throughput (env steps/s, tree nodes/s) and backtracking by
-//!   restore vs by reset-and-replay over the same tasks.
+//!   restore vs by reset-and-replay over the same tasks;
+//! - the Python sandbox against `python3` subprocesses ([`crate::bench_sandbox`]).
 
 use crate::component::{EnvComponent, Source};
 use crate::engine::{EngineOptions, Runtime};
@@ -39,7 +40,7 @@ pub struct BenchReport {
 }
 
 impl BenchReport {
-    fn time(&mut self, name: &str, value: Duration, baseline: Duration) {
+    pub(crate) fn time(&mut self, name: &str, value: Duration, baseline: Duration) {
         let (v, b) = (value.as_secs_f64() * 1e6, baseline.as_secs_f64() * 1e6);
         self.figures.push(Figure {
             name: name.into(),
@@ -49,7 +50,7 @@ impl BenchReport {
             ratio: Some(b / v),
         });
     }
-    fn rate(&mut self, name: &str, value: f64, unit: &str, baseline: Option<f64>) {
+    pub(crate) fn rate(&mut self, name: &str, value: f64, unit: &str, baseline: Option<f64>) {
         let ratio = baseline.map(|b| value / b);
         self.figures.push(Figure {
             name: name.into(),
@@ -125,12 +126,45 @@ fn random_walk(env: &Arc<EnvComponent>, len: usize) -> Result<(Task, Vec<String>
     bail!("no level gave a {len}-step random walk without solving it")
 }
 
+/// Which benchmarks to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    All,
+    /// Environments: restore, cache, pooling, steps, exploration.
+    Host,
+    /// The Python sandbox vs python3.
+    Sandbox,
+}
+
 /// Run the benchmarks; `reps` scales the repetitions.
-pub fn run(options: &EngineOptions, reps: u32, progress: bool) -> Result<BenchReport> {
+pub fn run(
+    options: &EngineOptions,
+    reps: u32,
+    suite: Suite,
+    progress: bool,
+) -> Result<BenchReport> {
     let reps = reps.max(1);
     let mut report = BenchReport {
         figures: Vec::new(),
     };
+    if suite != Suite::Sandbox {
+        host_figures(&mut report, options, reps, progress)?;
+    }
+    if suite != Suite::Host {
+        let runtime = Runtime::new(options.clone())?;
+        let sandbox = runtime.python()?;
+        let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+        crate::bench_sandbox::run(&mut report, &sandbox, reps, jobs)?;
+    }
+    Ok(report)
+}
+
+fn host_figures(
+    report: &mut BenchReport,
+    options: &EngineOptions,
+    reps: u32,
+    progress: bool,
+) -> Result<()> {
     let bar = crate::progress_bar(5, "benchmarks", progress);
 
     // Compile vs cache, in a private cache directory.
@@ -270,5 +304,5 @@ pub fn run(options: &EngineOptions, reps: u32, progress: bool) -> Result<BenchRe
     );
     bar.inc(1);
     bar.finish_and_clear();
-    Ok(report)
+    Ok(())
 }

@@ -16,6 +16,7 @@
 //! - [`run`]: the `leafe-host run` job; [`play`], [`bench`]: the other commands.
 
 pub mod bench;
+pub mod bench_sandbox;
 pub mod builtin;
 pub mod cache;
 pub mod component;

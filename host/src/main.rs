@@ -90,6 +90,9 @@ enum Command {
         /// Also write the figures as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Which benchmarks: host (environments), sandbox (Python vs python3), or all.
+        #[arg(long, value_enum, default_value = "all")]
+        suite: leafe_host::bench::Suite,
     },
 }
 
@@ -451,8 +454,8 @@ fn real_main(cli: Cli) -> Result<()> {
                 print!("{}", leafe_host::eval::summary_text(&summary));
             }
         }
-        Command::Bench { reps, json } => {
-            let report = leafe_host::bench::run(&options, reps, progress)?;
+        Command::Bench { reps, json, suite } => {
+            let report = leafe_host::bench::run(&options, reps, suite, progress)?;
             print!("{}", report.table());
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_vec_pretty(&report)?)

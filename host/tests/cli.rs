@@ -384,3 +384,212 @@ fn runs_without_out_get_a_new_directory_each_time() {
     assert!(dir.path().join("runs/sokoban-test-1/summary.json").exists());
     fails(&["run", "--resume"], "--out");
 }
+
+#[test]
+fn exec_runs_a_program_and_reports_a_verdict_for_anything() {
+    let dir = tmp();
+    let prog = dir.path().join("prog.py");
+    std::fs::write(
+        &prog,
+        "import sys\nn = int(input())\nprint(n * 2)\nsys.exit(4)\n",
+    )
+    .unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "21\n").unwrap();
+    let (p, i) = (prog.to_str().unwrap(), input.to_str().unwrap());
+    let out = leafe(&["exec", p, "--stdin", i]);
+    assert_eq!(out.status.code(), Some(0), "a verdict was reached");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "42\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("verdict: ok · exit code 4"));
+
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["exec", p, "--stdin", i, "--json"])).unwrap();
+    assert_eq!(json["verdict"], "ok");
+    assert_eq!(json["exit_code"], 4);
+    assert_eq!(json["stdout"], "42\n");
+    assert!(json["fuel_used"].as_u64().unwrap() > 0);
+    assert!(json["wall_us"].as_u64().is_some());
+
+    // Limits from the flags; a program that hits one still exits 0.
+    let out = leafe_with_stdin(
+        &[
+            "exec",
+            "-",
+            "--json",
+            "--wall-ms",
+            "300",
+            "--fuel",
+            "1000000000000",
+        ],
+        "while True: pass",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["verdict"], "time-limit");
+    let out = leafe_with_stdin(
+        &["exec", "-", "--json", "--output-kb", "1"],
+        "print('x' * 5000)",
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["verdict"], "output-limit");
+    assert_eq!(json["stdout"].as_str().unwrap().len(), 1024);
+    let out = leafe_with_stdin(
+        &["exec", "-", "--json", "--memory-mb", "64"],
+        "x = bytearray(200 * 2**20)",
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["verdict"], "memory-limit");
+}
+
+#[test]
+fn exec_runs_assert_and_stdin_stdout_test_files() {
+    let dir = tmp();
+    let prog = dir.path().join("add.py");
+    std::fs::write(&prog, "def add(a, b):\n    return a + b\n").unwrap();
+    let asserts = dir.path().join("tests.py");
+    std::fs::write(
+        &asserts,
+        "import math\nassert add(1, 2) == 3\nassert add(2, 2) == 5\nassert add(None, 1) == 1\n",
+    )
+    .unwrap();
+    let p = prog.to_str().unwrap();
+    let report = ok(&["exec", p, "--tests", asserts.to_str().unwrap()]);
+    assert!(report.contains("test 1   pass"), "{report}");
+    assert!(report.contains("test 2   fail"), "{report}");
+    assert!(report.contains("AssertionError"), "{report}");
+    assert!(report.contains("TypeError"), "{report}");
+    assert!(report.ends_with("passed 1/3\n"), "{report}");
+
+    let sum = dir.path().join("sum.py");
+    std::fs::write(&sum, "a, b = map(int, input().split())\nprint(a + b)\n").unwrap();
+    let io = dir.path().join("io.jsonl");
+    std::fs::write(
+        &io,
+        "{\"input\": \"1 2\\n\", \"output\": \"3\\n\"}\n{\"input\": \"5 5\\n\", \"output\": \"11\"}\n",
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "exec",
+        sum.to_str().unwrap(),
+        "--tests",
+        io.to_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        (json["passed"].as_u64(), json["total"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(json["tests"][1]["verdict"], "wrong-answer");
+    assert!(
+        json["tests"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("expected \"11\", got \"10\"")
+    );
+
+    let lists = dir.path().join("io.json");
+    std::fs::write(&lists, r#"{"input": ["1 1\n"], "output": ["2\n"]}"#).unwrap();
+    let report = ok(&[
+        "exec",
+        sum.to_str().unwrap(),
+        "--tests",
+        lists.to_str().unwrap(),
+    ]);
+    assert!(report.ends_with("passed 1/1\n"), "{report}");
+
+    let empty = dir.path().join("empty.py");
+    std::fs::write(&empty, "print('no asserts here')\n").unwrap();
+    fails(
+        &["exec", p, "--tests", empty.to_str().unwrap()],
+        "has no tests",
+    );
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "not json\n").unwrap();
+    fails(
+        &["exec", p, "--tests", bad.to_str().unwrap()],
+        "bad.jsonl:1",
+    );
+    fails(
+        &["exec", "/no/such/prog.py"],
+        "cannot read /no/such/prog.py",
+    );
+    fails(&["exec", p, "--output-kb", "0"], "--output-kb");
+    fails(&["exec", p, "--fuel", "0"], "must be positive");
+}
+
+#[test]
+fn eval_reports_pass_rates_and_per_task_results() {
+    let dir = tmp();
+    let results = dir.path().join("results.jsonl");
+    let out = ok(&[
+        "eval",
+        "--env",
+        "mbpp",
+        "--tasks",
+        "8",
+        "--policy",
+        "reference",
+        "--out",
+        results.to_str().unwrap(),
+    ]);
+    assert!(out.contains("pass@1    100.0%"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&results).unwrap().lines().count(),
+        8
+    );
+
+    // The noisy oracle on sokoban: Pass@k from several samples per task.
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "eval",
+        "--env",
+        "sokoban",
+        "--tasks",
+        "3",
+        "--policy",
+        "oracle",
+        "--noise",
+        "0.3",
+        "--samples",
+        "4",
+        "--k",
+        "1,2,4,8",
+        "--json",
+    ]))
+    .unwrap();
+    let pass = &json["pass_at"];
+    let (p1, p4) = (
+        pass["pass@1"].as_f64().unwrap(),
+        pass["pass@4"].as_f64().unwrap(),
+    );
+    assert!(p1 <= p4, "{json}");
+    assert!(
+        pass.get("pass@8").is_none(),
+        "k above --samples is skipped: {json}"
+    );
+    fails(&["eval", "--env", "mbpp", "--samples", "0"], "--samples");
+    fails(
+        &["eval", "--env", "sokoban", "--policy", "nobody"],
+        "unknown policy",
+    );
+}
+
+#[test]
+fn run_explores_code_tasks_with_the_reference_policy() {
+    let dir = tmp();
+    let out = dir.path().join("run");
+    let table = ok(&[
+        "run",
+        "--env",
+        "codecontests",
+        "--policy",
+        "reference",
+        "--tasks",
+        "6",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(table.contains("solve rate 100.0%"), "{table}");
+    let replay = ok(&["replay", out.to_str().unwrap()]);
+    assert!(replay.starts_with("replay ok"), "{replay}");
+}

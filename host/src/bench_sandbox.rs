@@ -1,0 +1,171 @@
+//! The Python sandbox's figures for `leafe-host bench`, each against a
+//! `python3` subprocess measured in the same run:
+//!
+//! - per-run overhead: a fresh sandboxed interpreter running `pass` vs
+//!   `python3 -c pass`;
+//! - MBPP test split: the 500 reference solutions with their asserts, one
+//!   run (one process) per problem, the same number of workers for both;
+//! - a CPU-bound pure-Python loop: the interpreter's own slowdown.
+
+use crate::bench::BenchReport;
+use crate::python::{PythonSandbox, RunLimits, Verdict};
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const MBPP: &str = include_str!("../../envs-wasm/code/data/mbpp.jsonl");
+const CPU_LOOP: &str = "x = 0\nfor i in range(2_000_000):\n    x += i * i % 7\nprint(x)\n";
+
+#[derive(Deserialize)]
+struct MbppRow {
+    task_id: u32,
+    code: String,
+    #[serde(default)]
+    test_setup_code: String,
+    test_list: Vec<String>,
+}
+
+/// The MBPP test split (task_id 11-510) as one program per problem.
+fn mbpp_test_programs() -> Result<Vec<String>> {
+    let mut programs = Vec::new();
+    for line in MBPP.lines() {
+        let row: MbppRow = serde_json::from_str(line).context("the vendored MBPP data")?;
+        if !(11..=510).contains(&row.task_id) {
+            continue;
+        }
+        let mut program =
+            leafe_judge::assert_program(&row.code.replace("\r\n", "\n"), &row.test_setup_code, "");
+        for test in &row.test_list {
+            program.push_str(test);
+            program.push('\n');
+        }
+        programs.push(program);
+    }
+    Ok(programs)
+}
+
+/// `python3 -c program`: (wall time, passed).
+fn native(program: &str) -> Result<(Duration, bool)> {
+    let start = Instant::now();
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(program)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("cannot run python3 (the baseline needs it on PATH)")?;
+    Ok((start.elapsed(), status.success()))
+}
+
+/// Run `f` on each index with `jobs` threads; the number of `true`s.
+fn parallel(n: usize, jobs: usize, f: impl Fn(usize) -> Result<bool> + Sync) -> Result<usize> {
+    let next = AtomicUsize::new(0);
+    let passed = AtomicUsize::new(0);
+    let failure = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    match f(i) {
+                        Ok(ok) => {
+                            passed.fetch_add(usize::from(ok), Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    Ok(passed.into_inner())
+}
+
+/// Add the sandbox figures to `report`.
+pub fn run(
+    report: &mut BenchReport,
+    sandbox: &PythonSandbox,
+    reps: u32,
+    jobs: usize,
+) -> Result<()> {
+    let limits = RunLimits {
+        fuel: 200_000_000_000,
+        wall_ms: 60_000,
+        ..RunLimits::default()
+    };
+    native("pass")?;
+
+    // Per-run overhead.
+    let runs = reps.max(1) * 5;
+    let mut sandboxed = Duration::ZERO;
+    let mut subprocess = Duration::ZERO;
+    for _ in 0..runs {
+        let start = Instant::now();
+        let r = sandbox.run("pass", "", &limits);
+        sandboxed += start.elapsed();
+        if r.verdict != Verdict::Ok {
+            bail!("the sandbox failed on `pass`: {}", r.stderr);
+        }
+        subprocess += native("pass")?.0;
+    }
+    report.time(
+        "sandbox: fresh interpreter + `pass` vs `python3 -c pass`",
+        sandboxed / runs,
+        subprocess / runs,
+    );
+
+    // MBPP test split, one run per problem, `jobs` at a time.
+    let programs = mbpp_test_programs()?;
+    let start = Instant::now();
+    let sandbox_passed = parallel(programs.len(), jobs, |i| {
+        let r = sandbox.run(&programs[i], "", &limits);
+        Ok(r.verdict == Verdict::Ok && r.exit_code == 0)
+    })?;
+    let sandbox_time = start.elapsed();
+    let start = Instant::now();
+    let native_passed = parallel(programs.len(), jobs, |i| Ok(native(&programs[i])?.1))?;
+    let native_time = start.elapsed();
+    report.time(
+        &format!(
+            "sandbox: MBPP test split, {jobs} workers ({sandbox_passed} vs {native_passed} of {} pass)",
+            programs.len()
+        ),
+        sandbox_time,
+        native_time,
+    );
+    report.rate(
+        "sandbox: MBPP programs/s",
+        programs.len() as f64 / sandbox_time.as_secs_f64(),
+        "programs/s",
+        Some(programs.len() as f64 / native_time.as_secs_f64()),
+    );
+
+    // The interpreter's own speed on a CPU-bound loop.
+    let start = Instant::now();
+    let r = sandbox.run(CPU_LOOP, "", &limits);
+    let sandbox_loop = start.elapsed();
+    if r.verdict != Verdict::Ok {
+        bail!("the sandbox failed on the CPU-bound loop: {}", r.stderr);
+    }
+    let (native_loop, ok) = native(CPU_LOOP)?;
+    if !ok {
+        bail!("python3 failed on the CPU-bound loop");
+    }
+    report.time(
+        "sandbox: CPU-bound loop (2M iterations) vs native python3",
+        sandbox_loop,
+        native_loop,
+    );
+    Ok(())
+}
