@@ -48,7 +48,9 @@
 //!   option `max-steps` overrides [`EnvInfo::max_steps`]);
 //! - task checks: unknown splits, out-of-range indices and unknown options are
 //!   rejected before your `reset` runs;
-//! - a deterministic, serialisable RNG ([`Rng`]).
+//! - a deterministic, serialisable RNG ([`Rng`]);
+//! - untrusted Python run by the host, one fresh sandboxed interpreter per
+//!   call ([`sandbox::run_python`]; `envs-wasm/code` is the example).
 //!
 //! Keep the state deterministic: no `HashMap` iteration order, no clocks, no
 //! host randomness; use [`Rng`] and ordered collections.
