@@ -63,6 +63,8 @@ pub struct EvalSummary {
     pub solved_tasks: u32,
     pub errors: u32,
     pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<crate::llm::UsageTotals>,
 }
 
 /// The unbiased Pass@k estimate for a task with `c` successes in `n`
@@ -162,6 +164,7 @@ pub fn eval(runtime: &Arc<crate::engine::Runtime>, args: &EvalArgs) -> Result<Ev
         solved_tasks: results.iter().filter(|r| r.successes > 0).count() as u32,
         errors: results.iter().map(|r| r.errors).sum(),
         seconds: started.elapsed().as_secs_f64(),
+        llm: args.policy.usage(),
     })
 }
 
@@ -216,6 +219,12 @@ pub fn summary_text(s: &EvalSummary) -> String {
         "solved    {}/{} tasks by at least one sample\n",
         s.solved_tasks, s.tasks
     ));
+    if let Some(u) = &s.llm {
+        out.push_str(&format!(
+            "model     {} requests ({} retried, {} failed) · {} prompt + {} completion tokens\n",
+            u.requests, u.retries, u.failures, u.prompt_tokens, u.completion_tokens
+        ));
+    }
     if s.errors > 0 {
         out.push_str(&format!(
             "errors    {} episodes failed to run (see the per-task results)\n",

@@ -25,6 +25,8 @@ pub mod engine;
 pub mod eval;
 pub mod exec;
 pub mod explore;
+pub mod llm;
+pub mod llm_policy;
 pub mod play;
 pub mod policy;
 pub mod python;

@@ -156,6 +156,94 @@ struct EvalCmd {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    llm: LlmArgs,
+}
+
+/// The `openai` policy's settings.
+#[derive(Args)]
+#[command(next_help_heading = "Model policy (--policy openai)")]
+struct LlmArgs {
+    /// The OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1 (vLLM,
+    /// SGLang, `leafe-trainer serve`).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// The model name to ask for.
+    #[arg(long)]
+    model: Option<String>,
+    /// The environment variable that holds the API key (none needed locally).
+    #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
+    api_key_env: String,
+    #[arg(long, default_value_t = 0.7)]
+    temperature: f64,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    /// Tokens per answer.
+    #[arg(long, default_value_t = 512)]
+    max_tokens: u32,
+    /// Seconds per request before it is retried.
+    #[arg(long, default_value_t = 120)]
+    request_timeout: u64,
+    /// Retries of a failed request (connection errors, HTTP 429 and 5xx),
+    /// with exponential backoff from 1 s (or the server's Retry-After).
+    #[arg(long, default_value_t = 4)]
+    retries: u32,
+    /// Requests in flight at once [default: --jobs].
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// A system prompt template file; `{name}`, `{action_hint}` and
+    /// `{answer_format}` are filled in.
+    #[arg(long, value_name = "FILE")]
+    system_prompt: Option<PathBuf>,
+    /// The history's budget in characters (about 4 per token); older turns
+    /// are left out.
+    #[arg(long, default_value_t = 24_000)]
+    history_chars: usize,
+}
+
+impl LlmArgs {
+    fn policy(&self, name: &str, noise: f64, jobs: usize) -> Result<PolicySpec> {
+        if name != "openai" {
+            return PolicySpec::parse(name, noise);
+        }
+        let (Some(base_url), Some(model)) = (&self.base_url, &self.model) else {
+            bail!("--policy openai needs --base-url and --model");
+        };
+        if !base_url.starts_with("http://") && !base_url.starts_with("https://") {
+            bail!("--base-url must start with http:// or https://, got '{base_url}'");
+        }
+        if !(0.0..=2.0).contains(&self.temperature) || !(0.0..=1.0).contains(&self.top_p) {
+            bail!("--temperature must be in [0, 2] and --top-p in [0, 1]");
+        }
+        if self.max_tokens == 0 || self.request_timeout == 0 {
+            bail!("--max-tokens and --request-timeout must be positive");
+        }
+        let mut prompt = leafe_host::llm_policy::PromptConfig {
+            history_chars: self.history_chars,
+            ..Default::default()
+        };
+        if let Some(path) = &self.system_prompt {
+            prompt = prompt.with_template_file(path)?;
+        }
+        let client = leafe_host::llm::ChatClient::new(leafe_host::llm::ChatConfig {
+            base_url: base_url.clone(),
+            model: model.clone(),
+            api_key: std::env::var(&self.api_key_env)
+                .ok()
+                .filter(|k| !k.is_empty()),
+            temperature: self.temperature,
+            top_p: self.top_p,
+            max_tokens: self.max_tokens,
+            timeout: std::time::Duration::from_secs(self.request_timeout),
+            retries: self.retries,
+            backoff: std::time::Duration::from_secs(1),
+            concurrency: self.concurrency.unwrap_or(jobs).max(1),
+        });
+        Ok(PolicySpec::OpenAi {
+            client: std::sync::Arc::new(client),
+            prompt: std::sync::Arc::new(prompt),
+        })
+    }
 }
 
 fn default_jobs() -> usize {
@@ -223,6 +311,8 @@ struct RunCmd {
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    llm: LlmArgs,
 }
 
 fn parse_option(s: &str) -> Result<(String, String), String> {
@@ -354,7 +444,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 },
                 seed: cmd.task.seed,
                 options: cmd.task.options,
-                policy: PolicySpec::parse(&cmd.policy, cmd.noise)?,
+                policy: cmd.llm.policy(&cmd.policy, cmd.noise, cmd.jobs)?,
                 explore: ExploreConfig {
                     budget: cmd.budget,
                     max_depth: cmd.max_depth,
@@ -440,7 +530,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 },
                 seed: cmd.task.seed,
                 options: cmd.task.options,
-                policy: PolicySpec::parse(&cmd.policy, cmd.noise)?,
+                policy: cmd.llm.policy(&cmd.policy, cmd.noise, cmd.jobs)?,
                 samples: cmd.samples,
                 ks: cmd.k,
                 jobs: cmd.jobs,

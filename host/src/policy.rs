@@ -5,10 +5,13 @@
 //! there again.
 
 use crate::component::EnvInfo;
+use crate::llm::ChatClient;
+use crate::llm_policy::{OpenAiPolicy, PromptConfig};
 use crate::reflect::Experience;
 use crate::rng::SplitMix;
 use crate::tree::Node;
 use anyhow::{Result, bail};
+use std::sync::Arc;
 
 /// What a policy sees when it acts.
 pub struct Context<'a> {
@@ -50,7 +53,7 @@ pub trait Policy: Send {
 }
 
 /// Which policy to build for each task.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone)]
 pub enum PolicySpec {
     Oracle {
         noise: f64,
@@ -58,6 +61,25 @@ pub enum PolicySpec {
     /// The environment's expert answer as it is: for the code benchmarks,
     /// the dataset's reference solution.
     Reference,
+    /// A model behind an OpenAI-compatible endpoint, one client for all tasks.
+    OpenAi {
+        client: Arc<ChatClient>,
+        prompt: Arc<PromptConfig>,
+    },
+}
+
+impl std::fmt::Debug for PolicySpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicySpec::Oracle { noise } => write!(f, "oracle (noise {noise})"),
+            PolicySpec::Reference => write!(f, "reference"),
+            PolicySpec::OpenAi { client, .. } => write!(
+                f,
+                "openai ({} at {})",
+                client.config.model, client.config.base_url
+            ),
+        }
+    }
 }
 
 impl PolicySpec {
@@ -68,7 +90,8 @@ impl PolicySpec {
         match name {
             "oracle" => Ok(PolicySpec::Oracle { noise }),
             "reference" => Ok(PolicySpec::Reference),
-            other => bail!("unknown policy '{other}' (available: oracle, reference)"),
+            "openai" => bail!("the openai policy needs --base-url and --model"),
+            other => bail!("unknown policy '{other}' (available: oracle, reference, openai)"),
         }
     }
 
@@ -76,6 +99,15 @@ impl PolicySpec {
         match self {
             PolicySpec::Oracle { .. } => "oracle",
             PolicySpec::Reference => "reference",
+            PolicySpec::OpenAi { .. } => "openai",
+        }
+    }
+
+    /// A model policy's request and token counts so far.
+    pub fn usage(&self) -> Option<crate::llm::UsageTotals> {
+        match self {
+            PolicySpec::OpenAi { client, .. } => Some(client.totals()),
+            _ => None,
         }
     }
 
@@ -87,6 +119,11 @@ impl PolicySpec {
                 rng: SplitMix::derive(seed, &[u64::from(task)]),
             }),
             PolicySpec::Reference => Box::new(Reference),
+            PolicySpec::OpenAi { client, prompt } => Box::new(OpenAiPolicy {
+                client: client.clone(),
+                prompt: prompt.clone(),
+                rng: SplitMix::derive(seed, &[u64::from(task), 7]),
+            }),
         }
     }
 }

@@ -69,6 +69,9 @@ pub struct Summary {
     pub resumed_tasks: usize,
     /// Wall time of this invocation.
     pub wall_ms: u64,
+    /// Requests and tokens of a model policy, in this invocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<crate::llm::UsageTotals>,
     pub per_task: Vec<TaskEnd>,
 }
 
@@ -79,7 +82,7 @@ pub const SUMMARY: &str = "summary.json";
 fn header(args: &RunArgs, env: &EnvComponent, tasks: &[u32]) -> Header {
     let noise = match args.policy {
         PolicySpec::Oracle { noise } => noise,
-        PolicySpec::Reference => 0.0,
+        PolicySpec::Reference | PolicySpec::OpenAi { .. } => 0.0,
     };
     Header {
         format: tree::FORMAT,
@@ -267,7 +270,14 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
         anyhow::Ok(())
     })?;
     bar.finish_and_clear();
-    finish(&args.out, &env.info.name, header, done.len(), started)
+    finish(
+        &args.out,
+        &env.info.name,
+        header,
+        done.len(),
+        started,
+        args.policy.usage(),
+    )
 }
 
 /// Reset one task before anything is written, so a bad option or split is
@@ -309,6 +319,7 @@ fn finish(
     header: Header,
     resumed: usize,
     started: Instant,
+    llm: Option<crate::llm::UsageTotals>,
 ) -> Result<Summary> {
     let log = tree::read(&out.join(TREE))?;
     let mut nodes_by_task: BTreeMap<u32, Vec<tree::Node>> = BTreeMap::new();
@@ -356,6 +367,7 @@ fn finish(
         errors: ends.iter().filter(|e| e.error.is_some()).count(),
         resumed_tasks: resumed,
         wall_ms: started.elapsed().as_millis() as u64,
+        llm,
         per_task: ends,
     };
     let mut json = serde_json::to_vec_pretty(&summary)?;
@@ -389,6 +401,12 @@ pub fn summary_table(s: &Summary, out: &Path) -> String {
         s.corrections,
         s.replay_avoided_steps
     ));
+    if let Some(u) = &s.llm {
+        t.push_str(&format!(
+            "model: {} requests ({} retried, {} failed) · {} prompt + {} completion tokens\n",
+            u.requests, u.retries, u.failures, u.prompt_tokens, u.completion_tokens
+        ));
+    }
     for e in s.per_task.iter().filter(|e| e.error.is_some()) {
         t.push_str(&format!(
             "task {} failed: {}\n",

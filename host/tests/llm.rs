@@ -1,0 +1,391 @@
+//! The `openai` policy over real HTTP on loopback, against a small scripted
+//! server: prompts, parsing, retries, rate limits, errors, timeouts, and a
+//! run that keeps going when the endpoint misbehaves.
+
+use leafe_host::llm::{ChatClient, ChatConfig, ChatError, Message};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One scripted reply.
+#[derive(Clone)]
+struct Reply {
+    status: u16,
+    body: String,
+    delay: Duration,
+    headers: Vec<(String, String)>,
+}
+
+fn answer(content: &str) -> Reply {
+    let body = serde_json::json!({
+        "id": "x", "object": "chat.completion", "model": "scripted",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+    });
+    Reply {
+        status: 200,
+        body: body.to_string(),
+        delay: Duration::ZERO,
+        headers: vec![],
+    }
+}
+
+fn status(code: u16, body: &str) -> Reply {
+    Reply {
+        status: code,
+        body: body.into(),
+        delay: Duration::ZERO,
+        headers: vec![],
+    }
+}
+
+/// A chat-completions server that plays `script` in order (repeating the
+/// last reply) and records each request body.
+struct Server {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Server {
+    fn start(script: Vec<Reply>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (script, seen) = (script.clone(), seen.clone());
+                std::thread::spawn(move || serve_one(stream, &script, &seen));
+            }
+        });
+        Server { addr, requests }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    fn requests(&self) -> Vec<serde_json::Value> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn serve_one(
+    stream: TcpStream,
+    script: &Mutex<VecDeque<Reply>>,
+    seen: &Mutex<Vec<serde_json::Value>>,
+) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    loop {
+        let mut length = 0usize;
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            if header.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        seen.lock()
+            .unwrap()
+            .push(serde_json::from_slice(&body).unwrap_or_default());
+        let reply = {
+            let mut s = script.lock().unwrap();
+            if s.len() > 1 {
+                s.pop_front().unwrap()
+            } else {
+                s.front().cloned().unwrap()
+            }
+        };
+        std::thread::sleep(reply.delay);
+        let mut out = format!(
+            "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            reply.status,
+            reply.body.len()
+        );
+        for (k, v) in &reply.headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.push_str(&reply.body);
+        let mut w = &stream;
+        if w.write_all(out.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn client(url: String, retries: u32, timeout: Duration) -> ChatClient {
+    ChatClient::new(ChatConfig {
+        base_url: url,
+        model: "scripted".into(),
+        api_key: Some("sk-test".into()),
+        temperature: 0.5,
+        top_p: 0.9,
+        max_tokens: 64,
+        timeout,
+        retries,
+        backoff: Duration::from_millis(10),
+        concurrency: 2,
+    })
+}
+
+fn ask(c: &ChatClient) -> Result<Vec<String>, ChatError> {
+    c.complete(&[Message::new("user", "hi")], 1, Some(7))
+}
+
+#[test]
+fn a_request_carries_the_settings_and_counts_tokens() {
+    let server = Server::start(vec![answer("Action: up")]);
+    let c = client(server.url(), 0, Duration::from_secs(10));
+    assert_eq!(ask(&c).unwrap(), vec!["Action: up"]);
+    let req = &server.requests()[0];
+    assert_eq!(req["model"], "scripted");
+    assert_eq!(req["messages"][0]["content"], "hi");
+    assert_eq!(req["temperature"], 0.5);
+    assert_eq!(req["max_tokens"], 64);
+    assert_eq!(req["seed"], 7);
+    let t = c.totals();
+    assert_eq!(
+        (t.requests, t.prompt_tokens, t.completion_tokens),
+        (1, 10, 3)
+    );
+}
+
+#[test]
+fn server_errors_and_rate_limits_are_retried() {
+    let mut limited = status(429, "{\"error\": \"slow down\"}");
+    limited.headers.push(("Retry-After".into(), "0".into()));
+    let server = Server::start(vec![
+        status(500, "oops"),
+        limited,
+        status(503, "busy"),
+        answer("fine"),
+    ]);
+    let c = client(server.url(), 5, Duration::from_secs(10));
+    assert_eq!(ask(&c).unwrap(), vec!["fine"]);
+    let t = c.totals();
+    assert_eq!((t.requests, t.retries, t.failures), (4, 3, 0));
+}
+
+#[test]
+fn client_errors_bad_json_and_a_dead_endpoint_are_clear() {
+    let server = Server::start(vec![status(400, "{\"error\": \"bad model\"}")]);
+    let c = client(server.url(), 3, Duration::from_secs(10));
+    let err = ask(&c).unwrap_err();
+    assert!(matches!(err, ChatError::Http { status: 400, .. }), "{err}");
+    assert!(err.to_string().contains("bad model"));
+    assert_eq!(c.totals().retries, 0, "a 4xx is not retried");
+
+    let server = Server::start(vec![status(200, "this is not json")]);
+    let err = ask(&client(server.url(), 3, Duration::from_secs(10))).unwrap_err();
+    assert!(matches!(err, ChatError::BadResponse { .. }), "{err}");
+
+    // A port nobody listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let c = client(
+        format!("http://127.0.0.1:{port}/v1"),
+        2,
+        Duration::from_secs(5),
+    );
+    let err = ask(&c).unwrap_err();
+    assert!(matches!(err, ChatError::Unreachable { .. }), "{err}");
+    assert_eq!(c.totals().retries, 2);
+}
+
+#[test]
+fn a_slow_server_times_out_and_is_retried() {
+    let mut slow = answer("late");
+    slow.delay = Duration::from_secs(3);
+    let server = Server::start(vec![slow, answer("quick")]);
+    let c = client(server.url(), 1, Duration::from_millis(500));
+    let start = Instant::now();
+    assert_eq!(ask(&c).unwrap(), vec!["quick"]);
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert_eq!(c.totals().retries, 1);
+}
+
+fn leafe(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_leafe-host"))
+        .args(args)
+        .env(
+            "LEAFE_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("leafe-cache"),
+        )
+        .env("OPENAI_API_KEY", "sk-from-env")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_openai_policy_plays_and_malformed_answers_cost_a_step() {
+    // Guess the number: a chatty answer, one with no action at all, then
+    // answers that walk to the secret by bisection are not needed — the
+    // script just repeats its last reply until the budget runs out.
+    let server = Server::start(vec![
+        answer("Let me think.\nAction: 50"),
+        answer("I have no idea what to do here."),
+        answer("<think>lower or higher?</think>Action: 25"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let run = leafe(&[
+        "run",
+        "--env",
+        "guess",
+        "--policy",
+        "openai",
+        "--base-url",
+        &server.url(),
+        "--model",
+        "scripted",
+        "--tasks",
+        "1",
+        "--budget",
+        "5",
+        "--max-depth",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["steps"], 5, "{summary}");
+    assert_eq!(summary["llm"]["requests"], 5);
+    assert_eq!(summary["llm"]["prompt_tokens"], 50);
+
+    let tree = std::fs::read_to_string(out.join("tree.jsonl")).unwrap();
+    let nodes: Vec<serde_json::Value> = tree
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["type"] == "node")
+        .collect();
+    assert_eq!(nodes[1]["action"], "50");
+    assert_eq!(nodes[2]["action"], "I have no idea what to do here.");
+    assert!(
+        nodes[2]["observation"]
+            .as_str()
+            .unwrap()
+            .contains("is not a number"),
+        "format feedback from the environment: {}",
+        nodes[2]["observation"]
+    );
+    assert_eq!(nodes[3]["action"], "25");
+
+    // The prompt: the environment's action hint, the history, the key.
+    let requests = server.requests();
+    let last = &requests[requests.len() - 1]["messages"];
+    let system = last[0]["content"].as_str().unwrap();
+    assert!(system.contains("\"guess\"") && system.contains("Guess the secret whole number"));
+    assert_eq!(last[1]["role"], "user");
+    assert_eq!(last[2]["role"], "assistant");
+    assert_eq!(last[2]["content"], "50");
+    assert!(last.as_array().unwrap().len() >= 8, "{last}");
+}
+
+#[test]
+fn a_failing_endpoint_ends_tasks_with_an_error_and_the_run_goes_on() {
+    let server = Server::start(vec![status(401, "{\"error\": \"bad key\"}")]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let run = leafe(&[
+        "run",
+        "--env",
+        "guess",
+        "--policy",
+        "openai",
+        "--base-url",
+        &server.url(),
+        "--model",
+        "m",
+        "--tasks",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("task 0 failed") && stdout.contains("HTTP 401"),
+        "{stdout}"
+    );
+    assert!(out.join("summary.json").exists());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["errors"], 3);
+    assert_eq!(summary["llm"]["failures"], 3);
+    assert_eq!(
+        server.requests().len(),
+        3,
+        "no retries on 401; the key came from $OPENAI_API_KEY"
+    );
+
+    for (args, needle) in [
+        (
+            vec!["run", "--policy", "openai"],
+            "needs --base-url and --model",
+        ),
+        (
+            vec![
+                "run",
+                "--policy",
+                "openai",
+                "--base-url",
+                "localhost:1",
+                "--model",
+                "m",
+            ],
+            "must start with http",
+        ),
+        (
+            vec![
+                "run",
+                "--policy",
+                "openai",
+                "--base-url",
+                "http://x",
+                "--model",
+                "m",
+                "--temperature",
+                "9",
+            ],
+            "--temperature",
+        ),
+    ] {
+        let out = leafe(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
