@@ -257,6 +257,7 @@ fn host_figures(
     // re-executes the path from the start), same tasks, same decisions.
     let explore = |snapshot_every: u32| -> Result<(Duration, u64, u64, u64)> {
         let cfg = ExploreConfig {
+            method: crate::explore::Method::Leafe,
             budget: 400,
             max_depth: 12,
             snapshot_every,

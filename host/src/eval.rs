@@ -185,6 +185,7 @@ fn run_sample(
     let policy_seed = SplitMix::derive(args.seed, &[u64::from(sample)]).next_u64();
     let mut policy = args.policy.build(policy_seed, index);
     let cfg = ExploreConfig {
+        method: crate::explore::Method::Sample,
         budget: env.info.max_steps.max(1),
         max_depth: 0,
         snapshot_every: u32::MAX,

@@ -15,12 +15,40 @@ use crate::reflect::{Experience, Reflector};
 use crate::session::{EnvError, Session, SessionError, Task};
 use crate::tree::{Node, Record, TaskEnd};
 use anyhow::{Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+
+/// How a task's interaction budget is spent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// LEAFE: reflect on a failure, go back to the state it names (a
+    /// snapshot restore) and try a revised action there; the rollback tree
+    /// is expanded breadth-first.
+    #[default]
+    Leafe,
+    /// Independent rollouts from the start, no feedback carried over.
+    Sample,
+    /// Iterative refinement: each new rollout starts from the beginning with
+    /// the lessons of all earlier ones in the prompt; no rollback.
+    Refine,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Leafe => "leafe",
+            Method::Sample => "sample",
+            Method::Refine => "refine",
+        }
+    }
+}
 
 /// Exploration settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ExploreConfig {
+    pub method: Method,
     /// Environment steps per task, over all rollouts.
     pub budget: u32,
     /// How many backtracks deep the rollback tree may grow.
@@ -173,6 +201,22 @@ impl Explorer<'_> {
     }
 }
 
+/// What a failed rollout came to, for refinement when the reflector has
+/// nothing to say: its last feedback.
+fn outcome_lesson(path: &[&Node]) -> Experience {
+    let last = path.last().map(|n| n.observation.as_str()).unwrap_or("");
+    Experience {
+        node: 0,
+        obs_sha256: String::new(),
+        avoid: None,
+        text: format!(
+            "An earlier attempt failed after {} steps; its last feedback was: {}",
+            path.len().saturating_sub(1),
+            leafe_judge::clip(last.trim(), 400)
+        ),
+    }
+}
+
 /// Explore one task. An environment failure ends the task (recorded in
 /// [`TaskEnd::error`]); only a bad task or a broken setup is an `Err`.
 pub fn explore_task(
@@ -252,14 +296,43 @@ pub fn explore_task(
             if req.depth >= cfg.max_depth || ex.end.steps >= cfg.budget {
                 continue;
             }
-            if let Some(lesson) = reflector.reflect(&ex.path(leaf)) {
-                let mut experiences = req.experiences.clone();
-                experiences.push(lesson.clone());
-                reflector_queue.push_back(BranchRequest {
-                    from: lesson.node,
+            let next = match cfg.method {
+                Method::Leafe => reflector.reflect(&ex.path(leaf)).map(|lesson| {
+                    let mut experiences = req.experiences.clone();
+                    experiences.push(lesson.clone());
+                    BranchRequest {
+                        from: lesson.node,
+                        depth: req.depth + 1,
+                        experiences,
+                    }
+                }),
+                Method::Sample => Some(BranchRequest {
+                    from: 0,
                     depth: req.depth + 1,
-                    experiences,
-                });
+                    experiences: Vec::new(),
+                }),
+                Method::Refine => {
+                    let path = ex.path(leaf);
+                    let lesson = reflector
+                        .reflect(&path)
+                        .unwrap_or_else(|| outcome_lesson(&path));
+                    let mut experiences = req.experiences.clone();
+                    experiences.push(Experience {
+                        // Refinement starts over: the lesson is advice, not a rollback.
+                        node: 0,
+                        obs_sha256: String::new(),
+                        avoid: None,
+                        text: lesson.text,
+                    });
+                    Some(BranchRequest {
+                        from: 0,
+                        depth: req.depth + 1,
+                        experiences,
+                    })
+                }
+            };
+            if let Some(next) = next {
+                reflector_queue.push_back(next);
             }
         }
         Ok(())

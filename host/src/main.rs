@@ -287,7 +287,12 @@ struct RunCmd {
     /// Chance of a random move instead of the expert's (oracle policy).
     #[arg(long, default_value_t = 0.4)]
     noise: f64,
-    /// Environment steps per task, all branches together.
+    /// How the budget is spent: leafe (reflect, roll back, revise),
+    /// sample (independent rollouts) or refine (restart with the lessons).
+    #[arg(long, value_enum, default_value = "leafe")]
+    method: leafe_host::explore::Method,
+    /// Environment steps per task, all branches together (for code
+    /// environments a step is one submitted program).
     #[arg(long, default_value_t = 300)]
     budget: u32,
     /// How many backtracks deep the rollback tree may grow.
@@ -446,6 +451,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 options: cmd.task.options,
                 policy: cmd.llm.policy(&cmd.policy, cmd.noise, cmd.jobs)?,
                 explore: ExploreConfig {
+                    method: cmd.method,
                     budget: cmd.budget,
                     max_depth: cmd.max_depth,
                     snapshot_every: cmd.snapshot_every,

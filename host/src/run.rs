@@ -54,6 +54,7 @@ pub struct Summary {
     pub env: String,
     pub split: String,
     pub policy: String,
+    pub method: crate::explore::Method,
     pub tasks: usize,
     pub solved: usize,
     pub solve_rate: f64,
@@ -97,6 +98,7 @@ fn header(args: &RunArgs, env: &EnvComponent, tasks: &[u32]) -> Header {
         policy: args.policy.name().to_string(),
         noise,
         budget: args.explore.budget,
+        method: args.explore.method,
         max_depth: args.explore.max_depth,
         snapshot_every: args.explore.snapshot_every,
     }
@@ -350,6 +352,7 @@ fn finish(
         env: header.env.clone(),
         split: header.split.clone(),
         policy: header.policy.clone(),
+        method: header.method,
         tasks: ends.len(),
         solved,
         solve_rate: if ends.is_empty() {
@@ -380,8 +383,11 @@ fn finish(
 pub fn summary_table(s: &Summary, out: &Path) -> String {
     let mut t = String::new();
     t.push_str(&format!(
-        "env {} · split {} · policy {}\n",
-        s.env, s.split, s.policy
+        "env {} · split {} · policy {} · method {}\n",
+        s.env,
+        s.split,
+        s.policy,
+        s.method.as_str()
     ));
     t.push_str("tasks  solved  steps  backtracks  restores  replayed  errors  time\n");
     t.push_str(&format!(

@@ -29,6 +29,9 @@ pub struct Header {
     pub options: Vec<(String, String)>,
     pub policy: String,
     pub noise: f64,
+    /// `leafe`, `sample` or `refine` (logs from before methods existed are `leafe`).
+    #[serde(default)]
+    pub method: crate::explore::Method,
     pub budget: u32,
     pub max_depth: u32,
     pub snapshot_every: u32,

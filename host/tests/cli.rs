@@ -593,3 +593,103 @@ fn run_explores_code_tasks_with_the_reference_policy() {
     let replay = ok(&["replay", out.to_str().unwrap()]);
     assert!(replay.starts_with("replay ok"), "{replay}");
 }
+
+#[test]
+fn methods_spend_the_same_budget_differently() {
+    let dir = tmp();
+    let nodes_of = |method: &str| -> (serde_json::Value, Vec<serde_json::Value>) {
+        let out = dir.path().join(method);
+        let table = ok(&[
+            "run",
+            "--tasks",
+            "8",
+            "--noise",
+            "0.6",
+            "--opt",
+            "boxes=3",
+            "--opt",
+            "size=8x8",
+            "--budget",
+            "60",
+            "--method",
+            method,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(table.contains(&format!("method {method}")), "{table}");
+        let records: Vec<serde_json::Value> = std::fs::read_to_string(out.join("tree.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let header = records[0].clone();
+        let nodes = records
+            .into_iter()
+            .filter(|r| r["type"] == "node")
+            .collect();
+        (header, nodes)
+    };
+    let first_nodes = |nodes: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        // The first node of every rollout after the first.
+        nodes
+            .iter()
+            .filter(|n| n["branch"].as_u64() > Some(0))
+            .filter(|n| {
+                let parent = n["parent"].as_u64().unwrap();
+                nodes.iter().any(|p| {
+                    p["task"] == n["task"]
+                        && p["id"].as_u64() == Some(parent)
+                        && p["branch"] != n["branch"]
+                })
+            })
+            .cloned()
+            .collect()
+    };
+    for method in ["leafe", "sample", "refine"] {
+        let (header, nodes) = nodes_of(method);
+        assert_eq!(header["method"], method);
+        let restarts = first_nodes(&nodes);
+        assert!(
+            !restarts.is_empty(),
+            "{method}: some rollouts failed and were followed up"
+        );
+        let from_root = restarts.iter().all(|n| n["parent"] == 0);
+        let with_lesson = restarts.iter().all(|n| n["experience"].is_string());
+        match method {
+            "leafe" => assert!(
+                !from_root && with_lesson,
+                "leafe branches from where it failed"
+            ),
+            "sample" => assert!(
+                from_root && restarts.iter().all(|n| n["experience"].is_null()),
+                "sample restarts without lessons"
+            ),
+            _ => assert!(from_root && with_lesson, "refine restarts with the lessons"),
+        }
+        let replay = ok(&["replay", dir.path().join(method).to_str().unwrap()]);
+        assert!(replay.starts_with("replay ok"), "{replay}");
+    }
+    // A run continues only with the settings it started with.
+    let sample = dir.path().join("sample");
+    fails(
+        &[
+            "run",
+            "--tasks",
+            "8",
+            "--noise",
+            "0.6",
+            "--opt",
+            "boxes=3",
+            "--opt",
+            "size=8x8",
+            "--budget",
+            "60",
+            "--method",
+            "leafe",
+            "--out",
+            sample.to_str().unwrap(),
+            "--resume",
+        ],
+        "method",
+    );
+}
