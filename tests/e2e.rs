@@ -158,6 +158,7 @@ fn exploration_backtracks_on_guess_and_is_deterministic() {
     let env = EnvComponent::load(&runtime, Source::Builtin("guess".into())).unwrap();
     let cfg = ExploreConfig {
         method: leafe_host::explore::Method::Leafe,
+        reflect_every: 0,
         budget: 60,
         max_depth: 6,
         snapshot_every: 2,

@@ -258,6 +258,7 @@ fn host_figures(
     let explore = |snapshot_every: u32| -> Result<(Duration, u64, u64, u64)> {
         let cfg = ExploreConfig {
             method: crate::explore::Method::Leafe,
+            reflect_every: 0,
             budget: 400,
             max_depth: 12,
             snapshot_every,

@@ -186,6 +186,7 @@ fn run_sample(
     let mut policy = args.policy.build(policy_seed, index);
     let cfg = ExploreConfig {
         method: crate::explore::Method::Sample,
+        reflect_every: 0,
         budget: env.info.max_steps.max(1),
         max_depth: 0,
         snapshot_every: u32::MAX,

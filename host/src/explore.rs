@@ -49,6 +49,8 @@ impl Method {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ExploreConfig {
     pub method: Method,
+    /// Also reflect every this many steps of a rollout (0: only on failure).
+    pub reflect_every: u32,
     /// Environment steps per task, over all rollouts.
     pub budget: u32,
     /// How many backtracks deep the rollback tree may grow.
@@ -67,6 +69,8 @@ struct BranchRequest {
     from: u32,
     depth: u32,
     experiences: Vec<Experience>,
+    /// Going on with a rollout paused for a mid-rollout check (not a new branch).
+    resumes: bool,
 }
 
 /// The growing tree of one task and the live session walking it.
@@ -137,17 +141,19 @@ impl Explorer<'_> {
         Ok(())
     }
 
-    /// One rollout from `req.from`; returns the last node reached.
+    /// One rollout from `req.from`; returns the last node reached, and
+    /// whether the rollout only paused there for a mid-rollout check.
     fn rollout(
         &mut self,
         req: &BranchRequest,
         branch: u32,
         info: &crate::component::EnvInfo,
         policy: &mut dyn Policy,
-    ) -> Result<u32, SessionError> {
+    ) -> Result<(u32, bool), SessionError> {
         self.go_to(req.from)?;
         let mut at = req.from;
-        let mut first = true;
+        let mut first = !req.resumes;
+        let mut taken = 0;
         while self.end.steps < self.cfg.budget {
             let admissible = self.session.admissible_actions()?;
             let expert = if policy.needs_expert() {
@@ -193,11 +199,16 @@ impl Explorer<'_> {
             let ends = node.success || node.terminated || node.truncated || node.dead_end.is_some();
             at = self.add_node(node, id.is_multiple_of(self.cfg.snapshot_every))?;
             first = false;
+            taken += 1;
             if ends {
                 break;
             }
+            let every = self.cfg.reflect_every;
+            if every > 0 && taken % every == 0 && self.end.steps < self.cfg.budget {
+                return Ok((at, true));
+            }
         }
-        Ok(at)
+        Ok((at, false))
     }
 }
 
@@ -276,6 +287,7 @@ pub fn explore_task(
         from: 0,
         depth: 0,
         experiences: vec![],
+        resumes: false,
     }]);
     let outcome: Result<(), SessionError> = (|| {
         ex.add_node(root, true)?;
@@ -284,15 +296,40 @@ pub fn explore_task(
             if ex.end.steps >= cfg.budget {
                 break;
             }
-            if req.depth > 0 {
+            if req.depth > 0 && !req.resumes {
                 ex.end.backtracks += 1;
             }
-            let leaf = ex.rollout(&req, branch, &info, policy)?;
-            branch += 1;
+            let (leaf, paused) = ex.rollout(&req, branch, &info, policy)?;
             if ex.nodes[leaf as usize].success {
                 ex.end.solved = true;
                 break;
             }
+            if paused {
+                // Every K steps: a lesson means going back now; none, going on.
+                let lesson = (cfg.method == Method::Leafe && req.depth < cfg.max_depth)
+                    .then(|| reflector.check(&ex.path(leaf)))
+                    .flatten();
+                match lesson {
+                    Some(lesson) => {
+                        branch += 1;
+                        let mut experiences = req.experiences.clone();
+                        experiences.push(lesson.clone());
+                        reflector_queue.push_back(BranchRequest {
+                            from: lesson.node,
+                            depth: req.depth + 1,
+                            experiences,
+                            resumes: false,
+                        });
+                    }
+                    None => reflector_queue.push_front(BranchRequest {
+                        from: leaf,
+                        resumes: true,
+                        ..req
+                    }),
+                }
+                continue;
+            }
+            branch += 1;
             if req.depth >= cfg.max_depth || ex.end.steps >= cfg.budget {
                 continue;
             }
@@ -304,12 +341,14 @@ pub fn explore_task(
                         from: lesson.node,
                         depth: req.depth + 1,
                         experiences,
+                        resumes: false,
                     }
                 }),
                 Method::Sample => Some(BranchRequest {
                     from: 0,
                     depth: req.depth + 1,
                     experiences: Vec::new(),
+                    resumes: false,
                 }),
                 Method::Refine => {
                     let path = ex.path(leaf);
@@ -328,6 +367,7 @@ pub fn explore_task(
                         from: 0,
                         depth: req.depth + 1,
                         experiences,
+                        resumes: false,
                     })
                 }
             };

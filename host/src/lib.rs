@@ -27,6 +27,7 @@ pub mod exec;
 pub mod explore;
 pub mod llm;
 pub mod llm_policy;
+pub mod llm_reflect;
 pub mod play;
 pub mod policy;
 pub mod python;

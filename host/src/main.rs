@@ -7,6 +7,7 @@ use leafe_host::engine::{EngineOptions, Limits, Runtime};
 use leafe_host::eval::EvalArgs;
 use leafe_host::explore::ExploreConfig;
 use leafe_host::policy::PolicySpec;
+use leafe_host::reflect::ReflectorSpec;
 use leafe_host::run::{RunArgs, TaskSelection};
 use leafe_host::session::Task;
 use std::io::IsTerminal;
@@ -202,12 +203,22 @@ struct LlmArgs {
 }
 
 impl LlmArgs {
-    fn policy(&self, name: &str, noise: f64, jobs: usize) -> Result<PolicySpec> {
-        if name != "openai" {
-            return PolicySpec::parse(name, noise);
+    /// The reflector: the rule-based one, or the model (sharing the
+    /// policy's client when the policy is the same model).
+    fn reflector(&self, name: &str, policy: &PolicySpec, jobs: usize) -> Result<ReflectorSpec> {
+        match name {
+            "rule" => Ok(ReflectorSpec::Rule),
+            "llm" => match policy {
+                PolicySpec::OpenAi { client, .. } => Ok(ReflectorSpec::Llm(client.clone())),
+                _ => Ok(ReflectorSpec::Llm(std::sync::Arc::new(self.client(jobs)?))),
+            },
+            other => bail!("unknown reflector '{other}' (available: rule, llm)"),
         }
+    }
+
+    fn client(&self, jobs: usize) -> Result<leafe_host::llm::ChatClient> {
         let (Some(base_url), Some(model)) = (&self.base_url, &self.model) else {
-            bail!("--policy openai needs --base-url and --model");
+            bail!("--policy openai and --reflector llm need --base-url and --model");
         };
         if !base_url.starts_with("http://") && !base_url.starts_with("https://") {
             bail!("--base-url must start with http:// or https://, got '{base_url}'");
@@ -218,6 +229,28 @@ impl LlmArgs {
         if self.max_tokens == 0 || self.request_timeout == 0 {
             bail!("--max-tokens and --request-timeout must be positive");
         }
+        Ok(leafe_host::llm::ChatClient::new(
+            leafe_host::llm::ChatConfig {
+                base_url: base_url.clone(),
+                model: model.clone(),
+                api_key: std::env::var(&self.api_key_env)
+                    .ok()
+                    .filter(|k| !k.is_empty()),
+                temperature: self.temperature,
+                top_p: self.top_p,
+                max_tokens: self.max_tokens,
+                timeout: std::time::Duration::from_secs(self.request_timeout),
+                retries: self.retries,
+                backoff: std::time::Duration::from_secs(1),
+                concurrency: self.concurrency.unwrap_or(jobs).max(1),
+            },
+        ))
+    }
+
+    fn policy(&self, name: &str, noise: f64, jobs: usize) -> Result<PolicySpec> {
+        if name != "openai" {
+            return PolicySpec::parse(name, noise);
+        }
         let mut prompt = leafe_host::llm_policy::PromptConfig {
             history_chars: self.history_chars,
             ..Default::default()
@@ -225,20 +258,7 @@ impl LlmArgs {
         if let Some(path) = &self.system_prompt {
             prompt = prompt.with_template_file(path)?;
         }
-        let client = leafe_host::llm::ChatClient::new(leafe_host::llm::ChatConfig {
-            base_url: base_url.clone(),
-            model: model.clone(),
-            api_key: std::env::var(&self.api_key_env)
-                .ok()
-                .filter(|k| !k.is_empty()),
-            temperature: self.temperature,
-            top_p: self.top_p,
-            max_tokens: self.max_tokens,
-            timeout: std::time::Duration::from_secs(self.request_timeout),
-            retries: self.retries,
-            backoff: std::time::Duration::from_secs(1),
-            concurrency: self.concurrency.unwrap_or(jobs).max(1),
-        });
+        let client = self.client(jobs)?;
         Ok(PolicySpec::OpenAi {
             client: std::sync::Arc::new(client),
             prompt: std::sync::Arc::new(prompt),
@@ -287,6 +307,15 @@ struct RunCmd {
     /// Chance of a random move instead of the expert's (oracle policy).
     #[arg(long, default_value_t = 0.4)]
     noise: f64,
+    /// Who reflects on failures: `rule` (the environment's feedback: dead
+    /// ends, terminal failures, no progress) or `llm` (the model at
+    /// --base-url, asked for JSON {"step", "experience"}).
+    #[arg(long, default_value = "rule")]
+    reflector: String,
+    /// Also reflect every K steps of a rollout, not only when it fails
+    /// (0: only on failure; for the llm reflector).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    reflect_every: u32,
     /// How the budget is spent: leafe (reflect, roll back, revise),
     /// sample (independent rollouts) or refine (restart with the lessons).
     #[arg(long, value_enum, default_value = "leafe")]
@@ -432,6 +461,7 @@ fn real_main(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(cmd) => {
             let runtime = Runtime::new(options)?;
+            let policy = cmd.llm.policy(&cmd.policy, cmd.noise, cmd.jobs)?;
             let out = match cmd.out {
                 Some(out) => out,
                 None => leafe_host::run::fresh_out_dir(
@@ -449,9 +479,11 @@ fn real_main(cli: Cli) -> Result<()> {
                 },
                 seed: cmd.task.seed,
                 options: cmd.task.options,
-                policy: cmd.llm.policy(&cmd.policy, cmd.noise, cmd.jobs)?,
+                policy: policy.clone(),
+                reflector: cmd.llm.reflector(&cmd.reflector, &policy, cmd.jobs)?,
                 explore: ExploreConfig {
                     method: cmd.method,
+                    reflect_every: cmd.reflect_every,
                     budget: cmd.budget,
                     max_depth: cmd.max_depth,
                     snapshot_every: cmd.snapshot_every,

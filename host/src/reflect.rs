@@ -8,7 +8,12 @@
 //! 3. running out of steps: go back to the last state that made progress
 //!    (positive reward), or the start, and reject what was tried from there.
 
+use crate::component::EnvInfo;
+use crate::llm::ChatClient;
+use crate::llm_reflect::LlmReflector;
+use crate::rng::SplitMix;
 use crate::tree::Node;
+use std::sync::Arc;
 
 /// A lesson and where it applies.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -28,6 +33,47 @@ pub struct Experience {
 pub trait Reflector: Send {
     /// `path` runs from the task's root to the failed rollout's last state.
     fn reflect(&mut self, path: &[&Node]) -> Option<Experience>;
+
+    /// Mid-rollout (every K steps, `--reflect-every`): a lesson if a step so
+    /// far was a mistake, `None` to go on. The rule-based reflector only
+    /// reacts to failures, which end rollouts by themselves.
+    fn check(&mut self, _path: &[&Node]) -> Option<Experience> {
+        None
+    }
+}
+
+/// Which reflector to build for each task.
+#[derive(Clone)]
+pub enum ReflectorSpec {
+    Rule,
+    /// The model behind an OpenAI-compatible endpoint.
+    Llm(Arc<ChatClient>),
+}
+
+impl std::fmt::Debug for ReflectorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl ReflectorSpec {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ReflectorSpec::Rule => "rule",
+            ReflectorSpec::Llm(_) => "llm",
+        }
+    }
+
+    pub fn build(&self, info: &EnvInfo, seed: u64, task: u32) -> Box<dyn Reflector> {
+        match self {
+            ReflectorSpec::Rule => Box::new(RuleReflector),
+            ReflectorSpec::Llm(client) => Box::new(LlmReflector {
+                client: client.clone(),
+                info: info.clone(),
+                seed: SplitMix::derive(seed, &[u64::from(task), 11]).next_u64(),
+            }),
+        }
+    }
 }
 
 /// The rule-based reflector described in the module docs.

@@ -11,7 +11,6 @@ use crate::component::{self, EnvComponent};
 use crate::engine::Runtime;
 use crate::explore::{ExploreConfig, TaskRun, explore_task};
 use crate::policy::PolicySpec;
-use crate::reflect::RuleReflector;
 use crate::session::Task;
 use crate::tree::{self, Header, LogWriter, Record, TaskEnd};
 use anyhow::{Context, Result, bail};
@@ -40,6 +39,7 @@ pub struct RunArgs {
     pub seed: u64,
     pub options: Vec<(String, String)>,
     pub policy: PolicySpec,
+    pub reflector: crate::reflect::ReflectorSpec,
     pub explore: ExploreConfig,
     pub out: PathBuf,
     pub resume: bool,
@@ -99,6 +99,8 @@ fn header(args: &RunArgs, env: &EnvComponent, tasks: &[u32]) -> Header {
         noise,
         budget: args.explore.budget,
         method: args.explore.method,
+        reflector: args.reflector.name().to_string(),
+        reflect_every: args.explore.reflect_every,
         max_depth: args.explore.max_depth,
         snapshot_every: args.explore.snapshot_every,
     }
@@ -305,11 +307,12 @@ fn run_task(env: &Arc<EnvComponent>, args: &RunArgs, index: u32) -> Result<TaskR
         options: args.options.clone(),
     };
     let mut policy = args.policy.build(args.seed, index);
+    let mut reflector = args.reflector.build(&env.info, args.seed, index);
     explore_task(
         env,
         &task,
         policy.as_mut(),
-        &mut RuleReflector,
+        reflector.as_mut(),
         &args.explore,
     )
 }

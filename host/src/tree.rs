@@ -32,9 +32,19 @@ pub struct Header {
     /// `leafe`, `sample` or `refine` (logs from before methods existed are `leafe`).
     #[serde(default)]
     pub method: crate::explore::Method,
+    /// `rule` or `llm` (absent in older logs: `rule`).
+    #[serde(default = "rule")]
+    pub reflector: String,
+    /// Mid-rollout reflection every this many steps (0: only on failure).
+    #[serde(default)]
+    pub reflect_every: u32,
     pub budget: u32,
     pub max_depth: u32,
     pub snapshot_every: u32,
+}
+
+fn rule() -> String {
+    "rule".into()
 }
 
 /// One environment state reached: the root of a task (after `reset`), or

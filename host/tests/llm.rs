@@ -50,18 +50,28 @@ struct Server {
     requests: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
+type Script = Mutex<VecDeque<Reply>>;
+
 impl Server {
     fn start(script: Vec<Reply>) -> Server {
+        Server::routed(script, Vec::new())
+    }
+
+    /// Requests whose system prompt is the reflector's get `reflections`.
+    fn routed(policy: Vec<Reply>, reflections: Vec<Reply>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let scripts = Arc::new((
+            Mutex::new(VecDeque::from(policy)),
+            Mutex::new(VecDeque::from(reflections)),
+        ));
         let seen = requests.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (script, seen) = (script.clone(), seen.clone());
-                std::thread::spawn(move || serve_one(stream, &script, &seen));
+                let (scripts, seen) = (scripts.clone(), seen.clone());
+                std::thread::spawn(move || serve_one(stream, &scripts.0, &scripts.1, &seen));
             }
         });
         Server { addr, requests }
@@ -78,7 +88,8 @@ impl Server {
 
 fn serve_one(
     stream: TcpStream,
-    script: &Mutex<VecDeque<Reply>>,
+    policy: &Script,
+    reflections: &Script,
     seen: &Mutex<Vec<serde_json::Value>>,
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -104,9 +115,12 @@ fn serve_one(
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        seen.lock()
-            .unwrap()
-            .push(serde_json::from_slice(&body).unwrap_or_default());
+        let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let reflecting = request["messages"][0]["content"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("You review a failed attempt"));
+        seen.lock().unwrap().push(request);
+        let script = if reflecting { reflections } else { policy };
         let reply = {
             let mut s = script.lock().unwrap();
             if s.len() > 1 {
@@ -388,4 +402,163 @@ fn a_failing_endpoint_ends_tasks_with_an_error_and_the_run_goes_on() {
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
+}
+
+fn tree_nodes(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("tree.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["type"] == "node")
+        .collect()
+}
+
+#[test]
+fn the_llm_reflector_names_the_step_and_its_lesson_reaches_the_prompt() {
+    let server = Server::routed(
+        vec![answer("Action: 101")],
+        vec![
+            answer("I think it was the second guess."),
+            answer("```json\n{\"step\": 2, \"experience\": \"Guess lower than 101.\"}\n```"),
+            status(400, "{\"error\": \"no more\"}"),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let run = leafe(&[
+        "run",
+        "--env",
+        "guess",
+        "--policy",
+        "openai",
+        "--reflector",
+        "llm",
+        "--base-url",
+        &server.url(),
+        "--model",
+        "m",
+        "--task",
+        "0",
+        "--opt",
+        "max-steps=3",
+        "--budget",
+        "9",
+        "--max-depth",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let nodes = tree_nodes(&out);
+    let revised: Vec<&serde_json::Value> = nodes
+        .iter()
+        .filter(|n| n["experience"].is_string())
+        .collect();
+    assert_eq!(revised.len(), 2, "two backtracks: {nodes:?}");
+    // The model's lesson, after one repair request: back to the state before step 2.
+    assert_eq!(revised[0]["experience"], "Guess lower than 101.");
+    assert_eq!(revised[0]["parent"], 1);
+    assert_eq!(revised[0]["rejected"], "101");
+    // The endpoint refused the second reflection: the rule-based one decided, on the record.
+    let fallback = revised[1]["experience"].as_str().unwrap();
+    assert!(
+        fallback.starts_with("[rule-based fallback: the endpoint failed"),
+        "{fallback}"
+    );
+
+    let requests = server.requests();
+    let reflections: Vec<&serde_json::Value> = requests
+        .iter()
+        .filter(|r| {
+            r["messages"][0]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("You review")
+        })
+        .collect();
+    assert_eq!(
+        reflections.len(),
+        3,
+        "one repair retry, then one refused request"
+    );
+    let repair = &reflections[1]["messages"];
+    assert_eq!(repair[2]["role"], "assistant");
+    assert!(
+        repair[3]["content"]
+            .as_str()
+            .unwrap()
+            .contains("not the JSON asked for")
+    );
+    // The revised rollout's prompt carries the lesson.
+    let with_lesson = requests.iter().any(|r| {
+        r["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .and_then(|m| m["content"].as_str())
+            .is_some_and(|c| c.contains("Lessons from earlier attempts:\n- Guess lower than 101."))
+    });
+    assert!(with_lesson);
+}
+
+#[test]
+fn reflect_every_k_steps_checks_midway_and_goes_on_when_nothing_is_wrong() {
+    let server = Server::routed(
+        vec![answer("Action: 101")],
+        vec![answer("{\"step\": null}")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let run = leafe(&[
+        "run",
+        "--env",
+        "guess",
+        "--policy",
+        "openai",
+        "--reflector",
+        "llm",
+        "--reflect-every",
+        "2",
+        "--base-url",
+        &server.url(),
+        "--model",
+        "m",
+        "--task",
+        "0",
+        "--opt",
+        "max-steps=6",
+        "--budget",
+        "6",
+        "--max-depth",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let nodes = tree_nodes(&out);
+    // One unbroken rollout of 6 steps: the checks after steps 2 and 4 found nothing.
+    assert_eq!(nodes.len(), 7);
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["branch"] == 0 && n["experience"].is_null())
+    );
+    let checks = server
+        .requests()
+        .iter()
+        .filter(|r| {
+            let text = r["messages"][1]["content"].as_str().unwrap_or("");
+            text.contains("The attempt is not over yet")
+        })
+        .count();
+    assert_eq!(checks, 2);
 }
