@@ -368,7 +368,7 @@ fn a_failing_endpoint_ends_tasks_with_an_error_and_the_run_goes_on() {
     for (args, needle) in [
         (
             vec!["run", "--policy", "openai"],
-            "needs --base-url and --model",
+            "need --base-url and --model",
         ),
         (
             vec![
