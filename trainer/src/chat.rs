@@ -16,6 +16,10 @@ pub const QWEN2_TEMPLATE: &str = "{% for message in messages %}{% if loop.first 
 pub struct Message {
     pub role: String,
     pub content: String,
+    /// OpenAI's fine-tuning format: `0` on an assistant turn means it is
+    /// context, not a target (e.g. earlier actions before a correction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u8>,
 }
 
 impl Message {
@@ -23,6 +27,7 @@ impl Message {
         Message {
             role: role.into(),
             content: content.into(),
+            weight: None,
         }
     }
 }
@@ -151,11 +156,13 @@ impl ChatTemplate {
 }
 
 /// A tokenised conversation: ids and which positions are trained on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Example {
     pub ids: Vec<u32>,
-    /// `true` where the token belongs to an assistant turn.
+    /// `true` where the token belongs to an assistant turn that is trained on.
     pub trained: Vec<bool>,
+    /// The example's weight in the loss (a record's `weight`; 1 by default).
+    pub weight: f32,
 }
 
 /// Tokenise a conversation, marking assistant tokens.
@@ -171,8 +178,22 @@ pub fn encode_conversation(
         if !matches!(m.role.as_str(), "system" | "user" | "assistant") {
             bail!("unknown role '{}' (system, user or assistant)", m.role);
         }
+        if !matches!(m.weight, None | Some(0) | Some(1)) {
+            bail!("a message's weight must be 0 or 1");
+        }
     }
     let (text, spans) = template.render_with_spans(messages)?;
+    // Spans come one per assistant turn, in order; weight 0 turns are context.
+    let spans: Vec<_> = messages
+        .iter()
+        .filter(|m| m.role == "assistant")
+        .zip(spans)
+        .filter(|(m, _)| m.weight != Some(0))
+        .map(|(_, span)| span)
+        .collect();
+    if spans.is_empty() {
+        bail!("every assistant turn has weight 0: nothing to train on");
+    }
     let enc = tokenizer
         .encode(text.as_str(), false)
         .map_err(|e| anyhow!("cannot tokenise: {e}"))?;
@@ -186,6 +207,7 @@ pub fn encode_conversation(
     Ok(Example {
         ids: enc.get_ids().to_vec(),
         trained,
+        weight: 1.0,
     })
 }
 

@@ -1,5 +1,8 @@
 //! SFT data: chat JSONL, one `{"messages": [{"role", "content"}, ...]}` per
-//! line (the conversational format TRL and LLaMA-Factory read).
+//! line (the conversational format TRL and LLaMA-Factory read). Optional, as
+//! in OpenAI's fine-tuning format: `"weight": 0` on an assistant message
+//! makes it context only; a record's own `"weight"` (>= 0) scales its loss
+//! (how `leafe-host export` mixes rehearsal data in with beta).
 
 use crate::chat::{ChatTemplate, Example, Message, encode_conversation};
 use anyhow::{Context, Result, bail};
@@ -17,6 +20,8 @@ pub enum OnBadLine {
 #[derive(serde::Deserialize)]
 struct Line {
     messages: Vec<Message>,
+    #[serde(default)]
+    weight: Option<f32>,
 }
 
 /// Tokenised examples and what was dropped or cut on the way.
@@ -65,7 +70,15 @@ pub fn load_chat_jsonl(
         }
         let example = serde_json::from_str::<Line>(line)
             .map_err(anyhow::Error::from)
-            .and_then(|l| encode_conversation(template, tokenizer, &l.messages))
+            .and_then(|l| {
+                let weight = l.weight.unwrap_or(1.0);
+                if !weight.is_finite() || weight < 0.0 {
+                    bail!("the record's weight must be a number >= 0, got {weight}");
+                }
+                let mut e = encode_conversation(template, tokenizer, &l.messages)?;
+                e.weight = weight;
+                Ok(e)
+            })
             .and_then(|mut e| {
                 if e.ids.len() > max_len {
                     data.truncated += 1;

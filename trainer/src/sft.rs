@@ -112,7 +112,7 @@ pub fn make_batch(examples: &[&Example], pad: u32, device: &Device) -> Result<Ba
             targets.push(if real { e.ids[i + 1] } else { pad });
             let trained = real && e.trained[i + 1];
             tokens += usize::from(trained);
-            mask.push(if trained { 1f32 } else { 0.0 });
+            mask.push(if trained { e.weight } else { 0.0 });
         }
     }
     let b = examples.len();
