@@ -25,6 +25,7 @@ pub mod engine;
 pub mod eval;
 pub mod exec;
 pub mod explore;
+pub mod export;
 pub mod llm;
 pub mod llm_policy;
 pub mod llm_reflect;

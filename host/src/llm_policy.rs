@@ -68,9 +68,14 @@ pub fn messages(prompt: &PromptConfig, ctx: &Context) -> Vec<Message> {
         FREE_FORMAT
     };
     let system = fill(&prompt.system, ctx.info, format);
+    let action_line = ctx.admissible.is_some();
     let mut turns: Vec<(String, Option<String>)> = Vec::new();
     for pair in ctx.path.windows(2) {
-        turns.push((pair[0].observation.clone(), pair[1].action.clone()));
+        let action = pair[1].action.as_deref().unwrap_or("");
+        turns.push((
+            pair[0].observation.clone(),
+            Some(answer_text(action, action_line)),
+        ));
     }
     let mut last = ctx.current().observation.clone();
     if let Some(actions) = &ctx.admissible {
@@ -120,6 +125,16 @@ pub fn messages(prompt: &PromptConfig, ctx: &Context) -> Vec<Message> {
         push_turn(&mut out, turn);
     }
     out
+}
+
+/// How an action is written as the model's answer: `Action: X` where the
+/// environment lists its actions, the action itself (e.g. a program) where not.
+pub fn answer_text(action: &str, action_line: bool) -> String {
+    if action_line {
+        format!("Action: {action}")
+    } else {
+        action.to_string()
+    }
 }
 
 fn fill(template: &str, info: &EnvInfo, format: &str) -> String {

@@ -83,6 +83,10 @@ enum Command {
     /// Evaluate a policy at test time (no reflection, no backtracking):
     /// success per task and Pass@k over independent samples.
     Eval(EvalCmd),
+    /// Write distillation data from runs as chat JSONL for `leafe-trainer
+    /// sft` (and TRL, LLaMA-Factory): LEAFE's corrections + rehearsal, RFT's
+    /// successful trajectories, or next-observation prediction.
+    Export(ExportCmd),
     /// Measure restore vs replay, compile vs cache, pooling, steps/s.
     Bench {
         /// Repetition factor (higher = steadier numbers, slower).
@@ -120,6 +124,46 @@ struct ExecCmd {
     /// Tests run in parallel.
     #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
+}
+
+#[derive(Args)]
+struct ExportCmd {
+    /// Run directories (from `leafe-host run`).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// The output format (chat JSONL: {"messages": [...], "weight", "kind", "source"}).
+    #[arg(long, value_enum, default_value = "chat")]
+    format: ExportFormat,
+    /// Which data: leafe (corrections + rehearsal), rft (successful
+    /// trajectories) or iwm (predict the next observation).
+    #[arg(long, value_enum, default_value = "leafe")]
+    data: leafe_host::export::ExportData,
+    /// Where to write [default: RUN/chat-DATA.jsonl for one run].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Corrections (L_cf) kept per task.
+    #[arg(long, default_value_t = 3)]
+    cf_per_task: usize,
+    /// Fraction of successful trajectories rehearsed (L_reh).
+    #[arg(long, default_value_t = 0.2)]
+    reh_fraction: f64,
+    /// Weight of the rehearsal records in the loss (L = L_cf + beta * L_reh).
+    #[arg(long, default_value_t = 1.0)]
+    beta: f64,
+    /// Seeds the choice of rehearsed trajectories.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The system prompt template the policy will be run with (as `run --system-prompt`).
+    #[arg(long, value_name = "FILE")]
+    system_prompt: Option<PathBuf>,
+    /// The history budget the policy will be run with (as `run --history-chars`).
+    #[arg(long, default_value_t = 24_000)]
+    history_chars: usize,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Chat,
 }
 
 #[derive(Args)]
@@ -556,6 +600,46 @@ fn real_main(cli: Cli) -> Result<()> {
             }
         }
         Command::Exec(cmd) => exec(&cli.engine, options, cmd)?,
+        Command::Export(cmd) => {
+            let ExportFormat::Chat = cmd.format;
+            let mut prompt = leafe_host::llm_policy::PromptConfig {
+                history_chars: cmd.history_chars,
+                ..Default::default()
+            };
+            if let Some(path) = &cmd.system_prompt {
+                prompt = prompt.with_template_file(path)?;
+            }
+            let out = match cmd.out {
+                Some(out) => out,
+                None => leafe_host::export::default_out(&cmd.runs, cmd.data)?,
+            };
+            let runtime = Runtime::new(options)?;
+            let summary = leafe_host::export::export(
+                &runtime,
+                &leafe_host::export::ExportArgs {
+                    runs: cmd.runs,
+                    out: out.clone(),
+                    data: cmd.data,
+                    cf_per_task: cmd.cf_per_task,
+                    reh_fraction: cmd.reh_fraction,
+                    beta: cmd.beta,
+                    seed: cmd.seed,
+                    prompt,
+                },
+            )?;
+            let kinds: Vec<String> = summary
+                .by_kind
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            println!(
+                "wrote {} records ({}) from {} tasks to {}",
+                summary.records,
+                kinds.join(", "),
+                summary.tasks,
+                out.display()
+            );
+        }
         Command::Eval(cmd) => {
             let runtime = Runtime::new(options)?;
             let args = EvalArgs {

@@ -5,7 +5,7 @@
 use crate::component::{self, EnvComponent};
 use crate::engine::Runtime;
 use crate::session::{Session, Task};
-use crate::tree::{self, Node, Record};
+use crate::tree::{self, Header, Node, Record};
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,6 +27,30 @@ pub fn replay(
     dir: &Path,
     env_override: Option<&str>,
 ) -> Result<ReplayReport> {
+    let (header, env, by_task) = open_run(runtime, dir, env_override)?;
+    let mut report = ReplayReport {
+        tasks: by_task.len(),
+        ..Default::default()
+    };
+    for (index, nodes) in &by_task {
+        let task = Task {
+            split: header.split.clone(),
+            index: *index,
+            seed: header.seed,
+            options: header.options.clone(),
+        };
+        replay_task(&env, &task, nodes, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// A finished run: its header, its component (checked to be the one the
+/// run used) and its nodes by task.
+pub fn open_run(
+    runtime: &Arc<Runtime>,
+    dir: &Path,
+    env_override: Option<&str>,
+) -> Result<(Header, Arc<EnvComponent>, BTreeMap<u32, Vec<Node>>)> {
     let path = dir.join(crate::run::TREE);
     let log = tree::read(&path)?;
     if log.torn_tail {
@@ -51,20 +75,7 @@ pub fn replay(
             by_task.entry(n.task).or_default().push(n.clone());
         }
     }
-    let mut report = ReplayReport {
-        tasks: by_task.len(),
-        ..Default::default()
-    };
-    for (index, nodes) in &by_task {
-        let task = Task {
-            split: header.split.clone(),
-            index: *index,
-            seed: header.seed,
-            options: header.options.clone(),
-        };
-        replay_task(&env, &task, nodes, &mut report)?;
-    }
-    Ok(report)
+    Ok((header, env, by_task))
 }
 
 fn mismatch(node: &Node, what: &str) -> anyhow::Error {

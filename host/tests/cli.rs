@@ -693,3 +693,105 @@ fn methods_spend_the_same_budget_differently() {
         "method",
     );
 }
+
+#[test]
+fn export_writes_traceable_chat_records_for_each_kind_of_data() {
+    let dir = tmp();
+    let run_dir = dir.path().join("leafe");
+    run(&run_dir, &["--budget", "120"]);
+    let out = dir.path().join("leafe.jsonl");
+    let said = ok(&[
+        "export",
+        run_dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--beta",
+        "0.5",
+        "--reh-fraction",
+        "1",
+    ]);
+    assert!(said.starts_with("wrote "), "{said}");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let tree: Vec<serde_json::Value> = std::fs::read_to_string(run_dir.join("tree.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["type"] == "node")
+        .collect();
+    let node = |task: &serde_json::Value, id: &serde_json::Value| {
+        tree.iter()
+            .find(|n| &n["task"] == task && &n["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let cf: Vec<&serde_json::Value> = records.iter().filter(|r| r["kind"] == "cf").collect();
+    let reh: Vec<&serde_json::Value> = records.iter().filter(|r| r["kind"] == "reh").collect();
+    assert!(!cf.is_empty() && !reh.is_empty(), "{said}");
+    for r in &cf {
+        let source = node(&r["source"]["task"], &r["source"]["node"]);
+        assert!(
+            source["experience"].is_string(),
+            "a cf record comes from a correction"
+        );
+        let messages = r["messages"].as_array().unwrap();
+        let (target, context) = messages.split_last().unwrap();
+        assert_eq!(target["role"], "assistant");
+        assert!(target.get("weight").is_none(), "the target is trained on");
+        assert_eq!(
+            target["content"],
+            format!("Action: {}", source["action"].as_str().unwrap())
+        );
+        assert!(
+            context
+                .iter()
+                .filter(|m| m["role"] == "assistant")
+                .all(|m| m["weight"] == 0)
+        );
+        // The experience is *not* in the input: the model must learn to do without it.
+        assert!(context.iter().all(|m| {
+            !m["content"]
+                .as_str()
+                .unwrap()
+                .contains("Lessons from earlier attempts")
+        }));
+        assert_eq!(r["weight"], 1.0);
+    }
+    assert!(reh.iter().all(|r| r["weight"] == 0.5));
+    assert!(cf.len() <= 3 * 6, "at most 3 per task");
+
+    // RFT and world-model data from a sampling run.
+    let sample = dir.path().join("sample");
+    run(&sample, &["--method", "sample", "--budget", "120"]);
+    let said = ok(&["export", sample.to_str().unwrap(), "--data", "rft"]);
+    assert!(said.contains(" rft)"), "{said}");
+    assert!(sample.join("chat-rft.jsonl").exists());
+    ok(&["export", sample.to_str().unwrap(), "--data", "iwm"]);
+    let iwm = std::fs::read_to_string(sample.join("chat-iwm.jsonl")).unwrap();
+    let transitions = std::fs::read_to_string(sample.join("tree.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"type\":\"node\"") && !l.contains("\"parent\":null"))
+        .count();
+    assert_eq!(iwm.lines().count(), transitions);
+
+    fails(
+        &[
+            "export",
+            run_dir.to_str().unwrap(),
+            sample.to_str().unwrap(),
+        ],
+        "--out",
+    );
+    fails(
+        &["export", run_dir.to_str().unwrap(), "--reh-fraction", "2"],
+        "--reh-fraction",
+    );
+    fails(
+        &["export", dir.path().join("nothing").to_str().unwrap()],
+        "cannot read",
+    );
+}

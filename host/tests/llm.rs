@@ -320,7 +320,7 @@ fn the_openai_policy_plays_and_malformed_answers_cost_a_step() {
     assert!(system.contains("\"guess\"") && system.contains("Guess the secret whole number"));
     assert_eq!(last[1]["role"], "user");
     assert_eq!(last[2]["role"], "assistant");
-    assert_eq!(last[2]["content"], "50");
+    assert_eq!(last[2]["content"], "Action: 50");
     assert!(last.as_array().unwrap().len() >= 8, "{last}");
 }
 
