@@ -30,7 +30,7 @@ pub struct EvalArgs {
     /// The k of each Pass@k to report (those above `samples` are skipped).
     pub ks: Vec<u32>,
     pub jobs: usize,
-    /// Where to write one JSON line per task.
+    /// A directory for `results.jsonl` (one line per task) and `summary.json`.
     pub out: Option<PathBuf>,
     pub progress: bool,
 }
@@ -57,8 +57,10 @@ pub struct EvalSummary {
     pub policy: String,
     pub tasks: u32,
     pub samples: u32,
-    /// `pass@k` -> the mean over tasks of the unbiased estimate.
+    /// `pass@k` -> the mean over tasks of the unbiased estimate, for the asked k.
     pub pass_at: BTreeMap<String, f64>,
+    /// Pass@k for every k from 1 to the number of samples (for curves).
+    pub curve: Vec<f64>,
     /// Tasks solved by at least one sample.
     pub solved_tasks: u32,
     pub errors: u32,
@@ -139,9 +141,7 @@ pub fn eval(runtime: &Arc<crate::engine::Runtime>, args: &EvalArgs) -> Result<Ev
         .into_iter()
         .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
         .collect();
-    if let Some(path) = &args.out {
-        write_results(path, &results)?;
-    }
+
     let mut pass_at = BTreeMap::new();
     for &k in &args.ks {
         if k == 0 || k > args.samples {
@@ -153,7 +153,15 @@ pub fn eval(runtime: &Arc<crate::engine::Runtime>, args: &EvalArgs) -> Result<Ev
             .sum();
         pass_at.insert(format!("pass@{k}"), sum / results.len().max(1) as f64);
     }
-    Ok(EvalSummary {
+    let mean_pass = |k: u32| {
+        let sum: f64 = results
+            .iter()
+            .map(|r| pass_at_k(r.samples, r.successes, k))
+            .sum();
+        sum / results.len().max(1) as f64
+    };
+    let summary = EvalSummary {
+        curve: (1..=args.samples).map(mean_pass).collect(),
         env: args.env.clone(),
         env_sha256: env.sha256.clone(),
         split: args.split.clone(),
@@ -165,8 +173,19 @@ pub fn eval(runtime: &Arc<crate::engine::Runtime>, args: &EvalArgs) -> Result<Ev
         errors: results.iter().map(|r| r.errors).sum(),
         seconds: started.elapsed().as_secs_f64(),
         llm: args.policy.usage(),
-    })
+    };
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        write_results(&dir.join(RESULTS), &results)?;
+        let mut json = serde_json::to_vec_pretty(&summary)?;
+        json.push(b'\n');
+        crate::tree::write_atomic(&dir.join(crate::run::SUMMARY), &json)?;
+    }
+    Ok(summary)
 }
+
+/// Per-task results in an eval's output directory.
+pub const RESULTS: &str = "results.jsonl";
 
 /// One test-time episode: (solved, steps).
 fn run_sample(
@@ -214,8 +233,14 @@ pub fn summary_text(s: &EvalSummary) -> String {
         "eval {} · split {} · policy {} · {} tasks × {} samples · {:.1}s\n",
         s.env, s.split, s.policy, s.tasks, s.samples, s.seconds
     );
-    for (k, v) in &s.pass_at {
-        out.push_str(&format!("{k:<9} {:.1}%\n", 100.0 * v));
+    let mut ks: Vec<(u32, &f64)> = s
+        .pass_at
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("pass@")?.parse().ok()?, v)))
+        .collect();
+    ks.sort_by_key(|(k, _)| *k);
+    for (k, v) in ks {
+        out.push_str(&format!("{:<9} {:.1}%\n", format!("pass@{k}"), 100.0 * v));
     }
     out.push_str(&format!(
         "solved    {}/{} tasks by at least one sample\n",

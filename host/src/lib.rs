@@ -34,6 +34,7 @@ pub mod policy;
 pub mod python;
 pub mod reflect;
 pub mod replay;
+pub mod report;
 pub mod rng;
 pub mod run;
 pub mod sandbox_import;

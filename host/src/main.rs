@@ -87,6 +87,19 @@ enum Command {
     /// sft` (and TRL, LLaMA-Factory): LEAFE's corrections + rehearsal, RFT's
     /// successful trajectories, or next-observation prediction.
     Export(ExportCmd),
+    /// Compare runs and evaluations: a Markdown table (stdout or --out) and
+    /// a Pass@k-curve picture of the evaluations (--svg).
+    Report {
+        /// Directories written by `run --out` or `eval --out`.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Write the Markdown here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the Pass@k curves as SVG here.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
     /// Measure restore vs replay, compile vs cache, pooling, steps/s.
     Bench {
         /// Repetition factor (higher = steadier numbers, slower).
@@ -192,7 +205,8 @@ struct EvalCmd {
     /// The k of Pass@k, comma-separated; values above --samples are skipped.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     k: Vec<u32>,
-    /// Write one JSON line per task here.
+    /// A directory for results.jsonl (one line per task) and summary.json
+    /// (for `leafe-host report`).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Episodes run in parallel.
@@ -600,6 +614,21 @@ fn real_main(cli: Cli) -> Result<()> {
             }
         }
         Command::Exec(cmd) => exec(&cli.engine, options, cmd)?,
+        Command::Report { dirs, out, svg } => {
+            let entries = leafe_host::report::load(&dirs)?;
+            let md = leafe_host::report::markdown(&entries);
+            match out {
+                Some(path) => std::fs::write(&path, &md)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{md}"),
+            }
+            if let Some(path) = svg {
+                let picture = leafe_host::report::svg(&entries)
+                    .context("--svg needs at least one eval directory (run ones have no Pass@k)")?;
+                std::fs::write(&path, picture)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
         Command::Export(cmd) => {
             let ExportFormat::Chat = cmd.format;
             let mut prompt = leafe_host::llm_policy::PromptConfig {

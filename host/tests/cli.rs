@@ -521,7 +521,7 @@ fn exec_runs_assert_and_stdin_stdout_test_files() {
 #[test]
 fn eval_reports_pass_rates_and_per_task_results() {
     let dir = tmp();
-    let results = dir.path().join("results.jsonl");
+    let eval_dir = dir.path().join("eval");
     let out = ok(&[
         "eval",
         "--env",
@@ -531,13 +531,15 @@ fn eval_reports_pass_rates_and_per_task_results() {
         "--policy",
         "reference",
         "--out",
-        results.to_str().unwrap(),
+        eval_dir.to_str().unwrap(),
     ]);
     assert!(out.contains("pass@1    100.0%"), "{out}");
-    assert_eq!(
-        std::fs::read_to_string(&results).unwrap().lines().count(),
-        8
-    );
+    let results = std::fs::read_to_string(eval_dir.join("results.jsonl")).unwrap();
+    assert_eq!(results.lines().count(), 8);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(eval_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["pass_at"]["pass@1"], 1.0);
 
     // The noisy oracle on sokoban: Pass@k from several samples per task.
     let json: serde_json::Value = serde_json::from_str(&ok(&[
@@ -793,5 +795,69 @@ fn export_writes_traceable_chat_records_for_each_kind_of_data() {
     fails(
         &["export", dir.path().join("nothing").to_str().unwrap()],
         "cannot read",
+    );
+}
+
+#[test]
+fn report_compares_evals_and_runs_in_markdown_and_svg() {
+    let dir = tmp();
+    let eval = |name: &str, noise: &str| {
+        let out = dir.path().join(name);
+        ok(&[
+            "eval",
+            "--env",
+            "sokoban",
+            "--policy",
+            "oracle",
+            "--noise",
+            noise,
+            "--tasks",
+            "4",
+            "--samples",
+            "4",
+            "--k",
+            "1,4",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        out
+    };
+    let (noisy, clean) = (eval("noisy", "0.9"), eval("clean", "0.0"));
+    let run_dir = dir.path().join("explored");
+    run(&run_dir, &[]);
+    let svg = dir.path().join("curve.svg");
+    let md = ok(&[
+        "report",
+        noisy.to_str().unwrap(),
+        clean.to_str().unwrap(),
+        run_dir.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(
+        md.contains("| eval | env | split | policy | tasks | samples | pass@1 | pass@2 | pass@4 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| clean | sokoban | test | oracle | 4 | 4 | 100.0 | 100.0 | 100.0 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| explored | sokoban | test | oracle | leafe | 6 |"),
+        "{md}"
+    );
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg") && picture.matches("<polyline").count() == 2);
+    assert!(picture.contains(">noisy<") && picture.contains(">clean<"));
+
+    fails(&["report", dir.path().to_str().unwrap()], "summary.json");
+    fails(
+        &[
+            "report",
+            run_dir.to_str().unwrap(),
+            "--svg",
+            svg.to_str().unwrap(),
+        ],
+        "needs at least one eval",
     );
 }
