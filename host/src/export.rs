@@ -23,6 +23,7 @@ use crate::engine::Runtime;
 use crate::llm::Message;
 use crate::llm_policy::{PromptConfig, answer_text, messages};
 use crate::policy::Context;
+use crate::reflect::Experience;
 use crate::rng::SplitMix;
 use crate::session::{Session, Task};
 use crate::tree::{Header, Node};
@@ -52,6 +53,9 @@ pub struct ExportArgs {
     pub beta: f64,
     pub seed: u64,
     pub prompt: PromptConfig,
+    /// Keep the experience in the prompt of `cf` records: data that teaches
+    /// a base policy to *follow* lessons (not LEAFE's L_cf, which drops them).
+    pub keep_experience: bool,
 }
 
 /// What was written.
@@ -137,6 +141,16 @@ impl<'a> TaskTree<'a> {
         path: &[&Node],
         action: &str,
     ) -> Result<Vec<OutMessage>> {
+        self.prompt_with(prompt, path, action, &[])
+    }
+
+    fn prompt_with(
+        &mut self,
+        prompt: &PromptConfig,
+        path: &[&Node],
+        action: &str,
+        experiences: &[Experience],
+    ) -> Result<Vec<OutMessage>> {
         self.admissible_along(path)?;
         let here = path.last().context("empty path")?;
         let admissible = self.admissible.get(&here.id).cloned().flatten();
@@ -144,7 +158,7 @@ impl<'a> TaskTree<'a> {
         let ctx = Context {
             info: &self.env.info,
             path,
-            experiences: &[],
+            experiences,
             admissible,
             expert: None,
         };
@@ -299,8 +313,19 @@ pub fn export(runtime: &Arc<Runtime>, args: &ExportArgs) -> Result<ExportSummary
                     for n in corrections {
                         let path = tree.path(n.parent.unwrap_or(0));
                         let action = n.action.as_deref().unwrap_or("");
+                        let lesson: Vec<Experience> = n
+                            .experience
+                            .iter()
+                            .filter(|_| args.keep_experience)
+                            .map(|text| Experience {
+                                node: n.parent.unwrap_or(0),
+                                obs_sha256: String::new(),
+                                avoid: None,
+                                text: text.clone(),
+                            })
+                            .collect();
                         out.push(&Record {
-                            messages: tree.prompt(&args.prompt, &path, action)?,
+                            messages: tree.prompt_with(&args.prompt, &path, action, &lesson)?,
                             weight: 1.0,
                             kind: "cf",
                             source: origin.at(n.id),

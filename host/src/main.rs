@@ -166,6 +166,10 @@ struct ExportCmd {
     /// Seeds the choice of rehearsed trajectories.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Keep each correction's experience in its prompt: data that teaches a
+    /// base policy to follow lessons (LEAFE's own L_cf leaves them out).
+    #[arg(long)]
+    keep_experience: bool,
     /// The system prompt template the policy will be run with (as `run --system-prompt`).
     #[arg(long, value_name = "FILE")]
     system_prompt: Option<PathBuf>,
@@ -186,9 +190,12 @@ struct EvalCmd {
     env: String,
     #[command(flatten)]
     task: TaskArgs,
-    /// Evaluate the first N tasks of the split [default: all of them].
+    /// Evaluate N tasks of the split [default: all of them].
     #[arg(long, conflicts_with = "task_index")]
     tasks: Option<u32>,
+    /// The index of the first task of --tasks.
+    #[arg(long, value_name = "I", default_value_t = 0, requires = "tasks")]
+    from: u32,
     /// Evaluate only task I.
     #[arg(long = "task", value_name = "I")]
     task_index: Option<u32>,
@@ -351,9 +358,17 @@ struct RunCmd {
     env: String,
     #[command(flatten)]
     task: TaskArgs,
-    /// Run the first N tasks of the split.
+    /// Run N tasks of the split (the first ones, or from --from).
     #[arg(long, default_value_t = 10, conflicts_with = "task_index")]
     tasks: u32,
+    /// The index of the first task of --tasks.
+    #[arg(
+        long,
+        value_name = "I",
+        default_value_t = 0,
+        conflicts_with = "task_index"
+    )]
+    from: u32,
     /// Run only task I.
     #[arg(long = "task", value_name = "I")]
     task_index: Option<u32>,
@@ -533,7 +548,10 @@ fn real_main(cli: Cli) -> Result<()> {
                 split: cmd.task.split,
                 tasks: match cmd.task_index {
                     Some(i) => TaskSelection::One(i),
-                    None => TaskSelection::First(cmd.tasks),
+                    None => TaskSelection::Range {
+                        start: cmd.from,
+                        count: cmd.tasks,
+                    },
                 },
                 seed: cmd.task.seed,
                 options: cmd.task.options,
@@ -654,6 +672,7 @@ fn real_main(cli: Cli) -> Result<()> {
                     beta: cmd.beta,
                     seed: cmd.seed,
                     prompt,
+                    keep_experience: cmd.keep_experience,
                 },
             )?;
             let kinds: Vec<String> = summary
@@ -676,7 +695,10 @@ fn real_main(cli: Cli) -> Result<()> {
                 split: cmd.task.split,
                 tasks: match (cmd.task_index, cmd.tasks) {
                     (Some(i), _) => TaskSelection::One(i),
-                    (None, Some(n)) => TaskSelection::First(n),
+                    (None, Some(n)) => TaskSelection::Range {
+                        start: cmd.from,
+                        count: n,
+                    },
                     (None, None) => TaskSelection::All,
                 },
                 seed: cmd.task.seed,

@@ -23,8 +23,11 @@ use std::time::Instant;
 /// Which tasks of the split to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TaskSelection {
-    /// The first N.
-    First(u32),
+    /// `count` tasks from index `start`.
+    Range {
+        start: u32,
+        count: u32,
+    },
     One(u32),
     /// The whole split.
     All,
@@ -211,11 +214,18 @@ impl TaskSelection {
             TaskSelection::One(i) => {
                 bail!("--task {i} is out of range: split '{split}' has {len} tasks")
             }
-            TaskSelection::First(0) => bail!("--tasks must be at least 1"),
-            TaskSelection::First(n) if n <= len => Ok((0..n).collect()),
-            TaskSelection::First(n) => {
-                bail!("--tasks {n} is more than split '{split}' has ({len})")
+            TaskSelection::Range { count: 0, .. } => bail!("--tasks must be at least 1"),
+            TaskSelection::Range { start, count }
+                if u64::from(start) + u64::from(count) <= u64::from(len) =>
+            {
+                Ok((start..start + count).collect())
             }
+            TaskSelection::Range { start: 0, count } => {
+                bail!("--tasks {count} is more than split '{split}' has ({len})")
+            }
+            TaskSelection::Range { start, count } => bail!(
+                "--from {start} --tasks {count} goes past the end of split '{split}' ({len} tasks)"
+            ),
         }
     }
 }

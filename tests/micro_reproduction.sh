@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# LEAFE at micro scale, on 2 CPU cores with nothing downloaded (docs/RESULTS.md):
+#   1. a tiny Qwen2-shaped model, SFT on imperfect Sokoban play -> the base policy;
+#   2. serve it; collect on train levels with `sample` and with `leafe`, same budget;
+#   3. distil: RFT from the sample run, L_cf + L_reh from the leafe run, both from the base;
+#   4. evaluate base, RFT and LEAFE on held-out test levels: Pass@1..16; report.
+#
+# Usage: tests/micro_reproduction.sh [WORKDIR]     (default runs/micro)
+# SCALE=smoke runs a few-minute version of the same pipeline (for checking it works).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+work=${1:-runs/micro}
+scale=${SCALE:-full}
+port=${PORT:-8765}
+seed=${SEED:-0}
+
+# Sokoban 6x6 with one box, at most 20 moves per episode.
+env_opts=(--env sokoban --opt size=6x6 --opt boxes=1 --opt max-steps=20)
+if [[ $scale == smoke ]]; then
+  teacher_tasks=60; base_epochs=1; collect_tasks=12; budget=40; distil_epochs=1
+  eval_tasks=8; samples=4; ks=1,2,4
+else
+  teacher_tasks=300; base_epochs=2; collect_tasks=100; budget=40; distil_epochs=3
+  eval_tasks=40; samples=16; ks=1,2,4,8,16
+fi
+
+cargo build -q -p leafe-host -p leafe-trainer
+bin=${CARGO_TARGET_DIR:-target}/debug
+H=$bin/leafe-host
+T=$bin/leafe-trainer
+mkdir -p "$work"
+log() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
+
+# The prompt of every model call and of every training record: short, so a
+# tiny model's context holds the board and the last few moves.
+cat > "$work/system.txt" <<'EOF'
+Sokoban. {action_hint}
+{answer_format}
+EOF
+prompt=(--system-prompt "$work/system.txt" --history-chars 600)
+model_opts=(--temperature 1.0 --top-p 1.0 --max-tokens 8)
+
+log "1. teacher play: the noisy oracle (30% random moves) with backtracking, train levels 0-$((teacher_tasks - 1))"
+$H run "${env_opts[@]}" --split train --tasks "$teacher_tasks" --policy oracle --noise 0.3 \
+  --budget 60 --seed "$seed" --out "$work/teacher" --force
+# Every step of the successful (imperfect) trajectories, and the corrections
+# with their experience in the prompt, so the base policy can follow lessons.
+$H export "$work/teacher" --data leafe --reh-fraction 1 --keep-experience "${prompt[@]}" \
+  --out "$work/base.jsonl"
+python3 - "$work/base.jsonl" > "$work/corpus.txt" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    for m in json.loads(line)["messages"]:
+        print(m["content"])
+EOF
+$T init-tiny --corpus "$work/corpus.txt" --out "$work/init" --vocab-size 512 --hidden-size 64 \
+  --layers 2 --seed "$seed"
+$T sft --model "$work/init" --data "$work/base.jsonl" --out "$work/base" --epochs "$base_epochs" \
+  --batch-size 8 --lr 0.003 --seed "$seed"
+
+server=
+serve() { # serve MODEL_DIR NAME
+  stop_serving
+  $T serve --model "$1" --name "$2" --port "$port" > "$work/serve-$2.log" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do
+    if curl -sf "http://127.0.0.1:$port/v1/models" > /dev/null; then return; fi
+    sleep 0.2
+  done
+  echo "the model server did not start: see $work/serve-$2.log" >&2
+  exit 1
+}
+stop_serving() {
+  if [[ -n $server ]]; then kill "$server" 2> /dev/null || true; wait "$server" 2> /dev/null || true; fi
+  server=
+}
+trap stop_serving EXIT
+policy() { echo --policy openai --base-url "http://127.0.0.1:$port/v1" --model "$1"; }
+
+log "2. collection with the base policy, train levels 1000-$((999 + collect_tasks)), budget $budget steps per level"
+serve "$work/base" base
+for method in sample leafe; do
+  # shellcheck disable=SC2046
+  $H run "${env_opts[@]}" --split train --from 1000 --tasks "$collect_tasks" $(policy base) \
+    "${model_opts[@]}" "${prompt[@]}" --method "$method" --budget "$budget" --max-depth 10 \
+    --seed "$seed" --out "$work/collect-$method" --force
+done
+
+log "3. distillation: RFT from the sample run, L_cf + L_reh from the leafe run"
+$H export "$work/collect-sample" --data rft "${prompt[@]}" --out "$work/rft.jsonl"
+$H export "$work/collect-leafe" --data leafe --cf-per-task 3 --reh-fraction 0.2 --beta 1 \
+  --seed "$seed" "${prompt[@]}" --out "$work/leafe.jsonl"
+stop_serving
+for kind in rft leafe; do
+  $T sft --model "$work/base" --data "$work/$kind.jsonl" --out "$work/$kind" \
+    --epochs "$distil_epochs" --batch-size 8 --lr 0.001 --warmup-steps 0 --seed "$seed"
+done
+
+log "4. evaluation on test levels 0-$((eval_tasks - 1)): $samples samples each, no reflection, no backtracking"
+for model in base rft leafe; do
+  serve "$work/$model" "$model"
+  # shellcheck disable=SC2046
+  $H eval "${env_opts[@]}" --split test --tasks "$eval_tasks" --samples "$samples" --k "$ks" \
+    $(policy "$model") "${model_opts[@]}" "${prompt[@]}" --seed "$seed" --out "$work/eval-$model"
+done
+stop_serving
+
+log "report"
+$H report "$work/eval-base" "$work/eval-rft" "$work/eval-leafe" \
+  "$work/collect-sample" "$work/collect-leafe" --out "$work/report.md" --svg "$work/pass-at-k.svg"
+cat "$work/report.md"
+echo
+echo "wrote $work/report.md and $work/pass-at-k.svg"
