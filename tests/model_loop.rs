@@ -1,0 +1,209 @@
+//! The whole loop with a real model over real HTTP: a tiny random model from
+//! the trainer, served by `leafe-trainer`'s OpenAI-compatible server on
+//! loopback, plays an environment through the host's `openai` policy (its
+//! babble becomes format feedback, never a crash), and the run's exported
+//! chat data is what the trainer's SFT reads.
+
+use leafe_host::component::{EnvComponent, Source};
+use leafe_host::engine::{EngineOptions, Runtime};
+use leafe_host::explore::{ExploreConfig, Method, explore_task};
+use leafe_host::llm::{ChatClient, ChatConfig};
+use leafe_host::llm_policy::PromptConfig;
+use leafe_host::policy::PolicySpec;
+use leafe_host::reflect::RuleReflector;
+use leafe_host::session::Task;
+use leafe_host::tree::Record;
+use leafe_trainer::chat::ChatTemplate;
+use leafe_trainer::serve::{Served, serve};
+use leafe_trainer::tiny::{TinySpec, init_tiny};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn tiny_model(dir: &Path) -> std::path::PathBuf {
+    let corpus = dir.join("corpus.txt");
+    std::fs::write(
+        &corpus,
+        "Guess the secret whole number between 1 and 100. Action: 50 is wrong: go higher. "
+            .repeat(40),
+    )
+    .unwrap();
+    let model = dir.join("tiny");
+    init_tiny(
+        &corpus,
+        &model,
+        &TinySpec {
+            vocab_size: 300,
+            ..TinySpec::default()
+        },
+    )
+    .unwrap();
+    model
+}
+
+fn start_server(model: &Path) -> SocketAddr {
+    let cfg = leafe_trainer::config::ModelConfig::load(model).unwrap();
+    let params =
+        leafe_trainer::checkpoint::load_params(model, &cfg, candle_dtype(), &candle_device())
+            .unwrap();
+    let state = Arc::new(Served::new(
+        "tiny".into(),
+        leafe_trainer::model::Model::new(&cfg, &params).unwrap(),
+        leafe_trainer::tokenizer::load(model).unwrap(),
+        ChatTemplate::load(model).unwrap(),
+    ));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            serve(listener, state).await.unwrap();
+        });
+    });
+    addr
+}
+
+fn candle_dtype() -> candle_core::DType {
+    candle_core::DType::F32
+}
+
+fn candle_device() -> candle_core::Device {
+    candle_core::Device::Cpu
+}
+
+#[test]
+fn a_served_tiny_model_plays_through_the_openai_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let addr = start_server(&model);
+    let client = Arc::new(ChatClient::new(ChatConfig {
+        base_url: format!("http://{addr}/v1"),
+        model: "tiny".into(),
+        api_key: None,
+        temperature: 1.0,
+        top_p: 1.0,
+        max_tokens: 6,
+        timeout: Duration::from_secs(60),
+        retries: 2,
+        backoff: Duration::from_millis(50),
+        concurrency: 1,
+    }));
+    let spec = PolicySpec::OpenAi {
+        client: client.clone(),
+        prompt: Arc::new(PromptConfig::default()),
+    };
+    let runtime = Runtime::new(EngineOptions {
+        cache: None,
+        ..Default::default()
+    })
+    .unwrap();
+    let env = EnvComponent::load(&runtime, Source::Builtin("guess".into())).unwrap();
+    let task = Task {
+        split: "test".into(),
+        index: 0,
+        seed: 0,
+        options: vec![],
+    };
+    let cfg = ExploreConfig {
+        method: Method::Leafe,
+        reflect_every: 0,
+        budget: 4,
+        max_depth: 1,
+        snapshot_every: 1,
+    };
+    let mut policy = spec.build(0, 0);
+    let run = explore_task(&env, &task, policy.as_mut(), &mut RuleReflector, &cfg).unwrap();
+    assert_eq!(run.end.error, None);
+    assert_eq!(
+        run.end.steps, 4,
+        "every answer cost a step, whatever it said"
+    );
+    let usage = client.totals();
+    assert_eq!(usage.requests, 4);
+    assert!(usage.prompt_tokens > 0 && usage.completion_tokens > 0);
+    let actions: Vec<&str> = run
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Node(n) => n.action.as_deref(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(actions.len(), 4);
+}
+
+#[test]
+fn exported_distillation_data_is_what_the_trainer_reads() {
+    use leafe_host::export::{ExportArgs, ExportData, export};
+    use leafe_host::run::{RunArgs, TaskSelection, run};
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let runtime = Runtime::new(EngineOptions {
+        cache: None,
+        ..Default::default()
+    })
+    .unwrap();
+    let out = dir.path().join("run");
+    run(
+        &runtime,
+        &RunArgs {
+            env: "sokoban".into(),
+            split: "train".into(),
+            tasks: TaskSelection::Range { start: 0, count: 6 },
+            seed: 0,
+            options: vec![("boxes".into(), "2".into())],
+            policy: PolicySpec::Oracle { noise: 0.5 },
+            reflector: leafe_host::reflect::ReflectorSpec::Rule,
+            explore: ExploreConfig {
+                method: Method::Leafe,
+                reflect_every: 0,
+                budget: 200,
+                max_depth: 8,
+                snapshot_every: 1,
+            },
+            out: out.clone(),
+            resume: false,
+            force: false,
+            jobs: 2,
+            progress: false,
+        },
+    )
+    .unwrap();
+    let template = ChatTemplate::load(&model).unwrap();
+    let tokenizer = leafe_trainer::tokenizer::load(&model).unwrap();
+    for data in [ExportData::Leafe, ExportData::Rft, ExportData::Iwm] {
+        let file = dir.path().join(format!("{data:?}.jsonl"));
+        let summary = export(
+            &runtime,
+            &ExportArgs {
+                runs: vec![out.clone()],
+                out: file.clone(),
+                data,
+                cf_per_task: 3,
+                reh_fraction: 0.5,
+                beta: 0.5,
+                seed: 0,
+                // A short history: this tokenizer never saw a sokoban board.
+                prompt: PromptConfig {
+                    history_chars: 1_500,
+                    ..PromptConfig::default()
+                },
+                keep_experience: false,
+            },
+        )
+        .unwrap();
+        let set = leafe_trainer::data::load_chat_jsonl(
+            &file,
+            &template,
+            &tokenizer,
+            8192,
+            leafe_trainer::data::OnBadLine::Stop,
+        )
+        .unwrap();
+        assert_eq!(set.examples.len(), summary.records, "{data:?}");
+        assert!(set.trained_tokens() > 0);
+    }
+}
