@@ -199,8 +199,9 @@ struct EvalCmd {
     /// Evaluate only task I.
     #[arg(long = "task", value_name = "I")]
     task_index: Option<u32>,
-    /// The policy: `reference` (the dataset's reference solution) or
-    /// `oracle` (the environment's expert with --noise random moves).
+    /// The policy: `reference` (the dataset's reference solution), `oracle`
+    /// (the environment's expert with --noise random moves), `human` or
+    /// `openai` (a model; see the model policy flags).
     #[arg(long, default_value = "reference")]
     policy: String,
     /// Chance of a random move instead of the expert's (oracle policy).
@@ -373,8 +374,9 @@ struct RunCmd {
     #[arg(long = "task", value_name = "I")]
     task_index: Option<u32>,
     /// The policy: `oracle` (the environment's expert, with --noise random
-    /// moves) or `reference` (the expert's answer as is: the dataset's
-    /// reference solution for mbpp and codecontests).
+    /// moves), `reference` (the expert's answer as is: the dataset's
+    /// reference solution for mbpp and codecontests), `human` (you, at the
+    /// terminal) or `openai` (a model; see the model policy flags).
     #[arg(long, default_value = "oracle")]
     policy: String,
     /// Chance of a random move instead of the expert's (oracle policy).
@@ -535,6 +537,12 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Run(cmd) => {
             let runtime = Runtime::new(options)?;
             let policy = cmd.llm.policy(&cmd.policy, cmd.noise, cmd.jobs)?;
+            // One person types one task's actions at a time.
+            let jobs = if matches!(policy, PolicySpec::Human) {
+                1
+            } else {
+                cmd.jobs
+            };
             let out = match cmd.out {
                 Some(out) => out,
                 None => leafe_host::run::fresh_out_dir(
@@ -567,7 +575,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 out: out.clone(),
                 resume: cmd.resume,
                 force: cmd.force,
-                jobs: cmd.jobs,
+                jobs,
                 progress,
             };
             if args.explore.budget == 0 {

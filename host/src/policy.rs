@@ -61,6 +61,9 @@ pub enum PolicySpec {
     /// The environment's expert answer as it is: for the code benchmarks,
     /// the dataset's reference solution.
     Reference,
+    /// The person at the terminal: sees each observation (and the lessons)
+    /// on stderr and types the action on stdin.
+    Human,
     /// A model behind an OpenAI-compatible endpoint, one client for all tasks.
     OpenAi {
         client: Arc<ChatClient>,
@@ -73,6 +76,7 @@ impl std::fmt::Debug for PolicySpec {
         match self {
             PolicySpec::Oracle { noise } => write!(f, "oracle (noise {noise})"),
             PolicySpec::Reference => write!(f, "reference"),
+            PolicySpec::Human => write!(f, "human"),
             PolicySpec::OpenAi { client, .. } => write!(
                 f,
                 "openai ({} at {})",
@@ -90,8 +94,11 @@ impl PolicySpec {
         match name {
             "oracle" => Ok(PolicySpec::Oracle { noise }),
             "reference" => Ok(PolicySpec::Reference),
+            "human" => Ok(PolicySpec::Human),
             "openai" => bail!("the openai policy needs --base-url and --model"),
-            other => bail!("unknown policy '{other}' (available: oracle, reference, openai)"),
+            other => {
+                bail!("unknown policy '{other}' (available: oracle, reference, human, openai)")
+            }
         }
     }
 
@@ -99,6 +106,7 @@ impl PolicySpec {
         match self {
             PolicySpec::Oracle { .. } => "oracle",
             PolicySpec::Reference => "reference",
+            PolicySpec::Human => "human",
             PolicySpec::OpenAi { .. } => "openai",
         }
     }
@@ -119,12 +127,45 @@ impl PolicySpec {
                 rng: SplitMix::derive(seed, &[u64::from(task)]),
             }),
             PolicySpec::Reference => Box::new(Reference),
+            PolicySpec::Human => Box::new(Human),
             PolicySpec::OpenAi { client, prompt } => Box::new(OpenAiPolicy {
                 client: client.clone(),
                 prompt: prompt.clone(),
                 rng: SplitMix::derive(seed, &[u64::from(task), 7]),
             }),
         }
+    }
+}
+
+/// The person at the terminal.
+pub struct Human;
+
+impl Policy for Human {
+    fn act(&mut self, ctx: &Context) -> Result<String> {
+        use std::io::{BufRead, Write};
+        let mut err = std::io::stderr().lock();
+        let here = ctx.current();
+        writeln!(err, "\n{}", here.observation)?;
+        for e in ctx.experiences {
+            writeln!(err, "lesson: {}", e.text)?;
+        }
+        match &ctx.admissible {
+            Some(actions) if actions.len() > 20 => writeln!(
+                err,
+                "actions: {}, ... ({} in all)",
+                actions[..20].join(", "),
+                actions.len()
+            )?,
+            Some(actions) => writeln!(err, "actions: {}", actions.join(", "))?,
+            None => {}
+        }
+        write!(err, "> ")?;
+        err.flush()?;
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line)? == 0 {
+            bail!("standard input ended: the human policy has no more actions");
+        }
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
     }
 }
 

@@ -86,7 +86,7 @@ pub const SUMMARY: &str = "summary.json";
 fn header(args: &RunArgs, env: &EnvComponent, tasks: &[u32]) -> Header {
     let noise = match args.policy {
         PolicySpec::Oracle { noise } => noise,
-        PolicySpec::Reference | PolicySpec::OpenAi { .. } => 0.0,
+        PolicySpec::Reference | PolicySpec::Human | PolicySpec::OpenAi { .. } => 0.0,
     };
     Header {
         format: tree::FORMAT,

@@ -861,3 +861,35 @@ fn report_compares_evals_and_runs_in_markdown_and_svg() {
         "needs at least one eval",
     );
 }
+
+#[test]
+fn the_human_policy_reads_actions_from_the_terminal() {
+    let dir = tmp();
+    let out = dir.path().join("human");
+    let run = leafe_with_stdin(
+        &[
+            "run",
+            "--env",
+            "guess",
+            "--policy",
+            "human",
+            "--task",
+            "0",
+            "--budget",
+            "5",
+            "--max-depth",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "50\nseventy\n",
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("I am thinking of a number"), "{stderr}");
+    assert!(stderr.contains("... (100 in all)"), "{stderr}");
+    // Two actions typed, then the input ended: the task records the error, the run finishes.
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("standard input ended"), "{stdout}");
+    let tree = std::fs::read_to_string(out.join("tree.jsonl")).unwrap();
+    assert!(tree.contains("\"action\":\"50\"") && tree.contains("\"action\":\"seventy\""));
+}
