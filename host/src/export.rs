@@ -265,7 +265,8 @@ pub fn export(runtime: &Arc<Runtime>, args: &ExportArgs) -> Result<ExportSummary
     if args.runs.is_empty() {
         bail!("name at least one run directory");
     }
-    if !(0.0..=1.0).contains(&args.reh_fraction) || !(args.beta >= 0.0 && args.beta.is_finite()) {
+    let beta_ok = args.beta >= 0.0 && args.beta.is_finite();
+    if !((0.0..=1.0).contains(&args.reh_fraction) && beta_ok) {
         bail!("--reh-fraction must be in [0, 1] and --beta a number >= 0");
     }
     let mut out = Writer {
@@ -273,7 +274,11 @@ pub fn export(runtime: &Arc<Runtime>, args: &ExportArgs) -> Result<ExportSummary
         summary: ExportSummary::default(),
     };
     for run in &args.runs {
-        let (header, env, by_task) = crate::replay::open_run(runtime, run, None)
+        let crate::replay::OpenRun {
+            header,
+            env,
+            by_task,
+        } = crate::replay::open_run(runtime, run, None)
             .with_context(|| format!("run {}", run.display()))?;
         let run_name = run.display().to_string();
         // Which successful trajectories are rehearsed: a seeded choice over the run.

@@ -27,7 +27,11 @@ pub fn replay(
     dir: &Path,
     env_override: Option<&str>,
 ) -> Result<ReplayReport> {
-    let (header, env, by_task) = open_run(runtime, dir, env_override)?;
+    let OpenRun {
+        header,
+        env,
+        by_task,
+    } = open_run(runtime, dir, env_override)?;
     let mut report = ReplayReport {
         tasks: by_task.len(),
         ..Default::default()
@@ -46,11 +50,13 @@ pub fn replay(
 
 /// A finished run: its header, its component (checked to be the one the
 /// run used) and its nodes by task.
-pub fn open_run(
-    runtime: &Arc<Runtime>,
-    dir: &Path,
-    env_override: Option<&str>,
-) -> Result<(Header, Arc<EnvComponent>, BTreeMap<u32, Vec<Node>>)> {
+pub struct OpenRun {
+    pub header: Header,
+    pub env: Arc<EnvComponent>,
+    pub by_task: BTreeMap<u32, Vec<Node>>,
+}
+
+pub fn open_run(runtime: &Arc<Runtime>, dir: &Path, env_override: Option<&str>) -> Result<OpenRun> {
     let path = dir.join(crate::run::TREE);
     let log = tree::read(&path)?;
     if log.torn_tail {
@@ -75,7 +81,11 @@ pub fn open_run(
             by_task.entry(n.task).or_default().push(n.clone());
         }
     }
-    Ok((header, env, by_task))
+    Ok(OpenRun {
+        header,
+        env,
+        by_task,
+    })
 }
 
 fn mismatch(node: &Node, what: &str) -> anyhow::Error {
