@@ -2,27 +2,14 @@
 //! in the sandbox, feedback says what went wrong, observations are
 //! deterministic, snapshots restore, user data is read from `/data`.
 
-use leafe_host::component::{self, EnvComponent};
-use leafe_host::engine::{EngineOptions, Runtime};
-use leafe_host::session::{Session, StepResult, Task};
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
+mod common;
 
-fn runtime() -> Arc<Runtime> {
-    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            Runtime::new(EngineOptions {
-                cache: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("leafe-cache")),
-                ..Default::default()
-            })
-            .unwrap()
-        })
-        .clone()
-}
+use leafe_host::component::{self, EnvComponent};
+use leafe_host::session::{Session, StepResult, Task};
+use std::sync::Arc;
 
 fn env(spec: &str) -> Arc<EnvComponent> {
-    component::load(&runtime(), spec).unwrap()
+    component::load(&common::runtime(), spec).unwrap()
 }
 
 fn task(index: u32, options: &[(&str, &str)]) -> Task {
@@ -222,8 +209,8 @@ fn codecontests_reads_a_user_file_read_only() {
     let expert = s.expert_action().unwrap().unwrap();
     assert!(s.step(&expert).unwrap().success());
 
-    let missing = component::load(&runtime(), "codecontests:/no/such/file.jsonl").err();
+    let missing = component::load(&common::runtime(), "codecontests:/no/such/file.jsonl").err();
     assert!(format!("{:#}", missing.unwrap()).contains("/no/such/file.jsonl"));
-    let no_data = component::load(&runtime(), "mbpp:x.jsonl").err();
+    let no_data = component::load(&common::runtime(), "mbpp:x.jsonl").err();
     assert!(format!("{:#}", no_data.unwrap()).contains("reads no data"));
 }

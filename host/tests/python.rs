@@ -3,10 +3,12 @@
 //! nothing of the host leaks in, and nothing survives from one run to the
 //! next.
 
+mod common;
+
 use leafe_host::engine::{EngineOptions, Runtime};
 use leafe_host::python::{PythonSandbox, RunLimits, RunResult, Verdict};
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const WALL_MS: u64 = 2_000;
@@ -15,17 +17,7 @@ const WALL_MS: u64 = 2_000;
 const MARGIN: Duration = Duration::from_secs(3);
 
 fn sandbox() -> Arc<PythonSandbox> {
-    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            Runtime::new(EngineOptions {
-                cache: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("leafe-cache")),
-                ..Default::default()
-            })
-            .unwrap()
-        })
-        .python()
-        .unwrap()
+    common::runtime().python().unwrap()
 }
 
 fn limits() -> RunLimits {
