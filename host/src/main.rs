@@ -75,20 +75,27 @@ enum Command {
         #[arg(long)]
         env: Vec<String>,
     },
-    /// Run a Python program in the sandbox: a fresh CPython component with
-    /// no files, network, environment variables or subprocesses, under the
-    /// --fuel, --wall-ms and --memory-mb limits. Exits 0 whenever the
-    /// program got a verdict (whatever it is).
+    /// Run a Python program in the sandbox, alone or against tests.
+    ///
+    /// The program runs in a fresh CPython component with no files, network,
+    /// environment variables or subprocesses, under the --fuel, --wall-ms and
+    /// --memory-mb limits. Exits 0 whenever the program got a verdict
+    /// (whatever it is), 1 only when the host could not run it.
     Exec(ExecCmd),
-    /// Evaluate a policy at test time (no reflection, no backtracking):
-    /// success per task and Pass@k over independent samples.
+    /// Evaluate a policy at test time: success per task and Pass@k.
+    ///
+    /// Each sample is one episode with no reflection and no backtracking;
+    /// Pass@k is the unbiased estimate from --samples independent ones.
     Eval(EvalCmd),
-    /// Write distillation data from runs as chat JSONL for `leafe-trainer
-    /// sft` (and TRL, LLaMA-Factory): LEAFE's corrections + rehearsal, RFT's
-    /// successful trajectories, or next-observation prediction.
+    /// Write distillation data from runs as chat JSONL for `leafe-trainer sft`.
+    ///
+    /// LEAFE's corrections + rehearsal, RFT's successful trajectories, or
+    /// next-observation prediction; also readable by TRL and LLaMA-Factory.
     Export(ExportCmd),
-    /// Compare runs and evaluations: a Markdown table (stdout or --out) and
-    /// a Pass@k-curve picture of the evaluations (--svg).
+    /// Compare runs and evaluations in Markdown tables and Pass@k curves.
+    ///
+    /// The tables go to stdout (or --out), the curves of the evaluations to
+    /// an SVG picture (--svg).
     Report {
         /// Directories written by `run --out` or `eval --out`.
         #[arg(required = true)]
@@ -100,7 +107,7 @@ enum Command {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
-    /// Measure restore vs replay, compile vs cache, pooling, steps/s.
+    /// Measure restore vs replay, compile vs cache, pooling, steps/s, the sandbox.
     Bench {
         /// Repetition factor (higher = steadier numbers, slower).
         #[arg(long, default_value_t = 20)]
