@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # LEAFE at micro scale, on 2 CPU cores with nothing downloaded (docs/RESULTS.md):
 #   1. a tiny Qwen2-shaped model, SFT on imperfect Sokoban play -> the base policy;
-#   2. serve it; collect on train levels with `sample` and with `leafe`, same budget;
+#   2. serve it; collect on train levels with `sample`, `leafe` and `refine`, same budget;
 #   3. distil: RFT from the sample run, L_cf + L_reh from the leafe run, both from the base;
 #   4. evaluate base, RFT and LEAFE on held-out test levels: Pass@1..16; report.
 #
@@ -80,7 +80,7 @@ policy() { echo --policy openai --base-url "http://127.0.0.1:$port/v1" --model "
 
 log "2. collection with the base policy, train levels 1000-$((999 + collect_tasks)), budget $budget steps per level"
 serve "$work/base" base
-for method in sample leafe; do
+for method in sample leafe refine; do
   # shellcheck disable=SC2046
   $H run "${env_opts[@]}" --split train --from 1000 --tasks "$collect_tasks" $(policy base) \
     "${model_opts[@]}" "${prompt[@]}" --method "$method" --budget "$budget" --max-depth 10 \
@@ -108,7 +108,8 @@ stop_serving
 
 log "report"
 $H report "$work/eval-base" "$work/eval-rft" "$work/eval-leafe" \
-  "$work/collect-sample" "$work/collect-leafe" --out "$work/report.md" --svg "$work/pass-at-k.svg"
+  "$work/collect-sample" "$work/collect-refine" "$work/collect-leafe" \
+  --out "$work/report.md" --svg "$work/pass-at-k.svg"
 cat "$work/report.md"
 echo
 echo "wrote $work/report.md and $work/pass-at-k.svg"
