@@ -14,7 +14,7 @@ use leafe_host::reflect::RuleReflector;
 use leafe_host::session::Task;
 use leafe_host::tree::Record;
 use leafe_trainer::chat::ChatTemplate;
-use leafe_trainer::serve::{Served, serve};
+use leafe_trainer::serve::{Served, spawn_on_loopback};
 use leafe_trainer::tiny::{TinySpec, init_tiny};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -53,17 +53,7 @@ fn start_server(model: &Path) -> SocketAddr {
         leafe_trainer::tokenizer::load(model).unwrap(),
         ChatTemplate::load(model).unwrap(),
     ));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            serve(listener, state).await.unwrap();
-        });
-    });
-    addr
+    spawn_on_loopback(state).unwrap()
 }
 
 fn candle_dtype() -> candle_core::DType {

@@ -196,6 +196,34 @@ async fn chat(State(s): State<Arc<Served>>, body: axum::body::Bytes) -> Response
     }
 }
 
+/// Serve on an ephemeral port of 127.0.0.1 from a background thread with
+/// its own runtime (for embedding the server, and for tests); returns the
+/// address. The server lives as long as the process.
+pub fn spawn_on_loopback(state: Arc<Served>) -> Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("leafe-serve".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => {
+                        if let Err(e) = serve(listener, state).await {
+                            eprintln!("the model server stopped: {e:#}");
+                        }
+                    }
+                    Err(e) => eprintln!("the model server cannot listen: {e}"),
+                }
+            })
+        })?;
+    Ok(addr)
+}
+
 /// Serve on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<Served>) -> Result<()> {
     axum::serve(listener, router(state)).await?;

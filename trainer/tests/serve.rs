@@ -6,7 +6,7 @@ use common::load;
 
 use leafe_trainer::chat::ChatTemplate;
 use leafe_trainer::generate::{GenerateConfig, generate};
-use leafe_trainer::serve::{Served, serve};
+use leafe_trainer::serve::{Served, spawn_on_loopback};
 use leafe_trainer::tiny::{TinySpec, init_tiny};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -21,17 +21,7 @@ fn start(dir: &Path) -> SocketAddr {
         tok,
         ChatTemplate::load(dir).unwrap(),
     ));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            serve(listener, state).await.unwrap();
-        });
-    });
-    addr
+    spawn_on_loopback(state).unwrap()
 }
 
 /// One HTTP/1.1 request; returns (status, JSON body).
