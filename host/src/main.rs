@@ -705,6 +705,8 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Command::Eval(cmd) => {
             let runtime = Runtime::new(options)?;
+            let policy = cmd.llm.policy(&cmd.policy, cmd.noise, cmd.jobs)?;
+            let jobs = if matches!(policy, PolicySpec::Human) { 1 } else { cmd.jobs };
             let args = EvalArgs {
                 env: cmd.env,
                 split: cmd.task.split,
@@ -718,10 +720,10 @@ fn real_main(cli: Cli) -> Result<()> {
                 },
                 seed: cmd.task.seed,
                 options: cmd.task.options,
-                policy: cmd.llm.policy(&cmd.policy, cmd.noise, cmd.jobs)?,
+                policy,
                 samples: cmd.samples,
                 ks: cmd.k,
-                jobs: cmd.jobs,
+                jobs,
                 out: cmd.out,
                 progress,
             };
