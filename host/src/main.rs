@@ -706,7 +706,11 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Eval(cmd) => {
             let runtime = Runtime::new(options)?;
             let policy = cmd.llm.policy(&cmd.policy, cmd.noise, cmd.jobs)?;
-            let jobs = if matches!(policy, PolicySpec::Human) { 1 } else { cmd.jobs };
+            let jobs = if matches!(policy, PolicySpec::Human) {
+                1
+            } else {
+                cmd.jobs
+            };
             let args = EvalArgs {
                 env: cmd.env,
                 split: cmd.task.split,
