@@ -13,7 +13,12 @@
 //! - [`tree`]: the branch-tree log (`tree.jsonl`); [`explore`]: the
 //!   backtracking explorer with its [`policy`] and [`reflect`]or;
 //!   [`distill`]: the correction data; [`replay`]: re-execution and checks;
-//! - [`run`]: the `leafe-host run` job; [`play`], [`bench`]: the other commands.
+//! - [`python`]: the Python sandbox (a fresh CPython component per run) and
+//!   [`sandbox_import`], its side of the contract for code environments;
+//! - [`llm`], [`llm_policy`], [`llm_reflect`]: a model behind an
+//!   OpenAI-compatible endpoint as policy and reflector;
+//! - [`run`]: the `leafe-host run` job; [`eval`], [`export`], [`report`],
+//!   [`exec`], [`play`], [`bench`]: the other commands.
 
 pub mod bench;
 pub mod bench_sandbox;
