@@ -18,7 +18,7 @@
 //! - [`llm`], [`llm_policy`], [`llm_reflect`]: a model behind an
 //!   OpenAI-compatible endpoint as policy and reflector;
 //! - [`run`]: the `leafe-host run` job; [`eval`], [`export`], [`report`],
-//!   [`exec`], [`play`], [`bench`]: the other commands.
+//!   [`exec`], [`play`], [`bench`](mod@bench): the other commands.
 
 pub mod bench;
 pub mod bench_sandbox;
