@@ -12,7 +12,6 @@ use crate::python::{PythonSandbox, RunLimits, Verdict};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const MBPP: &str = include_str!("../../envs-wasm/code/data/mbpp.jsonl");
@@ -62,34 +61,10 @@ fn native(program: &str) -> Result<(Duration, bool)> {
 
 /// Run `f` on each index with `jobs` threads; the number of `true`s.
 fn parallel(n: usize, jobs: usize, f: impl Fn(usize) -> Result<bool> + Sync) -> Result<usize> {
-    let next = AtomicUsize::new(0);
-    let passed = AtomicUsize::new(0);
-    let failure = std::sync::Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        break;
-                    }
-                    match f(i) {
-                        Ok(ok) => {
-                            passed.fetch_add(usize::from(ok), Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                            break;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    Ok(passed.into_inner())
+    let outcomes = crate::parallel::map_indexed(n, jobs, f);
+    outcomes
+        .into_iter()
+        .try_fold(0, |passed, ok| Ok(passed + usize::from(ok?)))
 }
 
 /// Add the sandbox figures to `report`.

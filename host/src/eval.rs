@@ -14,8 +14,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// What to evaluate.
 pub struct EvalArgs {
@@ -98,61 +97,40 @@ pub fn eval(runtime: &Arc<crate::engine::Runtime>, args: &EvalArgs) -> Result<Ev
     let work: Vec<(usize, u32)> = (0..tasks.len())
         .flat_map(|t| (0..args.samples).map(move |s| (t, s)))
         .collect();
-    let results: Vec<Mutex<TaskResult>> = tasks
-        .iter()
-        .map(|&task| {
-            Mutex::new(TaskResult {
-                task,
-                samples: 0,
-                successes: 0,
-                steps: 0,
-                errors: 0,
-                first_error: None,
-            })
-        })
-        .collect();
     let bar = crate::progress_bar(work.len() as u64, "episodes", args.progress);
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..args.jobs.min(work.len().max(1)) {
-            scope.spawn(|| {
-                while let Some(&(t, sample)) = work.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let outcome = run_sample(&env, args, tasks[t], sample);
-                    let mut r = results[t].lock().unwrap_or_else(|e| e.into_inner());
-                    r.samples += 1;
-                    match outcome {
-                        Ok((solved, steps)) => {
-                            r.successes += u32::from(solved);
-                            r.steps += steps;
-                        }
-                        Err(e) => {
-                            r.errors += 1;
-                            r.first_error.get_or_insert(format!("{e:#}"));
-                        }
-                    }
-                    drop(r);
-                    bar.inc(1);
-                }
-            });
-        }
+    let outcomes = crate::parallel::map_indexed(work.len(), args.jobs, |i| {
+        let (t, sample) = work[i];
+        let outcome = run_sample(&env, args, tasks[t], sample);
+        bar.inc(1);
+        outcome
     });
     bar.finish_and_clear();
-    let results: Vec<TaskResult> = results
-        .into_iter()
-        .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+    let mut results: Vec<TaskResult> = tasks
+        .iter()
+        .map(|&task| TaskResult {
+            task,
+            samples: 0,
+            successes: 0,
+            steps: 0,
+            errors: 0,
+            first_error: None,
+        })
         .collect();
-
-    let mut pass_at = BTreeMap::new();
-    for &k in &args.ks {
-        if k == 0 || k > args.samples {
-            continue;
+    for (&(t, _), outcome) in work.iter().zip(outcomes) {
+        let r = &mut results[t];
+        r.samples += 1;
+        match outcome {
+            Ok((solved, steps)) => {
+                r.successes += u32::from(solved);
+                r.steps += steps;
+            }
+            Err(e) => {
+                r.errors += 1;
+                r.first_error.get_or_insert(format!("{e:#}"));
+            }
         }
-        let sum: f64 = results
-            .iter()
-            .map(|r| pass_at_k(r.samples, r.successes, k))
-            .sum();
-        pass_at.insert(format!("pass@{k}"), sum / results.len().max(1) as f64);
     }
+
     let mean_pass = |k: u32| {
         let sum: f64 = results
             .iter()
@@ -160,8 +138,15 @@ pub fn eval(runtime: &Arc<crate::engine::Runtime>, args: &EvalArgs) -> Result<Ev
             .sum();
         sum / results.len().max(1) as f64
     };
+    let curve: Vec<f64> = (1..=args.samples).map(mean_pass).collect();
+    let pass_at: BTreeMap<String, f64> = args
+        .ks
+        .iter()
+        .filter(|k| (1..=args.samples).contains(k))
+        .map(|&k| (format!("pass@{k}"), curve[k as usize - 1]))
+        .collect();
     let summary = EvalSummary {
-        curve: (1..=args.samples).map(mean_pass).collect(),
+        curve,
         env: args.env.clone(),
         env_sha256: env.sha256.clone(),
         split: args.split.clone(),

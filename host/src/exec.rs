@@ -149,7 +149,7 @@ pub fn run_tests(
             .map(|t| (program.to_string(), t.input.clone()))
             .collect(),
     };
-    let runs = crate::python::run_many(sandbox, &programs, limits, jobs, |_| {});
+    let runs = crate::python::run_many(sandbox, &programs, limits, jobs);
     let tests: Vec<TestOutcome> = runs
         .iter()
         .enumerate()

@@ -34,6 +34,7 @@ pub mod export;
 pub mod llm;
 pub mod llm_policy;
 pub mod llm_reflect;
+pub mod parallel;
 pub mod play;
 pub mod policy;
 pub mod python;

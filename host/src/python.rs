@@ -117,7 +117,8 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    fn sandbox_error(message: String, started: Instant) -> RunResult {
+    /// A run the sandbox could not make, and why (in `stderr`).
+    pub(crate) fn sandbox_error(message: String, started: Instant) -> RunResult {
         RunResult {
             verdict: Verdict::SandboxError,
             exit_code: -1,
@@ -323,36 +324,16 @@ fn classify_trap(
     (verdict, -1, Some(note))
 }
 
-/// Run many programs on `jobs` threads; results come back in input order.
+/// Run many `(source, stdin)` programs on `jobs` threads; results come
+/// back in input order.
 pub fn run_many(
     sandbox: &PythonSandbox,
     programs: &[(String, String)],
     limits: &RunLimits,
     jobs: usize,
-    on_done: impl Fn(usize) + Sync,
 ) -> Vec<RunResult> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<RunResult>>> = programs
-        .iter()
-        .map(|_| std::sync::Mutex::new(None))
-        .collect();
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1).min(programs.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((source, stdin)) = programs.get(i) else {
-                        break;
-                    };
-                    let result = sandbox.run(source, stdin, limits);
-                    *results[i].lock().unwrap() = Some(result);
-                    on_done(i);
-                }
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| r.into_inner().unwrap().expect("every program ran"))
-        .collect()
+    crate::parallel::map_indexed(programs.len(), jobs, |i| {
+        let (source, stdin) = &programs[i];
+        sandbox.run(source, stdin, limits)
+    })
 }

@@ -21,16 +21,13 @@ pub fn add_to_linker(
         "run-python",
         move |mut store: StoreContextMut<'_, GuestState>,
               (source, stdin, limits): (String, String, wit::Limits)| {
+            let started = std::time::Instant::now();
             let result = match python.get() {
                 Ok(sandbox) => sandbox.run(&source, &stdin, &from_wit(&limits)),
-                Err(message) => RunResult {
-                    verdict: Verdict::SandboxError,
-                    exit_code: -1,
-                    stdout: String::new(),
-                    stderr: format!("the Python sandbox is unavailable: {message}"),
-                    fuel_used: 0,
-                    wall_us: 0,
-                },
+                Err(message) => RunResult::sandbox_error(
+                    format!("the Python sandbox is unavailable: {message}"),
+                    started,
+                ),
             };
             // Time spent in the sandbox has its own limit; the environment's
             // own deadline starts again when the program is done.

@@ -245,7 +245,7 @@ fn many_runs_in_parallel() {
         fuel: 200_000_000,
         ..limits()
     };
-    let results = leafe_host::python::run_many(&sandbox, &programs, &small, 4, |_| {});
+    let results = leafe_host::python::run_many(&sandbox, &programs, &small, 4);
     for (i, r) in results.iter().enumerate() {
         match i % 3 {
             0 => assert_eq!(r.stdout, format!("{}\n", i * i)),
