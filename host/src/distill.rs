@@ -42,7 +42,8 @@ pub enum DistillRecord<'a> {
     },
 }
 
-fn ancestors(nodes: &[Node], id: u32) -> Vec<&Node> {
+/// Root to node `id` (ids are indices into `nodes`).
+pub(crate) fn ancestors(nodes: &[Node], id: u32) -> Vec<&Node> {
     let mut path = vec![&nodes[id as usize]];
     let mut at = id;
     while let Some(p) = nodes[at as usize].parent {
@@ -51,6 +52,20 @@ fn ancestors(nodes: &[Node], id: u32) -> Vec<&Node> {
     }
     path.reverse();
     path
+}
+
+/// Whether node `id` lies on the path to any of the `successes`.
+pub(crate) fn on_success_path(nodes: &[Node], id: u32, successes: &[u32]) -> bool {
+    successes.iter().any(|&s| {
+        let mut at = Some(s);
+        while let Some(n) = at {
+            if n == id {
+                return true;
+            }
+            at = nodes[n as usize].parent;
+        }
+        false
+    })
 }
 
 fn turns<'a>(path: &[&'a Node]) -> Vec<Turn<'a>> {
@@ -65,11 +80,7 @@ fn turns<'a>(path: &[&'a Node]) -> Vec<Turn<'a>> {
 /// The records of one task's nodes (ids are indices).
 pub fn task_records<'a>(env: &'a str, nodes: &'a [Node]) -> Vec<DistillRecord<'a>> {
     let successes: Vec<&Node> = nodes.iter().filter(|n| n.success).collect();
-    let on_success_path = |id: u32| {
-        successes
-            .iter()
-            .any(|s| ancestors(nodes, s.id).iter().any(|n| n.id == id))
-    };
+    let success_ids: Vec<u32> = successes.iter().map(|n| n.id).collect();
     let mut out = Vec::new();
     for n in nodes.iter().filter(|n| n.experience.is_some()) {
         let Some(parent) = n.parent else { continue };
@@ -84,7 +95,7 @@ pub fn task_records<'a>(env: &'a str, nodes: &'a [Node]) -> Vec<DistillRecord<'a
             rejected: n.rejected.as_deref(),
             revised: n.action.as_deref().unwrap_or(""),
             experience: n.experience.as_deref().unwrap_or(""),
-            branch_succeeded: on_success_path(n.id),
+            branch_succeeded: on_success_path(nodes, n.id, &success_ids),
         });
     }
     for s in successes {

@@ -85,14 +85,8 @@ struct Explorer<'a> {
 }
 
 impl Explorer<'_> {
-    fn path(&self, mut id: u32) -> Vec<&Node> {
-        let mut path = vec![&self.nodes[id as usize]];
-        while let Some(p) = self.nodes[id as usize].parent {
-            path.push(&self.nodes[p as usize]);
-            id = p;
-        }
-        path.reverse();
-        path
+    fn path(&self, id: u32) -> Vec<&Node> {
+        crate::distill::ancestors(&self.nodes, id)
     }
 
     fn add_node(&mut self, mut node: Node, snapshot_wanted: bool) -> Result<u32, SessionError> {

@@ -19,6 +19,7 @@
 //!   an action, predict the next observation, for every transition.
 
 use crate::component::EnvComponent;
+use crate::distill::{ancestors, on_success_path};
 use crate::engine::Runtime;
 use crate::llm::Message;
 use crate::llm_policy::{PromptConfig, answer_text, messages};
@@ -102,15 +103,8 @@ struct TaskTree<'a> {
 }
 
 impl<'a> TaskTree<'a> {
-    fn path(&self, mut id: u32) -> Vec<&'a Node> {
-        let nodes = self.nodes;
-        let mut path = vec![&nodes[id as usize]];
-        while let Some(p) = nodes[id as usize].parent {
-            path.push(&nodes[p as usize]);
-            id = p;
-        }
-        path.reverse();
-        path
+    fn path(&self, id: u32) -> Vec<&'a Node> {
+        ancestors(self.nodes, id)
     }
 
     /// The admissible actions at every state of `path`.
@@ -183,19 +177,6 @@ fn with_target(prompt: Vec<Message>, target: &str) -> Vec<OutMessage> {
         weight: None,
     });
     out
-}
-
-fn on_success_path(nodes: &[Node], id: u32, successes: &[u32]) -> bool {
-    successes.iter().any(|&s| {
-        let mut at = Some(s);
-        while let Some(n) = at {
-            if n == id {
-                return true;
-            }
-            at = nodes[n as usize].parent;
-        }
-        false
-    })
 }
 
 /// The records written so far.

@@ -122,11 +122,7 @@ fn replay_task(
     }
     let mut checked = vec![false; nodes.len()];
     for leaf in nodes.iter().filter(|n| !has_child[n.id as usize]) {
-        let mut path = vec![leaf];
-        while let Some(p) = path.last().and_then(|n| n.parent) {
-            path.push(&nodes[p as usize]);
-        }
-        path.reverse();
+        let path = crate::distill::ancestors(nodes, leaf.id);
         let mut session = Session::new(env, task.seed).map_err(|e| anyhow!("{e}"))?;
         let first = session
             .reset(task)
