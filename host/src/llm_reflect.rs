@@ -123,16 +123,21 @@ impl LlmReflector {
     }
 }
 
-/// `{"step": null}` (or no step at all) in a mid-rollout answer.
-fn says_no_mistake(reply: &str) -> bool {
+/// The outermost `{...}` of `reply` as JSON (code fences and prose around
+/// it allowed).
+fn json_object(reply: &str) -> Result<serde_json::Value, String> {
     let (Some(start), Some(end)) = (reply.find('{'), reply.rfind('}')) else {
-        return false;
+        return Err("no JSON object".into());
     };
     if end < start {
-        return false;
+        return Err("no JSON object".into());
     }
-    serde_json::from_str::<serde_json::Value>(&reply[start..=end])
-        .is_ok_and(|v| v.get("step").is_none_or(serde_json::Value::is_null))
+    serde_json::from_str(&reply[start..=end]).map_err(|e| format!("invalid JSON: {e}"))
+}
+
+/// `{"step": null}` (or no step at all) in a mid-rollout answer.
+fn says_no_mistake(reply: &str) -> bool {
+    json_object(reply).is_ok_and(|v| v.get("step").is_none_or(serde_json::Value::is_null))
 }
 
 /// The attempt as numbered steps, the middle left out if it is too long.
@@ -183,13 +188,7 @@ fn transcript(path: &[&Node], midway: bool) -> String {
 /// `{"step": n, "experience": "..."}` anywhere in `reply` (code fences and
 /// surrounding prose allowed), with `1 <= n <= steps`.
 pub fn parse_reflection(reply: &str, steps: usize) -> Result<Reflection, String> {
-    let start = reply.find('{').ok_or("no JSON object")?;
-    let end = reply.rfind('}').ok_or("no JSON object")?;
-    if end < start {
-        return Err("no JSON object".into());
-    }
-    let value: serde_json::Value =
-        serde_json::from_str(&reply[start..=end]).map_err(|e| format!("invalid JSON: {e}"))?;
+    let value = json_object(reply)?;
     let step = match &value["step"] {
         serde_json::Value::Number(n) => n.as_u64(),
         serde_json::Value::String(s) => s.trim().parse().ok(),
