@@ -12,7 +12,7 @@ use leafe_trainer::config::{Arch, ModelConfig};
 use leafe_trainer::generate::{GenerateConfig, generate};
 use leafe_trainer::model::{Model, init_params};
 use leafe_trainer::sft::{SftConfig, make_batch, masked_nll_sum, train};
-use leafe_trainer::tiny::{TinySpec, init_tiny};
+use leafe_trainer::tiny::TinySpec;
 use std::path::{Path, PathBuf};
 
 const QA: [(&str, &str); 5] = [
@@ -32,7 +32,6 @@ fn conversations() -> Vec<Vec<Message>> {
 /// A tiny model and its chat data in a temporary directory.
 fn setup(arch: Arch) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let corpus = dir.path().join("corpus.txt");
     let template =
         leafe_trainer::chat::ChatTemplate::new(leafe_trainer::chat::QWEN2_TEMPLATE, "", "")
             .unwrap();
@@ -41,18 +40,14 @@ fn setup(arch: Arch) -> (tempfile::TempDir, PathBuf, PathBuf) {
         .map(|c| template.render(c, false).unwrap())
         .collect::<Vec<_>>()
         .join("");
-    std::fs::write(&corpus, text.repeat(20)).unwrap();
-    let model = dir.path().join("tiny");
-    init_tiny(
-        &corpus,
-        &model,
+    let model = common::tiny_model(
+        dir.path(),
+        &text.repeat(20),
         &TinySpec {
             arch,
-            vocab_size: 300,
-            ..TinySpec::default()
+            ..common::small_spec()
         },
-    )
-    .unwrap();
+    );
     let data = dir.path().join("data.jsonl");
     let lines: Vec<String> = conversations()
         .iter()

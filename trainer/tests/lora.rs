@@ -1,13 +1,14 @@
 //! LoRA: no change at initialisation, merged == unmerged, only the adapted
 //! projections change, and the adapter is saved under PEFT's names.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor};
 use leafe_trainer::checkpoint;
 use leafe_trainer::config::ModelConfig;
 use leafe_trainer::lora::{self, LoraConfig};
 use leafe_trainer::model::{Adapter, Model};
 use leafe_trainer::sft::{SftConfig, train};
-use leafe_trainer::tiny::{TinySpec, init_tiny};
 use std::path::PathBuf;
 
 const DATA: &str = r#"{"messages": [{"role": "user", "content": "Which way?"}, {"role": "assistant", "content": "left, then down"}]}
@@ -16,18 +17,7 @@ const DATA: &str = r#"{"messages": [{"role": "user", "content": "Which way?"}, {
 
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let corpus = dir.path().join("corpus.txt");
-    std::fs::write(&corpus, DATA.repeat(10)).unwrap();
-    let model = dir.path().join("tiny");
-    init_tiny(
-        &corpus,
-        &model,
-        &TinySpec {
-            vocab_size: 300,
-            ..TinySpec::default()
-        },
-    )
-    .unwrap();
+    let model = common::tiny_model(dir.path(), &DATA.repeat(10), &common::small_spec());
     let data = dir.path().join("data.jsonl");
     std::fs::write(&data, DATA).unwrap();
     (dir, model, data)

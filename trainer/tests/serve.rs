@@ -7,7 +7,6 @@ use common::load;
 use leafe_trainer::chat::ChatTemplate;
 use leafe_trainer::generate::{GenerateConfig, generate};
 use leafe_trainer::serve::{Served, spawn_on_loopback};
-use leafe_trainer::tiny::{TinySpec, init_tiny};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -48,22 +47,11 @@ fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, serd
 #[test]
 fn chat_completions_match_generate_and_bad_requests_are_4xx() {
     let dir = tempfile::tempdir().unwrap();
-    let corpus = dir.path().join("corpus.txt");
-    std::fs::write(
-        &corpus,
-        "user: which way? assistant: left, then down. ".repeat(40),
-    )
-    .unwrap();
-    let model_dir = dir.path().join("tiny");
-    init_tiny(
-        &corpus,
-        &model_dir,
-        &TinySpec {
-            vocab_size: 300,
-            ..TinySpec::default()
-        },
-    )
-    .unwrap();
+    let model_dir = common::tiny_model(
+        dir.path(),
+        &"user: which way? assistant: left, then down. ".repeat(40),
+        &common::small_spec(),
+    );
     let addr = start(&model_dir);
 
     let (status, models) = request(addr, "GET", "/v1/models", "");

@@ -1,30 +1,20 @@
 //! OpenAI-style weights in chat JSONL: `"weight": 0` on an assistant turn
 //! makes it context only; a record's `"weight"` scales its loss.
 
+mod common;
+
 use leafe_trainer::chat::ChatTemplate;
 use leafe_trainer::data::{OnBadLine, load_chat_jsonl};
 use leafe_trainer::sft::make_batch;
-use leafe_trainer::tiny::{TinySpec, init_tiny};
 
 #[test]
 fn message_and_record_weights_shape_the_loss_mask() {
     let dir = tempfile::tempdir().unwrap();
-    let corpus = dir.path().join("corpus.txt");
-    std::fs::write(
-        &corpus,
-        "up down left right the box is on the goal ".repeat(50),
-    )
-    .unwrap();
-    let model = dir.path().join("tiny");
-    init_tiny(
-        &corpus,
-        &model,
-        &TinySpec {
-            vocab_size: 300,
-            ..TinySpec::default()
-        },
-    )
-    .unwrap();
+    let model = common::tiny_model(
+        dir.path(),
+        &"up down left right the box is on the goal ".repeat(50),
+        &common::small_spec(),
+    );
     let template = ChatTemplate::load(&model).unwrap();
     let tokenizer = leafe_trainer::tokenizer::load(&model).unwrap();
     let conversation = |first_weight: serde_json::Value, record_weight: serde_json::Value| {

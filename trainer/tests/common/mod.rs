@@ -1,11 +1,31 @@
 //! Helpers shared by the trainer's integration tests.
+// Each test binary uses only some of them.
+#![allow(dead_code)]
 
 use candle_core::{DType, Device};
 use leafe_trainer::chat::{ChatTemplate, Message};
 use leafe_trainer::checkpoint;
 use leafe_trainer::config::ModelConfig;
 use leafe_trainer::model::Model;
-use std::path::Path;
+use leafe_trainer::tiny::{TinySpec, init_tiny};
+use std::path::{Path, PathBuf};
+
+/// A tiny random model in `dir/tiny`, its tokenizer trained on `corpus`.
+pub fn tiny_model(dir: &Path, corpus: &str, spec: &TinySpec) -> PathBuf {
+    let corpus_file = dir.join("corpus.txt");
+    std::fs::write(&corpus_file, corpus).unwrap();
+    let model = dir.join("tiny");
+    init_tiny(&corpus_file, &model, spec).unwrap();
+    model
+}
+
+/// The spec the tests use unless they need another: a 300-token vocabulary.
+pub fn small_spec() -> TinySpec {
+    TinySpec {
+        vocab_size: 300,
+        ..TinySpec::default()
+    }
+}
 
 /// The model and tokenizer of a checkpoint directory, on the CPU.
 pub fn load(dir: &Path) -> (Model, tokenizers::Tokenizer) {
