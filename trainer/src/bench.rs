@@ -5,8 +5,9 @@
 use crate::config::{Arch, ModelConfig};
 use crate::generate::{GenerateConfig, generate};
 use crate::init::SeededRng;
-use crate::model::{Model, init_params};
+use crate::model::Model;
 use crate::optim::{AdamW, AdamWConfig};
+use crate::params::init_params;
 use crate::sft::masked_nll_sum;
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
@@ -32,18 +33,10 @@ pub fn qwen2_05b() -> ModelConfig {
     }
 }
 
-/// A tiny model (as `init-tiny` makes by default).
+/// A tiny model: the shape `init-tiny` makes by default.
 pub fn tiny() -> ModelConfig {
-    ModelConfig {
-        vocab_size: 512,
-        hidden_size: 64,
-        intermediate_size: 128,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        num_key_value_heads: 2,
-        max_position_embeddings: 1024,
-        ..qwen2_05b()
-    }
+    let spec = crate::tiny::TinySpec::default();
+    spec.config(spec.vocab_size, None, None)
 }
 
 #[derive(Clone, Debug, serde::Serialize)]

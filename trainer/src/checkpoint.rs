@@ -3,7 +3,7 @@
 //! `tokenizer_config.json` with the chat template.
 
 use crate::config::ModelConfig;
-use crate::model::param_specs;
+use crate::params::{named_tensors, param_specs};
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -74,17 +74,6 @@ pub fn load_params(dir: &Path, cfg: &ModelConfig, dtype: DType, device: &Device)
         }
     }
     Ok(map)
-}
-
-/// The parameters as f32 tensors by name, ready for `safetensors::save`.
-pub fn named_tensors(params: &VarMap) -> Result<HashMap<String, Tensor>> {
-    let data = params
-        .data()
-        .lock()
-        .expect("the var map lock is never poisoned");
-    data.iter()
-        .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(DType::F32)?)))
-        .collect()
 }
 
 /// Write the parameters as `model.safetensors` (f32, Hugging Face names),

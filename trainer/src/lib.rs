@@ -15,6 +15,7 @@ pub mod lora;
 pub mod memory;
 pub mod model;
 pub mod optim;
+pub mod params;
 pub mod serve;
 pub mod sft;
 pub mod tiny;

@@ -129,7 +129,7 @@ pub fn save_adapter(
     base_model: &Path,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tensors = crate::checkpoint::named_tensors(params)?;
+    let tensors = crate::params::named_tensors(params)?;
     candle_core::safetensors::save(&tensors, dir.join("adapter_model.safetensors"))?;
     let config = serde_json::json!({
         "peft_type": "LORA",

@@ -38,6 +38,28 @@ impl Default for TinySpec {
     }
 }
 
+impl TinySpec {
+    /// The model config of this shape, for a vocabulary of `vocab_size`.
+    pub fn config(&self, vocab_size: usize, bos: Option<u32>, eos: Option<u32>) -> ModelConfig {
+        ModelConfig {
+            arch: self.arch,
+            vocab_size,
+            hidden_size: self.hidden_size,
+            intermediate_size: self.intermediate_size,
+            num_hidden_layers: self.layers,
+            num_attention_heads: self.heads,
+            num_key_value_heads: self.kv_heads,
+            max_position_embeddings: self.max_positions,
+            rope_theta: 10_000.0,
+            rms_norm_eps: 1e-6,
+            tie_word_embeddings: self.arch == Arch::Qwen2,
+            attention_bias: self.arch == Arch::Qwen2,
+            bos_token_id: bos,
+            eos_token_id: eos,
+        }
+    }
+}
+
 /// Build the tokenizer and the model into `out`; returns the model config.
 pub fn init_tiny(corpus: &Path, out: &Path, spec: &TinySpec) -> Result<ModelConfig> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -47,22 +69,11 @@ pub fn init_tiny(corpus: &Path, out: &Path, spec: &TinySpec) -> Result<ModelConf
             .token_to_id(t)
             .with_context(|| format!("the tokenizer lacks {t}"))
     };
-    let cfg = ModelConfig {
-        arch: spec.arch,
-        vocab_size: tokenizer.get_vocab_size(true),
-        hidden_size: spec.hidden_size,
-        intermediate_size: spec.intermediate_size,
-        num_hidden_layers: spec.layers,
-        num_attention_heads: spec.heads,
-        num_key_value_heads: spec.kv_heads,
-        max_position_embeddings: spec.max_positions,
-        rope_theta: 10_000.0,
-        rms_norm_eps: 1e-6,
-        tie_word_embeddings: spec.arch == Arch::Qwen2,
-        attention_bias: spec.arch == Arch::Qwen2,
-        bos_token_id: Some(id("<|endoftext|>")?),
-        eos_token_id: Some(id("<|im_end|>")?),
-    };
+    let cfg = spec.config(
+        tokenizer.get_vocab_size(true),
+        Some(id("<|endoftext|>")?),
+        Some(id("<|im_end|>")?),
+    );
     cfg.validate()?;
     crate::memory::check(crate::memory::weights(&cfg), "this model")?;
     let tokenizer_config = serde_json::json!({
@@ -79,7 +90,7 @@ pub fn init_tiny(corpus: &Path, out: &Path, spec: &TinySpec) -> Result<ModelConf
         out.join("tokenizer_config.json"),
         serde_json::to_vec_pretty(&tokenizer_config)?,
     )?;
-    let params = crate::model::init_params(&cfg, spec.seed, DType::F32, &Device::Cpu)?;
+    let params = crate::params::init_params(&cfg, spec.seed, DType::F32, &Device::Cpu)?;
     crate::checkpoint::save(out, &cfg, &params, out)?;
     Ok(cfg)
 }

@@ -2,18 +2,24 @@
 //! batches, AdamW with warmup + cosine, gradient accumulation and clipping,
 //! checkpoints with optimizer state, `--resume`, a loss log and a loss curve.
 
+mod batch;
+mod checkpoint;
+mod report;
+
+pub use batch::{Batch, make_batch, masked_nll_sum};
+pub use report::{LogEntry, loss_curve_svg};
+
 use crate::chat::{ChatTemplate, Example};
-use crate::checkpoint;
 use crate::config::ModelConfig;
 use crate::data::{self, OnBadLine};
-use crate::init::SeededRng;
-use crate::lora::{self, LoraConfig};
-use crate::model::{Adapter, Model, log_softmax_last_dim};
+use crate::lora::LoraConfig;
 use crate::optim::{AdamW, AdamWConfig, learning_rate};
 use anyhow::{Context, Result, bail};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarMap;
-use std::path::{Path, PathBuf};
+use batch::epoch_batches;
+use candle_core::{Device, Tensor};
+use checkpoint::{Weights, latest_checkpoint, save_checkpoint};
+use report::write_log;
+use std::path::Path;
 use std::time::Instant;
 
 /// Training settings.
@@ -61,17 +67,6 @@ impl Default for SftConfig {
     }
 }
 
-/// One logged optimizer step.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct LogEntry {
-    pub step: usize,
-    pub loss: f64,
-    pub lr: f64,
-    pub grad_norm: f64,
-    pub tokens: usize,
-    pub tokens_per_s: f64,
-}
-
 /// What a training run did.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SftReport {
@@ -84,89 +79,6 @@ pub struct SftReport {
     pub final_loss: f64,
     pub tokens_per_s: f64,
     pub resumed_from: Option<usize>,
-}
-
-/// A batch: inputs `[B, T]`, targets `[B, T]` and the loss mask `[B, T]`.
-pub struct Batch {
-    pub inputs: Tensor,
-    pub targets: Tensor,
-    pub mask: Tensor,
-    /// Target tokens that count.
-    pub tokens: usize,
-}
-
-/// Pack examples into one padded batch: position t predicts token t+1.
-pub fn make_batch(examples: &[&Example], pad: u32, device: &Device) -> Result<Batch> {
-    let t = examples
-        .iter()
-        .map(|e| e.ids.len() - 1)
-        .max()
-        .context("empty batch")?;
-    let (mut inputs, mut targets, mut mask) = (Vec::new(), Vec::new(), Vec::new());
-    let mut tokens = 0;
-    for e in examples {
-        let n = e.ids.len() - 1;
-        for i in 0..t {
-            let real = i < n;
-            inputs.push(if real { e.ids[i] } else { pad });
-            targets.push(if real { e.ids[i + 1] } else { pad });
-            let trained = real && e.trained[i + 1];
-            tokens += usize::from(trained);
-            mask.push(if trained { e.weight } else { 0.0 });
-        }
-    }
-    let b = examples.len();
-    Ok(Batch {
-        inputs: Tensor::from_vec(inputs, (b, t), device)?,
-        targets: Tensor::from_vec(targets, (b, t), device)?,
-        mask: Tensor::from_vec(mask, (b, t), device)?,
-        tokens,
-    })
-}
-
-/// Summed negative log-likelihood of `targets` where `mask` is 1.
-pub fn masked_nll_sum(
-    logits: &Tensor,
-    targets: &Tensor,
-    mask: &Tensor,
-) -> candle_core::Result<Tensor> {
-    let logp = log_softmax_last_dim(logits)?;
-    let picked = logp.gather(&targets.unsqueeze(2)?, 2)?.squeeze(2)?;
-    (picked * mask.to_dtype(logits.dtype())?)?.sum_all()?.neg()
-}
-
-/// Length-bucketed batches: sorted by length, cut into batches, batch order
-/// shuffled per epoch from the seed.
-fn epoch_batches(
-    examples: &[Example],
-    batch_size: usize,
-    seed: u64,
-    epoch: usize,
-) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..examples.len()).collect();
-    order.sort_by_key(|i| (examples[*i].ids.len(), *i));
-    let mut batches: Vec<Vec<usize>> = order.chunks(batch_size).map(|c| c.to_vec()).collect();
-    let mut rng = SeededRng::new(seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    for i in (1..batches.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        batches.swap(i, j);
-    }
-    batches
-}
-
-fn latest_checkpoint(out: &Path) -> Option<(usize, PathBuf)> {
-    std::fs::read_dir(out)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let step = name.strip_prefix("checkpoint-")?.parse::<usize>().ok()?;
-            e.path()
-                .join("trainer_state.json")
-                .exists()
-                .then(|| (step, e.path()))
-        })
-        .max_by_key(|(s, _)| *s)
 }
 
 /// Train the model in `model_dir` on `data_path`; write checkpoints and the
@@ -221,7 +133,8 @@ pub fn train(
     let weights = Weights::load(
         model_dir,
         &model_cfg,
-        cfg,
+        cfg.lora.as_ref(),
+        cfg.seed,
         resumed.as_ref().map(|(_, p)| p.as_path()),
         device,
     )?;
@@ -348,35 +261,6 @@ pub fn train(
     })
 }
 
-fn write_log(dir: &Path, log: &[LogEntry]) -> Result<()> {
-    let mut text = String::new();
-    for e in log {
-        text.push_str(&serde_json::to_string(e)?);
-        text.push('\n');
-    }
-    std::fs::write(dir.join("loss_log.jsonl"), text)
-        .with_context(|| format!("cannot write the loss log in {}", dir.display()))
-}
-
-fn save_checkpoint(
-    dir: &Path,
-    cfg: &ModelConfig,
-    weights: &Weights,
-    model_dir: &Path,
-    opt: &AdamW,
-    log: &[LogEntry],
-) -> Result<()> {
-    weights.save(dir, cfg, model_dir, false)?;
-    opt.save(&dir.join("optimizer.safetensors"))?;
-    write_log(dir, log)?;
-    // Written last: a checkpoint without it is incomplete and not resumed from.
-    std::fs::write(
-        dir.join("trainer_state.json"),
-        serde_json::to_vec_pretty(&serde_json::json!({ "step": opt.step }))?,
-    )?;
-    Ok(())
-}
-
 fn progress_bar(len: u64, show: bool) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
@@ -388,134 +272,4 @@ fn progress_bar(len: u64, show: bool) -> indicatif::ProgressBar {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
-}
-
-/// The loss per step as a small SVG line chart.
-pub fn loss_curve_svg(log: &[LogEntry]) -> String {
-    let (w, h, pad) = (640.0, 360.0, 48.0);
-    let max_loss = log.iter().map(|e| e.loss).fold(0.0f64, f64::max).max(1e-9);
-    let last_step = log.last().map(|e| e.step).unwrap_or(1).max(1) as f64;
-    let points: Vec<String> = log
-        .iter()
-        .map(|e| {
-            let x = pad + (w - 2.0 * pad) * e.step as f64 / last_step;
-            let y = h - pad - (h - 2.0 * pad) * e.loss / max_loss;
-            format!("{x:.1},{y:.1}")
-        })
-        .collect();
-    format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-<line x1="{pad}" y1="{b}" x2="{r}" y2="{b}" stroke="black"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{b}" stroke="black"/>
-<text x="{pad}" y="{t}">loss (max {max_loss:.3})</text><text x="{r}" y="{lbl}" text-anchor="end">step {last_step}</text>
-<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{pts}"/>
-</svg>
-"##,
-        b = h - pad,
-        r = w - pad,
-        t = pad - 12.0,
-        lbl = h - pad + 20.0,
-        pts = points.join(" ")
-    )
-}
-
-/// The parameters of a run: the full model, or frozen base weights and an adapter.
-enum Weights {
-    Full(VarMap),
-    Lora {
-        base: VarMap,
-        config: LoraConfig,
-        adapter: VarMap,
-    },
-}
-
-impl Weights {
-    /// Full fine-tuning resumes from the checkpoint's weights; LoRA from the
-    /// base model plus the checkpoint's adapter.
-    fn load(
-        model_dir: &Path,
-        cfg: &ModelConfig,
-        sft: &SftConfig,
-        resume: Option<&Path>,
-        device: &Device,
-    ) -> Result<Weights> {
-        match &sft.lora {
-            None => {
-                let dir = resume.unwrap_or(model_dir);
-                Ok(Weights::Full(checkpoint::load_params(
-                    dir,
-                    cfg,
-                    DType::F32,
-                    device,
-                )?))
-            }
-            Some(config) => {
-                let base = checkpoint::load_params(model_dir, cfg, DType::F32, device)?;
-                let adapter = match resume {
-                    Some(dir) => lora::load_adapter(&dir.join("adapter"), cfg, device)?.1,
-                    None => lora::init(cfg, config, sft.seed, device)?,
-                };
-                Ok(Weights::Lora {
-                    base,
-                    config: config.clone(),
-                    adapter,
-                })
-            }
-        }
-    }
-
-    fn model(&self, cfg: &ModelConfig) -> Result<Model> {
-        Ok(match self {
-            Weights::Full(params) => Model::new(cfg, params)?,
-            Weights::Lora {
-                base,
-                config,
-                adapter,
-            } => Model::with_adapter(
-                cfg,
-                base,
-                Some(Adapter {
-                    config,
-                    params: adapter,
-                }),
-            )?,
-        })
-    }
-
-    /// The variables the optimizer updates.
-    fn trainable(&self) -> Vec<(String, candle_core::Var)> {
-        let map = match self {
-            Weights::Full(params) => params,
-            Weights::Lora { adapter, .. } => adapter,
-        };
-        let data = map
-            .data()
-            .lock()
-            .expect("the var map lock is never poisoned");
-        data.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-    }
-
-    /// Save into `dir`: the full model; for LoRA the adapter in `dir/adapter`
-    /// and, when `merged`, the merged full model too.
-    fn save(&self, dir: &Path, cfg: &ModelConfig, model_dir: &Path, merged: bool) -> Result<()> {
-        match self {
-            Weights::Full(params) => checkpoint::save(dir, cfg, params, model_dir),
-            Weights::Lora {
-                base,
-                config,
-                adapter,
-            } => {
-                lora::save_adapter(&dir.join("adapter"), config, adapter, model_dir)?;
-                if merged {
-                    checkpoint::save(
-                        dir,
-                        cfg,
-                        &lora::merge(base, cfg, config, adapter)?,
-                        model_dir,
-                    )?;
-                }
-                Ok(())
-            }
-        }
-    }
 }

@@ -1,0 +1,156 @@
+//! A run's weights (the full model, or frozen base weights and a LoRA
+//! adapter) and its checkpoints: written with the optimizer state and the
+//! loss log, found again by `--resume`.
+
+use super::report::{LogEntry, write_log};
+use crate::checkpoint;
+use crate::config::ModelConfig;
+use crate::lora::{self, LoraConfig};
+use crate::model::{Adapter, Model};
+use crate::optim::AdamW;
+use anyhow::Result;
+use candle_core::{DType, Device};
+use candle_nn::VarMap;
+use std::path::{Path, PathBuf};
+
+pub(crate) fn latest_checkpoint(out: &Path) -> Option<(usize, PathBuf)> {
+    std::fs::read_dir(out)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let step = name.strip_prefix("checkpoint-")?.parse::<usize>().ok()?;
+            e.path()
+                .join("trainer_state.json")
+                .exists()
+                .then(|| (step, e.path()))
+        })
+        .max_by_key(|(s, _)| *s)
+}
+
+pub(crate) fn save_checkpoint(
+    dir: &Path,
+    cfg: &ModelConfig,
+    weights: &Weights,
+    model_dir: &Path,
+    opt: &AdamW,
+    log: &[LogEntry],
+) -> Result<()> {
+    weights.save(dir, cfg, model_dir, false)?;
+    opt.save(&dir.join("optimizer.safetensors"))?;
+    write_log(dir, log)?;
+    // Written last: a checkpoint without it is incomplete and not resumed from.
+    std::fs::write(
+        dir.join("trainer_state.json"),
+        serde_json::to_vec_pretty(&serde_json::json!({ "step": opt.step }))?,
+    )?;
+    Ok(())
+}
+
+/// The parameters of a run: the full model, or frozen base weights and an adapter.
+pub(crate) enum Weights {
+    Full(VarMap),
+    Lora {
+        base: VarMap,
+        config: LoraConfig,
+        adapter: VarMap,
+    },
+}
+
+impl Weights {
+    /// Full fine-tuning resumes from the checkpoint's weights; LoRA from the
+    /// base model plus the checkpoint's adapter.
+    pub(crate) fn load(
+        model_dir: &Path,
+        cfg: &ModelConfig,
+        lora: Option<&LoraConfig>,
+        seed: u64,
+        resume: Option<&Path>,
+        device: &Device,
+    ) -> Result<Weights> {
+        match lora {
+            None => {
+                let dir = resume.unwrap_or(model_dir);
+                Ok(Weights::Full(checkpoint::load_params(
+                    dir,
+                    cfg,
+                    DType::F32,
+                    device,
+                )?))
+            }
+            Some(config) => {
+                let base = checkpoint::load_params(model_dir, cfg, DType::F32, device)?;
+                let adapter = match resume {
+                    Some(dir) => lora::load_adapter(&dir.join("adapter"), cfg, device)?.1,
+                    None => lora::init(cfg, config, seed, device)?,
+                };
+                Ok(Weights::Lora {
+                    base,
+                    config: config.clone(),
+                    adapter,
+                })
+            }
+        }
+    }
+
+    pub(crate) fn model(&self, cfg: &ModelConfig) -> Result<Model> {
+        Ok(match self {
+            Weights::Full(params) => Model::new(cfg, params)?,
+            Weights::Lora {
+                base,
+                config,
+                adapter,
+            } => Model::with_adapter(
+                cfg,
+                base,
+                Some(Adapter {
+                    config,
+                    params: adapter,
+                }),
+            )?,
+        })
+    }
+
+    /// The variables the optimizer updates.
+    pub(crate) fn trainable(&self) -> Vec<(String, candle_core::Var)> {
+        let map = match self {
+            Weights::Full(params) => params,
+            Weights::Lora { adapter, .. } => adapter,
+        };
+        let data = map
+            .data()
+            .lock()
+            .expect("the var map lock is never poisoned");
+        data.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Save into `dir`: the full model; for LoRA the adapter in `dir/adapter`
+    /// and, when `merged`, the merged full model too.
+    pub(crate) fn save(
+        &self,
+        dir: &Path,
+        cfg: &ModelConfig,
+        model_dir: &Path,
+        merged: bool,
+    ) -> Result<()> {
+        match self {
+            Weights::Full(params) => checkpoint::save(dir, cfg, params, model_dir),
+            Weights::Lora {
+                base,
+                config,
+                adapter,
+            } => {
+                lora::save_adapter(&dir.join("adapter"), config, adapter, model_dir)?;
+                if merged {
+                    checkpoint::save(
+                        dir,
+                        cfg,
+                        &lora::merge(base, cfg, config, adapter)?,
+                        model_dir,
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
