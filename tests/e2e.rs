@@ -3,14 +3,11 @@
 //! settings do not change what a guest computes, the compile cache survives
 //! damage, and exploration is deterministic.
 
-use leafe_host::cache::Origin;
-use leafe_host::component::{EnvComponent, Source};
-use leafe_host::engine::{EngineOptions, Runtime};
-use leafe_host::explore::{ExploreConfig, explore_task};
-use leafe_host::policy::PolicySpec;
-use leafe_host::reflect::RuleReflector;
-use leafe_host::session::{Session, Task};
-use leafe_host::tree::Record;
+use leafe_host::agent::reflect::rule::RuleReflector;
+use leafe_host::{
+    EngineOptions, EnvComponent, ExploreConfig, Origin, PolicySpec, Record, Runtime, Session,
+    Source, Task, explore_task,
+};
 use std::sync::Arc;
 
 fn sokoban(options: EngineOptions) -> Arc<EnvComponent> {
@@ -157,7 +154,7 @@ fn exploration_backtracks_on_guess_and_is_deterministic() {
     let runtime = Runtime::new(no_cache()).unwrap();
     let env = EnvComponent::load(&runtime, Source::Builtin("guess".into())).unwrap();
     let cfg = ExploreConfig {
-        method: leafe_host::explore::Method::Leafe,
+        method: leafe_host::Method::Leafe,
         reflect_every: 0,
         budget: 60,
         max_depth: 6,

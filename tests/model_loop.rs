@@ -4,15 +4,13 @@
 //! babble becomes format feedback, never a crash), and the run's exported
 //! chat data is what the trainer's SFT reads.
 
-use leafe_host::component::{EnvComponent, Source};
-use leafe_host::engine::{EngineOptions, Runtime};
-use leafe_host::explore::{ExploreConfig, Method, explore_task};
+use leafe_host::agent::prompt::PromptConfig;
+use leafe_host::agent::reflect::rule::RuleReflector;
 use leafe_host::llm::{ChatClient, ChatConfig};
-use leafe_host::llm_policy::PromptConfig;
-use leafe_host::policy::PolicySpec;
-use leafe_host::reflect::RuleReflector;
-use leafe_host::session::Task;
-use leafe_host::tree::Record;
+use leafe_host::{
+    EngineOptions, EnvComponent, ExploreConfig, Method, PolicySpec, Record, Runtime, Source, Task,
+    explore_task,
+};
 use leafe_trainer::chat::ChatTemplate;
 use leafe_trainer::serve::{Served, spawn_on_loopback};
 use leafe_trainer::tiny::{TinySpec, init_tiny};
@@ -127,8 +125,9 @@ fn a_served_tiny_model_plays_through_the_openai_policy() {
 
 #[test]
 fn exported_distillation_data_is_what_the_trainer_reads() {
-    use leafe_host::export::{ExportArgs, ExportData, export};
-    use leafe_host::run::{RunArgs, TaskSelection, run};
+    use leafe_host::jobs::TaskSelection;
+    use leafe_host::jobs::export::{ExportArgs, ExportData, export};
+    use leafe_host::jobs::run::{RunArgs, run};
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     let runtime = Runtime::new(EngineOptions {
@@ -146,7 +145,7 @@ fn exported_distillation_data_is_what_the_trainer_reads() {
             seed: 0,
             options: vec![("boxes".into(), "2".into())],
             policy: PolicySpec::Oracle { noise: 0.5 },
-            reflector: leafe_host::reflect::ReflectorSpec::Rule,
+            reflector: leafe_host::ReflectorSpec::Rule,
             explore: ExploreConfig {
                 method: Method::Leafe,
                 reflect_every: 0,

@@ -5,73 +5,70 @@
 //! snapshots and restores their state, explores tasks with backtracking, and
 //! replays any recorded branch deterministically.
 //!
-//! - [`engine`]: the one wasmtime engine of the process, its limits and the
-//!   compiled-component cache;
-//! - [`component`]: loading and checking a component; [`builtin`]: the
-//!   environments embedded in the binary;
-//! - [`session`]: one live environment instance with snapshot/restore;
-//! - [`tree`]: the branch-tree log (`tree.jsonl`); [`explore`]: the
-//!   backtracking explorer with its [`policy`] and [`reflect`]or;
-//!   [`distill`]: the correction data; [`replay`]: re-execution and checks;
-//! - [`python`]: the Python sandbox (a fresh CPython component per run) and
-//!   [`sandbox_import`], its side of the contract for code environments;
-//! - [`llm`], [`llm_policy`], [`llm_reflect`]: a model behind an
-//!   OpenAI-compatible endpoint as policy and reflector;
-//! - [`run`]: the `leafe-host run` job; [`eval`], [`export`], [`report`],
-//!   [`exec`], [`play`], [`bench`](mod@bench): the other commands.
+//! The crate is layered; each layer imports only the ones before it:
+//!
+//! 1. `util` (hashing, seeded randomness, work sharing, progress, atomic
+//!    writes) and `wasm` (the engine, limits, compile cache, guest store
+//!    state): internal;
+//! 2. [`tree`]: the run's data model (`tree.jsonl`, paths, run files) and
+//!    [`llm`]: an OpenAI-compatible chat client;
+//! 3. [`sandbox`]: the Python sandbox (a fresh CPython component per run);
+//! 4. [`env`]: environment components, their runtime and sessions;
+//! 5. [`agent`]: the LEAFE loop — the explorer, policies, reflectors, prompts;
+//! 6. [`jobs`]: the library side of every `leafe-host` command.
+//!
+//! A test (`host/tests/layers.rs`) keeps it so.
+//!
+//! ## One task explored, from a library
+//!
+//! ```
+//! use leafe_host::{EngineOptions, ExploreConfig, Method, PolicySpec, ReflectorSpec, Runtime, Task};
+//! use leafe_host::tree::Record;
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let runtime = Runtime::new(EngineOptions::default())?;
+//! let sokoban = leafe_host::env::load::load(&runtime, "sokoban")?;
+//! let task = Task::new("test", 0, 0, &[]);
+//! let mut policy = PolicySpec::Oracle { noise: 0.4 }.build(0, task.index);
+//! let mut reflector = ReflectorSpec::Rule.build(&sokoban.info, 0, task.index);
+//! let config = ExploreConfig {
+//!     method: Method::Leafe,
+//!     reflect_every: 0,
+//!     budget: 100,
+//!     max_depth: 10,
+//!     snapshot_every: 1,
+//! };
+//! let run = leafe_host::explore_task(&sokoban, &task, policy.as_mut(), reflector.as_mut(), &config)?;
+//! for record in &run.records {
+//!     if let Record::Node(node) = record {
+//!         println!("node {} <- {:?}: reward {}", node.id, node.action, node.reward);
+//!     }
+//! }
+//! println!("solved: {}, backtracks: {}", run.end.solved, run.end.backtracks);
+//! # Ok(())
+//! # }
+//! ```
 
-pub mod bench;
-pub mod bench_sandbox;
-pub mod builtin;
-pub mod cache;
-pub mod component;
-pub mod distill;
-pub mod engine;
-pub mod eval;
-pub mod exec;
-pub mod explore;
-pub mod export;
+pub mod agent;
+pub mod env;
+pub mod jobs;
 pub mod llm;
-pub mod llm_policy;
-pub mod llm_reflect;
-pub mod parallel;
-pub mod play;
-pub mod policy;
-pub mod python;
-pub mod reflect;
-pub mod replay;
-pub mod report;
-pub mod rng;
-pub mod run;
-pub mod sandbox_import;
-pub mod session;
+pub mod sandbox;
 pub mod tree;
-pub mod wasi;
+pub(crate) mod util;
+pub(crate) mod wasm;
 
-/// Bindings generated from `wit/leafe-env.wit`.
-pub mod bindings {
-    wasmtime::component::bindgen!({ world: "env", path: "../wit" });
-}
-
-/// Hex SHA-256 of `bytes`: the content address of components, observations
-/// and snapshots.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// A progress bar on stderr (hidden when `show` is false or stderr is not a
-/// terminal).
-pub fn progress_bar(len: u64, unit: &str, show: bool) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    let style = indicatif::ProgressStyle::with_template(&format!(
-        "{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{msg}}"
-    ))
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    bar.set_style(style);
-    bar
-}
+pub use agent::explore::{ExploreConfig, ExploreError, TaskRun, explore, explore_task};
+pub use agent::policy::{Policy, spec::PolicySpec};
+pub use agent::reflect::{Reflector, spec::ReflectorSpec};
+pub use agent::{Context, EnvInstance, Experience};
+pub use env::component::{EnvComponent, Source};
+pub use env::contract::{EnvError, EnvInfo, StepResult, Task};
+pub use env::runtime::Runtime;
+pub use env::session::{GuestFailure, Session, SessionError};
+pub use sandbox::{PythonSandbox, RunLimits, RunResult, Verdict};
+pub use tree::{Header, Method, Node, Record, TaskEnd};
+pub use util::hash::sha256_hex;
+pub use wasm::cache::{Origin, default_dir as default_cache_dir};
+pub use wasm::engine::EngineOptions;
+pub use wasm::limits::Limits;

@@ -21,6 +21,24 @@ fn recurse(n: u64) -> u64 {
 }
 
 /// What the guest can see of the outside world.
+/// `count` endless Python programs under the largest limits the contract
+/// can express; the verdicts, counted.
+fn python_loops(count: usize) -> String {
+    use leafe_guest::sandbox::{Limits, run_python};
+    let limits = Limits {
+        fuel: u64::MAX,
+        wall_ms: u32::MAX,
+        memory_bytes: u64::MAX,
+        output_bytes: u32::MAX,
+    };
+    let mut verdicts = std::collections::BTreeMap::new();
+    for _ in 0..count {
+        let run = run_python("while True:\n    pass\n", "", &limits);
+        *verdicts.entry(run.verdict.as_str()).or_insert(0) += 1;
+    }
+    format!("{verdicts:?}")
+}
+
 fn probe() -> String {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let args: Vec<String> = std::env::args().collect();
@@ -54,7 +72,8 @@ impl Environment for Broken {
         EnvInfo::new(
             "broken",
             "0.1.0",
-            "ok | trap | loop | alloc | recurse | print | stderr | sleep | exit | probe",
+            "ok | trap | loop | alloc | recurse | print | stderr | sleep | exit | probe | nan | inf \
+             | python-loop | python-loops",
         )
         .split("test", 1)
     }
@@ -91,6 +110,11 @@ impl Environment for Broken {
             }
             "exit" => std::process::exit(3),
             "probe" => probe(),
+            "nan" => return Step::new("a reward no log can hold", f64::NAN),
+            "inf" => return Step::new("an infinite reward", f64::INFINITY),
+            // Ask the host's sandbox for far more than any user allows.
+            "python-loop" => python_loops(1),
+            "python-loops" => python_loops(1000),
             _ => format!("step {}", self.steps),
         };
         Step::new(observation, 0.0)

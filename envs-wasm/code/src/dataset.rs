@@ -2,19 +2,12 @@
 //! `deepmind/code_contests` JSONL schema, from a user's file in the read-only
 //! `/data` directory the host preopens, or the fixture in `data/`).
 
+use leafe_judge::mbpp;
 use serde::Deserialize;
 use std::sync::OnceLock;
 
 const MBPP: &str = include_str!("../data/mbpp.jsonl");
 const CODECONTESTS_FIXTURE: &str = include_str!("../data/codecontests-fixture.jsonl");
-
-/// MBPP's standard splits: (name, first task_id, last task_id).
-const MBPP_SPLITS: &[(&str, u32, u32)] = &[
-    ("test", 11, 510),
-    ("train", 601, 974),
-    ("validation", 511, 600),
-    ("prompt", 1, 10),
-];
 
 /// Which benchmark this instance serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,15 +82,15 @@ impl Dataset {
     }
 
     pub fn mbpp() -> Dataset {
-        let lines: Vec<&str> = MBPP.lines().collect();
-        let splits = MBPP_SPLITS
+        let splits = mbpp::SPLITS
             .iter()
-            .map(|(name, first, last)| {
-                let rows = lines[(*first - 1) as usize..*last as usize]
-                    .iter()
-                    .map(|l| l.to_string())
-                    .collect();
-                (name.to_string(), rows)
+            .map(|(name, _, _)| {
+                let rows = mbpp::split_lines(MBPP, name)
+                    .expect("the vendored MBPP file holds every standard split");
+                (
+                    name.to_string(),
+                    rows.into_iter().map(str::to_string).collect(),
+                )
             })
             .collect();
         Dataset {
@@ -164,33 +157,25 @@ impl Dataset {
             .and_then(|(_, rows)| rows.get(index as usize))
             .ok_or_else(|| format!("no problem {index} in split '{split}'"))?;
         let parsed = match self.benchmark {
-            Benchmark::Mbpp => serde_json::from_str::<MbppRow>(row).map(Problem::from),
-            Benchmark::CodeContests => serde_json::from_str::<ContestRow>(row).map(Problem::from),
+            Benchmark::Mbpp => mbpp::Row::parse(row).map(Problem::from),
+            Benchmark::CodeContests => serde_json::from_str::<ContestRow>(row)
+                .map(Problem::from)
+                .map_err(|e| e.to_string()),
         };
         parsed.map_err(|e| format!("problem {index} of split '{split}' is malformed: {e}"))
     }
 }
 
-#[derive(Deserialize)]
-struct MbppRow {
-    task_id: u32,
-    text: String,
-    code: String,
-    #[serde(default)]
-    test_setup_code: String,
-    test_list: Vec<String>,
-}
-
-impl From<MbppRow> for Problem {
-    fn from(r: MbppRow) -> Problem {
+impl From<mbpp::Row> for Problem {
+    fn from(r: mbpp::Row) -> Problem {
         Problem {
             id: format!("mbpp/{}", r.task_id),
-            statement: r.text,
             tests: Tests::Asserts {
-                setup: r.test_setup_code.replace("\r\n", "\n"),
-                asserts: r.test_list,
+                setup: r.setup(),
+                asserts: r.test_list.clone(),
             },
-            reference: Some(r.code.replace("\r\n", "\n")),
+            reference: Some(r.solution()),
+            statement: r.text,
             time_limit_ms: None,
         }
     }

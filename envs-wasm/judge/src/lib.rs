@@ -7,7 +7,10 @@
 //!   `assert` line;
 //! - [`outputs_match`]: a stdin/stdout test's check, token by token with a
 //!   tolerance for floating-point numbers, as the CodeContests checkers do;
-//! - [`traceback_tail`]: the end of an error report, for feedback.
+//! - [`traceback_tail`]: the end of an error report, for feedback;
+//! - [`mbpp`]: MBPP's rows and splits.
+
+pub mod mbpp;
 
 /// Absolute or relative difference under which two numeric tokens are equal.
 pub const FLOAT_TOLERANCE: f64 = 1e-6;

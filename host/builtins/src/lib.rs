@@ -1,6 +1,10 @@
-//! The environment components built from `envs-wasm/` by the build script.
-//! Built-ins are embedded in the binary; test components are reachable by
-//! path only.
+//! # leafe-builtins
+//!
+//! The components built from `envs-wasm/` by this crate's build script: the
+//! built-in environments and the Python sandbox are embedded as bytes; the
+//! components that exist only for the test suite are reachable by path
+//! ([`test_components`]). Adding a built-in environment is one row in
+//! [`BUILTINS`] plus its crate in the build script's `GUESTS` table.
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/components.rs"));
@@ -8,6 +12,15 @@ mod generated {
 
 /// The Python sandbox component (world `code-runner`).
 pub const PYTHON: &[u8] = generated::PYTHON;
+
+/// The MBPP data file (`envs-wasm/code/data/mbpp.jsonl`) as the `mbpp`
+/// component embeds it: a view into the component's own bytes, located by
+/// the build script, so the binary holds one copy.
+pub fn mbpp_jsonl() -> &'static str {
+    let (start, end) = generated::MBPP_IN_CODE;
+    std::str::from_utf8(&generated::CODE[start..end])
+        .expect("the build script located the UTF-8 data file here")
+}
 
 /// A built-in environment.
 pub struct Builtin {
@@ -64,7 +77,8 @@ pub fn names() -> Vec<&'static str> {
     BUILTINS.iter().map(|b| b.name).collect()
 }
 
-/// Components that exist for the test suite.
+/// Components that exist for the test suite (not part of any public API).
+#[doc(hidden)]
 pub mod test_components {
     /// `envs-wasm/broken`: traps, loops, allocates and prints on command.
     pub const BROKEN_PATH: &str = super::generated::BROKEN_PATH;

@@ -9,41 +9,18 @@
 //! a fresh instance, plus a replay of the few steps since the nearest
 //! snapshotted ancestor when a state has no snapshot of its own.
 
-use crate::component::EnvComponent;
-use crate::policy::{Context, Policy};
-use crate::reflect::{Experience, Reflector};
-use crate::session::{EnvError, Session, SessionError, Task};
-use crate::tree::{Node, Record, TaskEnd};
-use anyhow::{Result, anyhow, bail};
-use serde::{Deserialize, Serialize};
+use super::policy::Policy;
+use super::reflect::Reflector;
+use super::{Context, EnvInstance, Experience};
+use crate::env::component::EnvComponent;
+use crate::env::contract::{EnvError, EnvInfo, Task};
+use crate::env::session::{Session, SessionError};
+use crate::tree::path::ancestors;
+use crate::tree::{Method, Node, Record, TaskEnd};
+use crate::util::hash::sha256_hex;
+use anyhow::{Result, bail};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-
-/// How a task's interaction budget is spent.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Method {
-    /// LEAFE: reflect on a failure, go back to the state it names (a
-    /// snapshot restore) and try a revised action there; the rollback tree
-    /// is expanded breadth-first.
-    #[default]
-    Leafe,
-    /// Independent rollouts from the start, no feedback carried over.
-    Sample,
-    /// Iterative refinement: each new rollout starts from the beginning with
-    /// the lessons of all earlier ones in the prompt; no rollback.
-    Refine,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Leafe => "leafe",
-            Method::Sample => "sample",
-            Method::Refine => "refine",
-        }
-    }
-}
 
 /// Exploration settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -65,6 +42,23 @@ pub struct TaskRun {
     pub end: TaskEnd,
 }
 
+/// Why a task could not go on: whose fault it was.
+#[derive(Debug, thiserror::Error)]
+pub enum ExploreError {
+    /// The environment failed (an error it returned, a trap, a limit).
+    #[error(transparent)]
+    Env(#[from] SessionError),
+    /// The policy could not act (a dead endpoint, end of input, ...).
+    #[error("policy error: {0}")]
+    Policy(String),
+    /// Replaying recorded actions gave another observation.
+    #[error(
+        "replaying to node {node} gave a different observation: the environment is not \
+         deterministic"
+    )]
+    Nondeterministic { node: u32 },
+}
+
 struct BranchRequest {
     from: u32,
     depth: u32,
@@ -73,9 +67,25 @@ struct BranchRequest {
     resumes: bool,
 }
 
-/// The growing tree of one task and the live session walking it.
+impl BranchRequest {
+    /// The branch a lesson asks for: back to the state it names, one
+    /// backtrack deeper, with the lesson added to those in force.
+    fn revised(&self, lesson: Experience) -> BranchRequest {
+        let mut experiences = self.experiences.clone();
+        let from = lesson.node;
+        experiences.push(lesson);
+        BranchRequest {
+            from,
+            depth: self.depth + 1,
+            experiences,
+            resumes: false,
+        }
+    }
+}
+
+/// The growing tree of one task and the live instance walking it.
 struct Explorer<'a> {
-    session: Session,
+    session: &'a mut dyn EnvInstance,
     cfg: &'a ExploreConfig,
     nodes: Vec<Node>,
     snapshots: BTreeMap<String, Vec<u8>>,
@@ -86,13 +96,13 @@ struct Explorer<'a> {
 
 impl Explorer<'_> {
     fn path(&self, id: u32) -> Vec<&Node> {
-        crate::distill::ancestors(&self.nodes, id)
+        ancestors(&self.nodes, id)
     }
 
-    fn add_node(&mut self, mut node: Node, snapshot_wanted: bool) -> Result<u32, SessionError> {
+    fn add_node(&mut self, mut node: Node, snapshot_wanted: bool) -> Result<u32, ExploreError> {
         if snapshot_wanted {
             let bytes = self.session.snapshot()?;
-            let hash = crate::sha256_hex(&bytes);
+            let hash = sha256_hex(&bytes);
             self.snapshots.entry(hash.clone()).or_insert(bytes);
             node.snapshot = Some(hash);
         }
@@ -103,7 +113,7 @@ impl Explorer<'_> {
     }
 
     /// Put the live session into state `target`.
-    fn go_to(&mut self, target: u32) -> Result<(), SessionError> {
+    fn go_to(&mut self, target: u32) -> Result<(), ExploreError> {
         if self.at == Some(target) && !self.session.is_dead() {
             return Ok(());
         }
@@ -112,10 +122,9 @@ impl Explorer<'_> {
             .iter()
             .rposition(|id| self.nodes[*id as usize].snapshot.is_some())
             .unwrap_or(0);
-        let hash = self.nodes[path[base] as usize].snapshot.clone();
-        let bytes = hash.and_then(|h| self.snapshots.get(&h)).ok_or_else(|| {
-            SessionError::Env(EnvError::Internal("the task root has no snapshot".into()))
-        })?;
+        // The root is always snapshotted, so there is always a base.
+        let hash = self.nodes[path[base] as usize].snapshot.as_ref();
+        let bytes = &self.snapshots[hash.expect("the task root is always snapshotted")];
         self.session.restore(bytes)?;
         self.end.restores += 1;
         for id in &path[base + 1..] {
@@ -123,11 +132,8 @@ impl Explorer<'_> {
             let action = node.action.clone().unwrap_or_default();
             let out = self.session.step(&action)?;
             self.end.replayed_steps += 1;
-            if crate::sha256_hex(out.observation.as_bytes()) != node.obs_sha256 {
-                return Err(SessionError::Env(EnvError::Internal(format!(
-                    "replaying to node {id} gave a different observation: the environment is \
-                     not deterministic"
-                ))));
+            if sha256_hex(out.observation.as_bytes()) != node.obs_sha256 {
+                return Err(ExploreError::Nondeterministic { node: *id });
             }
         }
         self.end.replay_avoided_steps += base as u32;
@@ -141,9 +147,9 @@ impl Explorer<'_> {
         &mut self,
         req: &BranchRequest,
         branch: u32,
-        info: &crate::component::EnvInfo,
+        info: &EnvInfo,
         policy: &mut dyn Policy,
-    ) -> Result<(u32, bool), SessionError> {
+    ) -> Result<(u32, bool), ExploreError> {
         self.go_to(req.from)?;
         let mut at = req.from;
         let mut first = !req.resumes;
@@ -166,7 +172,7 @@ impl Explorer<'_> {
                 };
                 policy
                     .act(&ctx)
-                    .map_err(|e| SessionError::Env(EnvError::Internal(format!("policy: {e:#}"))))?
+                    .map_err(|e| ExploreError::Policy(format!("{e:#}")))?
             };
             let out = self.session.step(&action)?;
             self.end.steps += 1;
@@ -179,7 +185,7 @@ impl Explorer<'_> {
                 branch,
                 depth: req.depth,
                 action: Some(action),
-                obs_sha256: crate::sha256_hex(out.observation.as_bytes()),
+                obs_sha256: sha256_hex(out.observation.as_bytes()),
                 observation: out.observation.clone(),
                 reward: out.reward,
                 terminated: out.terminated,
@@ -210,22 +216,32 @@ impl Explorer<'_> {
 /// nothing to say: its last feedback.
 fn outcome_lesson(path: &[&Node]) -> Experience {
     let last = path.last().map(|n| n.observation.as_str()).unwrap_or("");
-    Experience {
-        node: 0,
-        obs_sha256: String::new(),
-        avoid: None,
-        text: format!(
-            "An earlier attempt failed after {} steps; its last feedback was: {}",
-            path.len().saturating_sub(1),
-            leafe_judge::clip(last.trim(), 400)
-        ),
-    }
+    Experience::advice(format!(
+        "An earlier attempt failed after {} steps; its last feedback was: {}",
+        path.len().saturating_sub(1),
+        leafe_judge::clip(last.trim(), 400)
+    ))
 }
 
-/// Explore one task. An environment failure ends the task (recorded in
-/// [`TaskEnd::error`]); only a bad task or a broken setup is an `Err`.
+/// Explore one task in a fresh instance of `component`. An environment or
+/// policy failure ends the task (recorded in [`TaskEnd::error`]); only a bad
+/// task or a broken setup is an `Err`.
 pub fn explore_task(
     component: &Arc<EnvComponent>,
+    task: &Task,
+    policy: &mut dyn Policy,
+    reflector: &mut dyn Reflector,
+    cfg: &ExploreConfig,
+) -> Result<TaskRun> {
+    let mut session = Session::new(component, task.seed)?;
+    explore(&mut session, &component.info, task, policy, reflector, cfg)
+}
+
+/// Explore one task in `session`, any [`EnvInstance`] of the environment
+/// `info` describes.
+pub fn explore(
+    session: &mut dyn EnvInstance,
+    info: &EnvInfo,
     task: &Task,
     policy: &mut dyn Policy,
     reflector: &mut dyn Reflector,
@@ -234,7 +250,6 @@ pub fn explore_task(
     if cfg.budget == 0 || cfg.snapshot_every == 0 {
         bail!("the budget and snapshot interval must be at least 1");
     }
-    let mut session = Session::new(component, task.seed).map_err(|e| anyhow!("{e}"))?;
     let first = match session.reset(task) {
         Ok(obs) => obs,
         Err(SessionError::Env(EnvError::BadTask(why))) => bail!("bad task: {why}"),
@@ -265,7 +280,7 @@ pub fn explore_task(
         branch: 0,
         depth: 0,
         action: None,
-        obs_sha256: crate::sha256_hex(first.as_bytes()),
+        obs_sha256: sha256_hex(first.as_bytes()),
         observation: first,
         reward: 0.0,
         terminated: false,
@@ -276,24 +291,23 @@ pub fn explore_task(
         experience: None,
         rejected: None,
     };
-    let info = component.info.clone();
-    let mut reflector_queue = VecDeque::from([BranchRequest {
+    let mut branch_queue = VecDeque::from([BranchRequest {
         from: 0,
         depth: 0,
         experiences: vec![],
         resumes: false,
     }]);
-    let outcome: Result<(), SessionError> = (|| {
+    let outcome: Result<(), ExploreError> = (|| {
         ex.add_node(root, true)?;
         let mut branch = 0;
-        while let Some(req) = reflector_queue.pop_front() {
+        while let Some(req) = branch_queue.pop_front() {
             if ex.end.steps >= cfg.budget {
                 break;
             }
             if req.depth > 0 && !req.resumes {
                 ex.end.backtracks += 1;
             }
-            let (leaf, paused) = ex.rollout(&req, branch, &info, policy)?;
+            let (leaf, paused) = ex.rollout(&req, branch, info, policy)?;
             if ex.nodes[leaf as usize].success {
                 ex.end.solved = true;
                 break;
@@ -306,16 +320,9 @@ pub fn explore_task(
                 match lesson {
                     Some(lesson) => {
                         branch += 1;
-                        let mut experiences = req.experiences.clone();
-                        experiences.push(lesson.clone());
-                        reflector_queue.push_back(BranchRequest {
-                            from: lesson.node,
-                            depth: req.depth + 1,
-                            experiences,
-                            resumes: false,
-                        });
+                        branch_queue.push_back(req.revised(lesson));
                     }
-                    None => reflector_queue.push_front(BranchRequest {
+                    None => branch_queue.push_front(BranchRequest {
                         from: leaf,
                         resumes: true,
                         ..req
@@ -328,16 +335,9 @@ pub fn explore_task(
                 continue;
             }
             let next = match cfg.method {
-                Method::Leafe => reflector.reflect(&ex.path(leaf)).map(|lesson| {
-                    let mut experiences = req.experiences.clone();
-                    experiences.push(lesson.clone());
-                    BranchRequest {
-                        from: lesson.node,
-                        depth: req.depth + 1,
-                        experiences,
-                        resumes: false,
-                    }
-                }),
+                Method::Leafe => reflector
+                    .reflect(&ex.path(leaf))
+                    .map(|lesson| req.revised(lesson)),
                 Method::Sample => Some(BranchRequest {
                     from: 0,
                     depth: req.depth + 1,
@@ -350,13 +350,8 @@ pub fn explore_task(
                         .reflect(&path)
                         .unwrap_or_else(|| outcome_lesson(&path));
                     let mut experiences = req.experiences.clone();
-                    experiences.push(Experience {
-                        // Refinement starts over: the lesson is advice, not a rollback.
-                        node: 0,
-                        obs_sha256: String::new(),
-                        avoid: None,
-                        text: lesson.text,
-                    });
+                    // Refinement starts over: the lesson is advice, not a rollback.
+                    experiences.push(Experience::advice(lesson.text));
                     Some(BranchRequest {
                         from: 0,
                         depth: req.depth + 1,
@@ -366,7 +361,7 @@ pub fn explore_task(
                 }
             };
             if let Some(next) = next {
-                reflector_queue.push_back(next);
+                branch_queue.push_back(next);
             }
         }
         Ok(())

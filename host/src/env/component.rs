@@ -1,14 +1,16 @@
-//! Loading an environment component: by built-in name or from a file,
-//! checked to be a component that exports the leafe contract.
+//! An environment component: where it comes from (a built-in name, a
+//! built-in with data, a file), its bytes, and the compiled, linked form
+//! that instances are made from.
 
-use crate::bindings::EnvPre;
-use crate::cache::{self, Origin};
-use crate::engine::Runtime;
-use crate::wasi::{DATA_DIR, GuestSetup, GuestState};
+use super::bindings::EnvPre;
+use super::contract::EnvInfo;
+use super::runtime::Runtime;
+use crate::wasm::cache::Origin;
+use crate::wasm::guest::{DATA_DIR, GuestSetup, GuestState};
 use anyhow::{Context, Result, anyhow, bail};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wasmtime::Store;
 
 /// Where a component comes from.
@@ -26,7 +28,7 @@ impl Source {
     /// ending in `.wasm`).
     pub fn parse(spec: &str) -> Result<Source> {
         if let Some((name, data)) = spec.split_once(':')
-            && let Some(builtin) = crate::builtin::find(name)
+            && let Some(builtin) = leafe_builtins::find(name)
         {
             if !builtin.takes_data {
                 bail!("environment '{name}' reads no data: use --env {name}");
@@ -39,12 +41,12 @@ impl Source {
         if spec.contains('/') || spec.contains('\\') || spec.ends_with(".wasm") {
             return Ok(Source::File(PathBuf::from(spec)));
         }
-        if crate::builtin::get(spec).is_some() {
+        if leafe_builtins::get(spec).is_some() {
             return Ok(Source::Builtin(spec.to_string()));
         }
         bail!(
             "unknown environment '{spec}' (built-in: {}; or give the path of a .wasm component)",
-            crate::builtin::names().join(", ")
+            leafe_builtins::names().join(", ")
         )
     }
 
@@ -55,34 +57,6 @@ impl Source {
             Source::BuiltinWithData(name, data) => format!("{name}:{}", data.display()),
             Source::File(path) => path.display().to_string(),
         }
-    }
-}
-
-/// The environment's static description (from its `info` export).
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct EnvInfo {
-    pub name: String,
-    pub version: String,
-    pub splits: Vec<(String, u32)>,
-    pub max_steps: u32,
-    pub action_hint: String,
-}
-
-impl EnvInfo {
-    /// The number of tasks in `split`, or an error naming the splits there are.
-    pub fn split_len(&self, split: &str) -> Result<u32> {
-        self.splits
-            .iter()
-            .find(|(s, _)| s == split)
-            .map(|(_, n)| *n)
-            .ok_or_else(|| {
-                let names: Vec<&str> = self.splits.iter().map(|(s, _)| s.as_str()).collect();
-                anyhow!(
-                    "environment '{}' has no split '{split}' (splits: {})",
-                    self.name,
-                    names.join(", ")
-                )
-            })
     }
 }
 
@@ -102,9 +76,9 @@ pub struct EnvComponent {
 
 const WASM_MAGIC: &[u8] = b"\0asm";
 
-fn read_source(source: &Source) -> Result<std::borrow::Cow<'static, [u8]>> {
+pub(crate) fn read_source(source: &Source) -> Result<std::borrow::Cow<'static, [u8]>> {
     match source {
-        Source::Builtin(name) | Source::BuiltinWithData(name, _) => crate::builtin::get(name)
+        Source::Builtin(name) | Source::BuiltinWithData(name, _) => leafe_builtins::get(name)
             .map(std::borrow::Cow::Borrowed)
             .ok_or_else(|| anyhow!("unknown built-in environment '{name}'")),
         Source::File(path) => std::fs::read(path)
@@ -114,7 +88,7 @@ fn read_source(source: &Source) -> Result<std::borrow::Cow<'static, [u8]>> {
 }
 
 /// Reject what is not a component before wasmtime gives a less direct error.
-fn check_is_component(bytes: &[u8], what: &str) -> Result<()> {
+pub(crate) fn check_is_component(bytes: &[u8], what: &str) -> Result<()> {
     if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
         bail!("{what} is not a WebAssembly file");
     }
@@ -128,50 +102,6 @@ fn check_is_component(bytes: &[u8], what: &str) -> Result<()> {
 }
 
 impl EnvComponent {
-    /// Load, compile (or take from the cache), link and describe a component.
-    pub fn load(runtime: &Arc<Runtime>, source: Source) -> Result<Arc<EnvComponent>> {
-        let start = Instant::now();
-        let bytes = read_source(&source)?;
-        let what = source.spec();
-        check_is_component(&bytes, &what)?;
-        let setup = guest_setup(&source)?;
-        let sha256 = crate::sha256_hex(&bytes);
-        let (component, origin) = match &runtime.cache {
-            Some(cache) => cache.load_or_compile(&runtime.engine, &bytes, &sha256),
-            None => cache::compile(&runtime.engine, &bytes).map(|c| (c, Origin::Compiled)),
-        }
-        .with_context(|| format!("{what}: not a valid component"))?;
-        let instance_pre = runtime.linker.instantiate_pre(&component).map_err(|e| {
-            anyhow!("{what} needs imports the host does not provide (leafe gives only WASI): {e}")
-        })?;
-        let pre = EnvPre::new(instance_pre).map_err(|e| {
-            anyhow!(
-                "{what} does not export the environment contract leafe:env/environment@0.1.0: {e}"
-            )
-        })?;
-        let mut env = EnvComponent {
-            runtime: runtime.clone(),
-            source,
-            sha256,
-            info: EnvInfo {
-                name: String::new(),
-                version: String::new(),
-                splits: Vec::new(),
-                max_steps: 0,
-                action_hint: String::new(),
-            },
-            pre,
-            setup,
-            origin,
-            load_time: Duration::ZERO,
-        };
-        env.info = env
-            .call_info()
-            .with_context(|| format!("{what}: its info() failed"))?;
-        env.load_time = start.elapsed();
-        Ok(Arc::new(env))
-    }
-
     /// A new store for one instance of this component.
     pub fn new_store(&self, seed: u64) -> std::io::Result<Store<GuestState>> {
         let limits = self.runtime.limits;
@@ -181,21 +111,16 @@ impl EnvComponent {
         store.epoch_deadline_trap();
         Ok(store)
     }
-
-    fn call_info(&self) -> Result<EnvInfo> {
-        let mut instance = crate::session::Instance::new(self, 0)?;
-        Ok(instance.info(&self.runtime)?)
-    }
 }
 
 /// The WASI arguments and data directory of `source`'s instances.
-fn guest_setup(source: &Source) -> Result<GuestSetup> {
+pub(crate) fn guest_setup(source: &Source) -> Result<GuestSetup> {
     let (name, data) = match source {
         Source::File(_) => return Ok(GuestSetup::default()),
         Source::Builtin(name) => (name, None),
         Source::BuiltinWithData(name, data) => (name, Some(data)),
     };
-    let builtin = crate::builtin::find(name)
+    let builtin = leafe_builtins::find(name)
         .ok_or_else(|| anyhow!("unknown built-in environment '{name}'"))?;
     let mut args: Vec<String> = std::iter::once(builtin.name)
         .chain(builtin.args.iter().copied())
@@ -225,9 +150,4 @@ fn guest_setup(source: &Source) -> Result<GuestSetup> {
         stdin: Vec::new(),
         data_dir,
     })
-}
-
-/// Load a component by `--env` spec.
-pub fn load(runtime: &Arc<Runtime>, spec: &str) -> Result<Arc<EnvComponent>> {
-    EnvComponent::load(runtime, Source::parse(spec)?)
 }

@@ -1,37 +1,67 @@
 //! The host side of `leafe:env/sandbox`: environments (the code benchmarks)
-//! run untrusted Python through it, in the [`crate::python`] sandbox.
+//! run untrusted Python through it, in the [`crate::sandbox`].
+//!
+//! What an environment asks for is capped by the host's own limits (the
+//! user's `--fuel` and `--wall-ms`, the engine's memory limit). The time a
+//! nested run takes does not count against the environment's own per-call
+//! deadline, nor does it reset it, and the nested runs of one call share a
+//! budget of [`NESTED_WALL_FACTOR`] times the per-run wall limit: one call
+//! into an environment holds a host thread for at most `--wall-ms` of its
+//! own code plus that budget, however often it calls `run-python`.
 
-use crate::bindings::leafe::env::sandbox as wit;
-use crate::engine::{LazyPython, Limits};
-use crate::python::{RunLimits, RunResult, Verdict};
-use crate::wasi::GuestState;
+use super::bindings::leafe::env::sandbox as wit;
+use crate::sandbox::lazy::LazyPython;
+use crate::sandbox::{RunLimits, RunResult, Verdict};
+use crate::wasm::guest::GuestState;
+use crate::wasm::limits::{Limits, deadline_ticks};
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::StoreContextMut;
 use wasmtime::component::Linker;
 
 const INTERFACE: &str = "leafe:env/sandbox@0.1.0";
+
+/// The nested runs of one environment call together get at most this many
+/// times the per-run wall-clock cap.
+pub const NESTED_WALL_FACTOR: u64 = 10;
 
 /// Provide `run-python` to every component linked with `linker`.
 pub fn add_to_linker(
     linker: &mut Linker<GuestState>,
     python: Arc<LazyPython>,
     env_limits: Limits,
+    nested_max: RunLimits,
 ) -> wasmtime::Result<()> {
     linker.instance(INTERFACE)?.func_wrap(
         "run-python",
         move |mut store: StoreContextMut<'_, GuestState>,
               (source, stdin, limits): (String, String, wit::Limits)| {
-            let started = std::time::Instant::now();
+            let started = Instant::now();
+            let budget_ms = nested_max.wall_ms.saturating_mul(NESTED_WALL_FACTOR);
+            let spent_ms = store.data().call.nested.as_millis() as u64;
+            let mut limits = from_wit(&limits).capped_by(&nested_max);
+            limits.wall_ms = limits.wall_ms.min(budget_ms.saturating_sub(spent_ms));
             let result = match python.get() {
-                Ok(sandbox) => sandbox.run(&source, &stdin, &from_wit(&limits)),
-                Err(message) => RunResult::sandbox_error(
-                    format!("the Python sandbox is unavailable: {message}"),
+                Ok(_) if limits.wall_ms == 0 => RunResult {
+                    verdict: Verdict::TimeLimit,
+                    stderr: format!(
+                        "sandbox: this environment call has used its nested run budget of \
+                         {budget_ms} ms"
+                    ),
+                    ..RunResult::sandbox_error(String::new(), started)
+                },
+                Ok(sandbox) => sandbox.run(&source, &stdin, &limits),
+                Err(e) => RunResult::sandbox_error(
+                    format!("the Python sandbox is unavailable: {e:#}"),
                     started,
                 ),
             };
-            // Time spent in the sandbox has its own limit; the environment's
-            // own deadline starts again when the program is done.
-            store.set_epoch_deadline(crate::engine::deadline_ticks(env_limits.wall_ms_per_call));
+            // The environment's own deadline goes on from where it was.
+            let call = &mut store.data_mut().call;
+            call.nested += started.elapsed();
+            let own_ms = call.own_time().as_millis() as u64;
+            let left_ms = env_limits.wall_ms_per_call.saturating_sub(own_ms);
+            store.set_epoch_deadline(deadline_ticks(left_ms));
             Ok((to_wit(result),))
         },
     )

@@ -6,37 +6,14 @@
 //! until it is restored from a snapshot, which takes a *fresh* instance, so
 //! nothing of the failed one survives. Other sessions are unaffected.
 
-use crate::bindings::Env;
-use crate::bindings::leafe::env::types as wit;
-use crate::component::{EnvComponent, EnvInfo};
-use crate::engine::Runtime;
-use crate::wasi::GuestState;
+use super::bindings::Env;
+use super::bindings::leafe::env::types as wit;
+use super::component::EnvComponent;
+use super::contract::{EnvError, EnvInfo, StepResult, Task};
+use super::runtime::Runtime;
+use crate::wasm::guest::{CallClock, GuestState};
 use std::sync::Arc;
 use wasmtime::{Store, Trap};
-
-/// An error the environment itself returned (see `env-error` in the WIT).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum EnvError {
-    #[error("bad task: {0}")]
-    BadTask(String),
-    #[error("bad state: {0}")]
-    BadState(String),
-    #[error("no episode started (reset or restore first)")]
-    NotStarted,
-    #[error("environment error: {0}")]
-    Internal(String),
-}
-
-impl From<wit::EnvError> for EnvError {
-    fn from(e: wit::EnvError) -> Self {
-        match e {
-            wit::EnvError::BadTask(m) => EnvError::BadTask(m),
-            wit::EnvError::BadState(m) => EnvError::BadState(m),
-            wit::EnvError::NotStarted => EnvError::NotStarted,
-            wit::EnvError::Internal(m) => EnvError::Internal(m),
-        }
-    }
-}
 
 /// How a guest instance died.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -74,43 +51,6 @@ impl From<wit::EnvError> for SessionError {
     fn from(e: wit::EnvError) -> Self {
         SessionError::Env(e.into())
     }
-}
-
-/// The outcome of one step.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StepResult {
-    pub observation: String,
-    pub reward: f64,
-    pub terminated: bool,
-    pub truncated: bool,
-    /// The JSON `info` object, parsed (a non-object becomes `{}`).
-    pub info: serde_json::Map<String, serde_json::Value>,
-}
-
-impl StepResult {
-    /// `info.success`.
-    pub fn success(&self) -> bool {
-        self.info
-            .get("success")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false)
-    }
-    /// `info.dead-end`.
-    pub fn dead_end(&self) -> Option<String> {
-        self.info.get("dead-end").map(|v| match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-    }
-}
-
-/// The task handed to `reset`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Task {
-    pub split: String,
-    pub index: u32,
-    pub seed: u64,
-    pub options: Vec<(String, String)>,
 }
 
 /// Counters of the work a session did.
@@ -152,6 +92,7 @@ impl Instance {
             .set_fuel(limits.fuel_per_call)
             .map_err(|e| GuestFailure::Trap(e.to_string()))?;
         store.set_epoch_deadline(runtime.deadline_ticks());
+        store.data_mut().call = CallClock::start();
         let result = f(&self.env, store);
         if let Some(stats) = stats {
             stats.calls += 1;
@@ -291,6 +232,14 @@ impl Session {
     /// Apply one action.
     pub fn step(&mut self, action: &str) -> Result<StepResult, SessionError> {
         let r = self.call(|env, s| env.leafe_env_environment().call_step(s, action))??;
+        // A reward the log could not hold (JSON has no NaN or infinity) is
+        // the environment's fault, reported on this step.
+        if !r.reward.is_finite() {
+            return Err(SessionError::Env(EnvError::Internal(format!(
+                "the environment returned a non-finite reward ({}) for action {action:?}",
+                r.reward
+            ))));
+        }
         let info = match serde_json::from_str::<serde_json::Value>(&r.info) {
             Ok(serde_json::Value::Object(map)) => map,
             _ => serde_json::Map::new(),

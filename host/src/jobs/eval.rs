@@ -3,13 +3,21 @@
 //! success count, and Pass@k comes from the unbiased estimator
 //! 1 - C(n-c, k) / C(n, k) averaged over tasks.
 
-use crate::component::{self, EnvComponent};
-use crate::explore::{ExploreConfig, explore_task};
-use crate::policy::PolicySpec;
-use crate::reflect::RuleReflector;
-use crate::rng::SplitMix;
-use crate::run::TaskSelection;
-use crate::session::Task;
+use super::TaskSelection;
+use crate::agent::explore::{ExploreConfig, explore_task};
+use crate::agent::policy::spec::PolicySpec;
+use crate::agent::reflect::rule::RuleReflector;
+use crate::env::component::EnvComponent;
+use crate::env::contract::Task;
+use crate::env::load::load;
+use crate::env::runtime::Runtime;
+use crate::llm::UsageTotals;
+use crate::tree::Method;
+use crate::tree::rundir::{RESULTS, SUMMARY};
+use crate::util::fs::write_atomic;
+use crate::util::parallel::map_indexed;
+use crate::util::progress::progress_bar;
+use crate::util::rng::SplitMix;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -65,7 +73,7 @@ pub struct EvalSummary {
     pub errors: u32,
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub llm: Option<crate::llm::UsageTotals>,
+    pub llm: Option<UsageTotals>,
 }
 
 /// The unbiased Pass@k estimate for a task with `c` successes in `n`
@@ -83,7 +91,7 @@ pub fn pass_at_k(n: u32, c: u32, k: u32) -> f64 {
     1.0 - miss
 }
 
-pub fn eval(runtime: &Arc<crate::engine::Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
+pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
     if args.samples == 0 {
         bail!("--samples must be at least 1");
     }
@@ -91,14 +99,14 @@ pub fn eval(runtime: &Arc<crate::engine::Runtime>, args: &EvalArgs) -> Result<Ev
         bail!("--jobs must be at least 1");
     }
     let started = std::time::Instant::now();
-    let env = component::load(runtime, &args.env)?;
+    let env = load(runtime, &args.env)?;
     let count = env.info.split_len(&args.split)?;
     let tasks: Vec<u32> = args.tasks.indices(&args.split, count)?;
     let work: Vec<(usize, u32)> = (0..tasks.len())
         .flat_map(|t| (0..args.samples).map(move |s| (t, s)))
         .collect();
-    let bar = crate::progress_bar(work.len() as u64, "episodes", args.progress);
-    let outcomes = crate::parallel::map_indexed(work.len(), args.jobs, |i| {
+    let bar = progress_bar(work.len() as u64, "episodes", args.progress);
+    let outcomes = map_indexed(work.len(), args.jobs, |i| {
         let (t, sample) = work[i];
         let outcome = run_sample(&env, args, tasks[t], sample);
         bar.inc(1);
@@ -164,13 +172,10 @@ pub fn eval(runtime: &Arc<crate::engine::Runtime>, args: &EvalArgs) -> Result<Ev
         write_results(&dir.join(RESULTS), &results)?;
         let mut json = serde_json::to_vec_pretty(&summary)?;
         json.push(b'\n');
-        crate::tree::write_atomic(&dir.join(crate::run::SUMMARY), &json)?;
+        write_atomic(&dir.join(SUMMARY), &json)?;
     }
     Ok(summary)
 }
-
-/// Per-task results in an eval's output directory.
-pub const RESULTS: &str = "results.jsonl";
 
 /// One test-time episode: (solved, steps).
 fn run_sample(
@@ -179,17 +184,12 @@ fn run_sample(
     index: u32,
     sample: u32,
 ) -> Result<(bool, u32)> {
-    let task = Task {
-        split: args.split.clone(),
-        index,
-        seed: args.seed,
-        options: args.options.clone(),
-    };
+    let task = Task::new(&args.split, index, args.seed, &args.options);
     // Each sample's policy draws from its own stream.
     let policy_seed = SplitMix::derive(args.seed, &[u64::from(sample)]).next_u64();
     let mut policy = args.policy.build(policy_seed, index);
     let cfg = ExploreConfig {
-        method: crate::explore::Method::Sample,
+        method: Method::Sample,
         reflect_every: 0,
         budget: env.info.max_steps.max(1),
         max_depth: 0,
@@ -208,42 +208,7 @@ fn write_results(path: &std::path::Path, results: &[TaskResult]) -> Result<()> {
         text.push_str(&serde_json::to_string(r)?);
         text.push('\n');
     }
-    crate::tree::write_atomic(path, text.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// The summary as a few lines of text.
-pub fn summary_text(s: &EvalSummary) -> String {
-    let mut out = format!(
-        "eval {} · split {} · policy {} · {} tasks × {} samples · {:.1}s\n",
-        s.env, s.split, s.policy, s.tasks, s.samples, s.seconds
-    );
-    let mut ks: Vec<(u32, &f64)> = s
-        .pass_at
-        .iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("pass@")?.parse().ok()?, v)))
-        .collect();
-    ks.sort_by_key(|(k, _)| *k);
-    for (k, v) in ks {
-        out.push_str(&format!("{:<9} {:.1}%\n", format!("pass@{k}"), 100.0 * v));
-    }
-    out.push_str(&format!(
-        "solved    {}/{} tasks by at least one sample\n",
-        s.solved_tasks, s.tasks
-    ));
-    if let Some(u) = &s.llm {
-        out.push_str(&format!(
-            "model     {} requests ({} retried, {} failed) · {} prompt + {} completion tokens\n",
-            u.requests, u.retries, u.failures, u.prompt_tokens, u.completion_tokens
-        ));
-    }
-    if s.errors > 0 {
-        out.push_str(&format!(
-            "errors    {} episodes failed to run (see the per-task results)\n",
-            s.errors
-        ));
-    }
-    out
+    write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

@@ -18,16 +18,18 @@
 //! - `iwm`: implicit world modelling (Early Experience): from the history and
 //!   an action, predict the next observation, for every transition.
 
-use crate::component::EnvComponent;
-use crate::distill::{ancestors, on_success_path};
-use crate::engine::Runtime;
+use super::open::{OpenRun, open_run, task_of};
+use crate::agent::prompt::{PromptConfig, answer_text, messages};
+use crate::agent::{Context, Experience};
+use crate::env::component::EnvComponent;
+use crate::env::contract::Task;
+use crate::env::runtime::Runtime;
+use crate::env::session::{Session, SessionError};
 use crate::llm::Message;
-use crate::llm_policy::{PromptConfig, answer_text, messages};
-use crate::policy::Context;
-use crate::reflect::Experience;
-use crate::rng::SplitMix;
-use crate::session::{Session, Task};
+use crate::tree::path::{ancestors, corrections};
 use crate::tree::{Header, Node};
+use crate::util::fs::write_atomic;
+use crate::util::rng::SplitMix;
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -112,7 +114,7 @@ impl<'a> TaskTree<'a> {
         if path.iter().all(|n| self.admissible.contains_key(&n.id)) {
             return Ok(());
         }
-        let err = |e: crate::session::SessionError| anyhow!("task {}: {e}", self.task.index);
+        let err = |e: SessionError| anyhow!("task {}: {e}", self.task.index);
         let mut session = Session::new(self.env, self.task.seed).map_err(err)?;
         session.reset(&self.task).map_err(err)?;
         for (i, node) in path.iter().enumerate() {
@@ -255,12 +257,11 @@ pub fn export(runtime: &Arc<Runtime>, args: &ExportArgs) -> Result<ExportSummary
         summary: ExportSummary::default(),
     };
     for run in &args.runs {
-        let crate::replay::OpenRun {
+        let OpenRun {
             header,
             env,
             by_task,
-        } = crate::replay::open_run(runtime, run, None)
-            .with_context(|| format!("run {}", run.display()))?;
+        } = open_run(runtime, run, None).with_context(|| format!("run {}", run.display()))?;
         let run_name = run.display().to_string();
         // Which successful trajectories are rehearsed: a seeded choice over the run.
         let mut all_successes: Vec<(u32, u32)> = by_task
@@ -291,24 +292,14 @@ pub fn export(runtime: &Arc<Runtime>, args: &ExportArgs) -> Result<ExportSummary
             let successes: Vec<u32> = nodes.iter().filter(|n| n.success).map(|n| n.id).collect();
             match args.data {
                 ExportData::Leafe => {
-                    let corrections = nodes
-                        .iter()
-                        .filter(|n| n.experience.is_some() && n.parent.is_some())
-                        .filter(|n| on_success_path(nodes, n.id, &successes))
-                        .take(args.cf_per_task);
-                    for n in corrections {
+                    for n in corrections(nodes).take(args.cf_per_task) {
                         let path = tree.path(n.parent.unwrap_or(0));
                         let action = n.action.as_deref().unwrap_or("");
                         let lesson: Vec<Experience> = n
                             .experience
                             .iter()
                             .filter(|_| args.keep_experience)
-                            .map(|text| Experience {
-                                node: n.parent.unwrap_or(0),
-                                obs_sha256: String::new(),
-                                avoid: None,
-                                text: text.clone(),
-                            })
+                            .map(|text| Experience::advice(text.clone()))
                             .collect();
                         out.push(&Record {
                             messages: tree.prompt_with(&args.prompt, &path, action, &lesson)?,
@@ -358,18 +349,9 @@ pub fn export(runtime: &Arc<Runtime>, args: &ExportArgs) -> Result<ExportSummary
             }
         );
     }
-    crate::tree::write_atomic(&args.out, out.text.as_bytes())
+    write_atomic(&args.out, out.text.as_bytes())
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     Ok(out.summary)
-}
-
-fn task_of(header: &Header, index: u32) -> Task {
-    Task {
-        split: header.split.clone(),
-        index,
-        seed: header.seed,
-        options: header.options.clone(),
-    }
 }
 
 /// Predict the observation at the end of `path` from what came before.

@@ -3,9 +3,10 @@
 //! state, starting a new branch from there). Every state is snapshotted, so
 //! going back is a restore, as in exploration.
 
-use crate::component::EnvComponent;
-use crate::session::{Session, Task};
-use anyhow::{Result, anyhow};
+use crate::env::component::EnvComponent;
+use crate::env::contract::Task;
+use crate::env::session::Session;
+use anyhow::Result;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
@@ -27,9 +28,8 @@ pub fn play(
     input: impl BufRead,
     mut out: impl Write,
 ) -> Result<()> {
-    let e = |e: crate::session::SessionError| anyhow!("{e}");
-    let mut session = Session::new(env, task.seed).map_err(e)?;
-    let first = session.reset(task).map_err(e)?;
+    let mut session = Session::new(env, task.seed)?;
+    let first = session.reset(task)?;
     writeln!(
         out,
         "{} {} — {}\n{HELP}\n",
@@ -39,7 +39,7 @@ pub fn play(
         parent: None,
         action: None,
         observation: first,
-        snapshot: session.snapshot().map_err(e)?,
+        snapshot: session.snapshot()?,
         over: false,
     }];
     let mut at = 0;
@@ -71,12 +71,12 @@ pub fn play(
                 continue;
             }
             (Some("hint"), None) => {
-                let hint = session.expert_action().map_err(e)?;
+                let hint = session.expert_action()?;
                 writeln!(out, "expert: {}", hint.as_deref().unwrap_or("(none)"))?;
                 continue;
             }
             (Some("actions"), None) => {
-                let actions = session.admissible_actions().map_err(e)?;
+                let actions = session.admissible_actions()?;
                 writeln!(
                     out,
                     "{}",
@@ -103,7 +103,7 @@ pub fn play(
             _ => None,
         };
         if let Some(target) = goto {
-            session.restore(&states[target].snapshot).map_err(e)?;
+            session.restore(&states[target].snapshot)?;
             at = target;
             writeln!(out, "[state {at}]\n{}", states[at].observation)?;
             continue;
@@ -116,7 +116,7 @@ pub fn play(
             Ok(r) => r,
             Err(err) => {
                 writeln!(out, "error: {err}; back to state {at}")?;
-                session.restore(&states[at].snapshot).map_err(e)?;
+                session.restore(&states[at].snapshot)?;
                 continue;
             }
         };
@@ -125,7 +125,7 @@ pub fn play(
             parent: Some(at),
             action: Some(command.to_string()),
             observation: result.observation.clone(),
-            snapshot: session.snapshot().map_err(e)?,
+            snapshot: session.snapshot()?,
             over,
         });
         at = states.len() - 1;

@@ -2,12 +2,15 @@
 //! (component, task, seed, actions) alone, in fresh instances, and check
 //! every observation, reward, flag and snapshot hash against the log.
 
-use crate::component::{self, EnvComponent};
-use crate::engine::Runtime;
-use crate::session::{Session, Task};
-use crate::tree::{self, Header, Node, Record};
-use anyhow::{Context, Result, anyhow, bail};
-use std::collections::BTreeMap;
+use super::open::{OpenRun, open_run, task_of};
+use crate::env::component::EnvComponent;
+use crate::env::contract::Task;
+use crate::env::runtime::Runtime;
+use crate::env::session::Session;
+use crate::tree::Node;
+use crate::tree::path::{ancestors, leaves};
+use crate::util::hash::sha256_hex;
+use anyhow::{Result, anyhow};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -37,55 +40,10 @@ pub fn replay(
         ..Default::default()
     };
     for (index, nodes) in &by_task {
-        let task = Task {
-            split: header.split.clone(),
-            index: *index,
-            seed: header.seed,
-            options: header.options.clone(),
-        };
+        let task = task_of(&header, *index);
         replay_task(&env, &task, nodes, &mut report)?;
     }
     Ok(report)
-}
-
-/// A finished run: its header, its component (checked to be the one the
-/// run used) and its nodes by task.
-pub struct OpenRun {
-    pub header: Header,
-    pub env: Arc<EnvComponent>,
-    pub by_task: BTreeMap<u32, Vec<Node>>,
-}
-
-pub fn open_run(runtime: &Arc<Runtime>, dir: &Path, env_override: Option<&str>) -> Result<OpenRun> {
-    let path = dir.join(crate::run::TREE);
-    let log = tree::read(&path)?;
-    if log.torn_tail {
-        bail!(
-            "{} ends with a torn line (an interrupted run): finish it with `leafe-host run --resume`",
-            path.display()
-        );
-    }
-    let header = log.header().context("the log has no header")?.clone();
-    let env = component::load(runtime, env_override.unwrap_or(&header.env))?;
-    if env.sha256 != header.component_sha256 {
-        bail!(
-            "component {} has sha256 {}, but the run used {}: replay needs the same component",
-            env.source.spec(),
-            env.sha256,
-            header.component_sha256
-        );
-    }
-    let mut by_task: BTreeMap<u32, Vec<Node>> = BTreeMap::new();
-    for record in &log.records {
-        if let Record::Node(n) = record {
-            by_task.entry(n.task).or_default().push(n.clone());
-        }
-    }
-    Ok(OpenRun {
-        header,
-        env,
-        by_task,
-    })
 }
 
 fn mismatch(node: &Node, what: &str) -> anyhow::Error {
@@ -102,28 +60,10 @@ fn replay_task(
     nodes: &[Node],
     report: &mut ReplayReport,
 ) -> Result<()> {
-    for (i, n) in nodes.iter().enumerate() {
-        if n.id as usize != i
-            || n.parent.is_some_and(|p| p >= n.id)
-            || (i > 0) != n.parent.is_some()
-        {
-            bail!(
-                "task {} node {}: ids and parents are out of order",
-                task.index,
-                n.id
-            );
-        }
-    }
-    let mut has_child = vec![false; nodes.len()];
-    for n in nodes {
-        if let Some(p) = n.parent {
-            has_child[p as usize] = true;
-        }
-    }
     let mut checked = vec![false; nodes.len()];
-    for leaf in nodes.iter().filter(|n| !has_child[n.id as usize]) {
-        let path = crate::distill::ancestors(nodes, leaf.id);
-        let mut session = Session::new(env, task.seed).map_err(|e| anyhow!("{e}"))?;
+    for leaf in leaves(nodes) {
+        let path = ancestors(nodes, leaf.id);
+        let mut session = Session::new(env, task.seed)?;
         let first = session
             .reset(task)
             .map_err(|e| anyhow!("task {}: reset failed: {e}", task.index))?;
@@ -166,7 +106,7 @@ fn replay_task(
 }
 
 fn check_node(session: &mut Session, node: &Node, observation: &str) -> Result<()> {
-    if crate::sha256_hex(observation.as_bytes()) != node.obs_sha256 {
+    if sha256_hex(observation.as_bytes()) != node.obs_sha256 {
         return Err(mismatch(node, "the observation hash"));
     }
     if observation != node.observation {
@@ -180,7 +120,7 @@ fn check_node(session: &mut Session, node: &Node, observation: &str) -> Result<(
                 node.id
             )
         })?;
-        if &crate::sha256_hex(&bytes) != recorded {
+        if &sha256_hex(&bytes) != recorded {
             return Err(mismatch(node, "the snapshot hash"));
         }
     }

@@ -1,6 +1,7 @@
 //! `leafe-host report`: compare runs and evaluations in a Markdown table,
 //! and evaluations' Pass@k curves in an SVG picture.
 
+use crate::tree::rundir::SUMMARY;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::fmt::Write as _;
@@ -51,7 +52,7 @@ pub fn load(dirs: &[PathBuf]) -> Result<Vec<Entry>> {
 }
 
 fn load_one(dir: &Path) -> Result<Entry> {
-    let path = dir.join(crate::run::SUMMARY);
+    let path = dir.join(SUMMARY);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "cannot read {} (a finished `run --out` or `eval --out` directory has one)",

@@ -1,37 +1,33 @@
 //! `leafe-host run`: explore tasks with backtracking and write the branch
-//! tree, the distillation data and a summary into the output directory.
+//! tree and a summary into the output directory.
 //!
 //! `DIR/tree.jsonl` is written as tasks finish (in task order, whatever
-//! order they finish in); `DIR/distill.jsonl` and `DIR/summary.json` are
-//! written at the end, atomically, from the tree, so a summary only exists
-//! for a complete run. `--resume` keeps the finished tasks of an interrupted
-//! run and redoes the rest.
+//! order they finish in); `DIR/summary.json` is written at the end,
+//! atomically, from the tree, so a summary only exists for a complete run.
+//! `--resume` keeps the finished tasks of an interrupted run and redoes the
+//! rest. Training data is made from the tree by `export`.
 
-use crate::component::{self, EnvComponent};
-use crate::engine::Runtime;
-use crate::explore::{ExploreConfig, TaskRun, explore_task};
-use crate::policy::PolicySpec;
-use crate::session::Task;
-use crate::tree::{self, Header, LogWriter, Record, TaskEnd};
+use super::TaskSelection;
+use crate::agent::explore::{ExploreConfig, TaskRun, explore_task};
+use crate::agent::policy::spec::PolicySpec;
+use crate::agent::reflect::spec::ReflectorSpec;
+use crate::env::component::EnvComponent;
+use crate::env::contract::Task;
+use crate::env::load;
+use crate::env::runtime::Runtime;
+use crate::env::session::Session;
+use crate::llm::UsageTotals;
+use crate::tree::log::{self, LogWriter};
+use crate::tree::rundir::{SUMMARY, TREE};
+use crate::tree::{self, Header, Method, Record, TaskEnd};
+use crate::util::fs::write_atomic;
+use crate::util::progress::progress_bar;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Which tasks of the split to run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TaskSelection {
-    /// `count` tasks from index `start`.
-    Range {
-        start: u32,
-        count: u32,
-    },
-    One(u32),
-    /// The whole split.
-    All,
-}
 
 /// Everything `run` needs.
 #[derive(Clone, Debug)]
@@ -42,7 +38,7 @@ pub struct RunArgs {
     pub seed: u64,
     pub options: Vec<(String, String)>,
     pub policy: PolicySpec,
-    pub reflector: crate::reflect::ReflectorSpec,
+    pub reflector: ReflectorSpec,
     pub explore: ExploreConfig,
     pub out: PathBuf,
     pub resume: bool,
@@ -57,7 +53,7 @@ pub struct Summary {
     pub env: String,
     pub split: String,
     pub policy: String,
-    pub method: crate::explore::Method,
+    pub method: Method,
     pub tasks: usize,
     pub solved: usize,
     pub solve_rate: f64,
@@ -67,6 +63,8 @@ pub struct Summary {
     pub replayed_steps: u64,
     pub replay_avoided_steps: u64,
     pub nodes: u64,
+    /// Revised branches that led to a success: what `export` trains on
+    /// ([`crate::tree::path::corrections`]).
     pub corrections: usize,
     pub errors: usize,
     /// Tasks taken over from an interrupted run.
@@ -75,19 +73,11 @@ pub struct Summary {
     pub wall_ms: u64,
     /// Requests and tokens of a model policy, in this invocation.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub llm: Option<crate::llm::UsageTotals>,
+    pub llm: Option<UsageTotals>,
     pub per_task: Vec<TaskEnd>,
 }
 
-pub const TREE: &str = "tree.jsonl";
-pub const DISTILL: &str = "distill.jsonl";
-pub const SUMMARY: &str = "summary.json";
-
 fn header(args: &RunArgs, env: &EnvComponent, tasks: &[u32]) -> Header {
-    let noise = match args.policy {
-        PolicySpec::Oracle { noise } => noise,
-        PolicySpec::Reference | PolicySpec::Human | PolicySpec::OpenAi { .. } => 0.0,
-    };
     Header {
         format: tree::FORMAT,
         env: args.env.clone(),
@@ -99,7 +89,7 @@ fn header(args: &RunArgs, env: &EnvComponent, tasks: &[u32]) -> Header {
         seed: args.seed,
         options: args.options.clone(),
         policy: args.policy.name().to_string(),
-        noise,
+        noise: args.policy.noise(),
         budget: args.explore.budget,
         method: args.explore.method,
         reflector: args.reflector.name().to_string(),
@@ -122,23 +112,13 @@ fn header_difference(old: &Header, new: &Header) -> Option<String> {
 }
 
 /// Prepare `DIR`: a fresh log, or the complete part of an interrupted one.
-/// Returns the tasks already done.
+/// Returns the tasks already done. Every check comes before anything in
+/// `DIR` is changed, so a refused run leaves an earlier one as it was.
 fn prepare_out(args: &RunArgs, header: &Header) -> Result<Vec<u32>> {
     let out = &args.out;
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("cannot create output directory {}", out.display()))?;
     let tree_path = out.join(TREE);
-    for stale in [DISTILL, SUMMARY] {
-        match std::fs::remove_file(out.join(stale)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e)
-                    .with_context(|| format!("cannot remove {}", out.join(stale).display()));
-            }
-            _ => {}
-        }
-    }
-    if tree_path.exists() && args.resume {
-        let log = tree::read(&tree_path).context("cannot resume")?;
+    let resumed = if tree_path.exists() && args.resume {
+        let log = log::read(&tree_path).context("cannot resume")?;
         let old = log
             .header()
             .context("cannot resume: the log has no header")?;
@@ -148,27 +128,33 @@ fn prepare_out(args: &RunArgs, header: &Header) -> Result<Vec<u32>> {
                 out.display()
             );
         }
+        Some(log)
+    } else if tree_path.exists() && !args.force {
+        bail!(
+            "{} already holds a run ({TREE}); pass --resume to continue it or --force to replace it",
+            out.display()
+        );
+    } else {
+        None
+    };
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create output directory {}", out.display()))?;
+    // A summary describes a finished run: the one there is about to change.
+    match std::fs::remove_file(out.join(SUMMARY)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e)
+                .with_context(|| format!("cannot remove {}", out.join(SUMMARY).display()));
+        }
+        _ => {}
+    }
+    if let Some(log) = resumed {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(&tree_path)
             .with_context(|| format!("cannot open {}", tree_path.display()))?;
         file.set_len(log.complete_len)
             .with_context(|| format!("cannot truncate {}", tree_path.display()))?;
-        let done = log
-            .complete_records()
-            .iter()
-            .filter_map(|r| match r {
-                Record::TaskEnd(e) => Some(e.task),
-                _ => None,
-            })
-            .collect();
-        return Ok(done);
-    }
-    if tree_path.exists() && !args.force {
-        bail!(
-            "{} already holds a run ({TREE}); pass --resume to continue it or --force to replace it",
-            out.display()
-        );
+        return Ok(log.ends().iter().map(|e| e.task).collect());
     }
     let _ = std::fs::remove_file(&tree_path);
     let mut w = LogWriter::append(&tree_path)?;
@@ -177,57 +163,9 @@ fn prepare_out(args: &RunArgs, header: &Header) -> Result<Vec<u32>> {
     Ok(Vec::new())
 }
 
-/// `BASE/ENV-SPLIT-N` for the first N not taken: the default output
-/// directory, so that a run never lands on an earlier one.
-pub fn fresh_out_dir(base: &Path, env: &str, split: &str) -> PathBuf {
-    let stem = Path::new(env)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name: String = format!("{stem}-{split}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    (1..)
-        .map(|n| base.join(format!("{name}-{n}")))
-        .find(|p| !p.exists())
-        .unwrap_or_else(|| base.join(name))
-}
-
 fn task_list(args: &RunArgs, env: &EnvComponent) -> Result<Vec<u32>> {
     let len = env.info.split_len(&args.split)?;
     args.tasks.indices(&args.split, len)
-}
-
-impl TaskSelection {
-    /// The task indices selected from `split`, which has `len` tasks.
-    pub fn indices(&self, split: &str, len: u32) -> Result<Vec<u32>> {
-        match *self {
-            TaskSelection::All => Ok((0..len).collect()),
-            TaskSelection::One(i) if i < len => Ok(vec![i]),
-            TaskSelection::One(i) => {
-                bail!("--task {i} is out of range: split '{split}' has {len} tasks")
-            }
-            TaskSelection::Range { count: 0, .. } => bail!("--tasks must be at least 1"),
-            TaskSelection::Range { start, count }
-                if u64::from(start) + u64::from(count) <= u64::from(len) =>
-            {
-                Ok((start..start + count).collect())
-            }
-            TaskSelection::Range { start: 0, count } => {
-                bail!("--tasks {count} is more than split '{split}' has ({len})")
-            }
-            TaskSelection::Range { start, count } => bail!(
-                "--from {start} --tasks {count} goes past the end of split '{split}' ({len} tasks)"
-            ),
-        }
-    }
 }
 
 /// Run the job. Returns the summary also written to `DIR/summary.json`.
@@ -236,9 +174,12 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
-    let env = component::load(runtime, &args.env)?;
+    let env = load::load(runtime, &args.env)?;
     let tasks = task_list(args, &env)?;
-    check_task(&env, args, tasks[0])?;
+    let Some(&first) = tasks.first() else {
+        bail!("split '{}' has no tasks to run", args.split);
+    };
+    check_task(&env, args, first)?;
     let header = header(args, &env, &tasks);
     let done = prepare_out(args, &header)?;
     let todo: Vec<u32> = tasks
@@ -247,7 +188,7 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
         .filter(|t| !done.contains(t))
         .collect();
 
-    let bar = crate::progress_bar(todo.len() as u64, "tasks", args.progress);
+    let bar = progress_bar(todo.len() as u64, "tasks", args.progress);
     bar.inc(0);
     let mut writer = LogWriter::append(&args.out.join(TREE))?;
     let pool = tokio::runtime::Builder::new_multi_thread()
@@ -284,38 +225,19 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
         anyhow::Ok(())
     })?;
     bar.finish_and_clear();
-    finish(
-        &args.out,
-        &env.info.name,
-        header,
-        done.len(),
-        started,
-        args.policy.usage(),
-    )
+    finish(&args.out, header, done.len(), started, args.policy.usage())
 }
 
 /// Reset one task before anything is written, so a bad option or split is
 /// reported at once and leaves no half-made run behind.
 fn check_task(env: &Arc<EnvComponent>, args: &RunArgs, index: u32) -> Result<()> {
-    let task = Task {
-        split: args.split.clone(),
-        index,
-        seed: args.seed,
-        options: args.options.clone(),
-    };
-    let mut session =
-        crate::session::Session::new(env, args.seed).map_err(|e| anyhow::anyhow!("{e}"))?;
-    session.reset(&task).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let task = Task::new(&args.split, index, args.seed, &args.options);
+    Session::new(env, args.seed)?.reset(&task)?;
     Ok(())
 }
 
 fn run_task(env: &Arc<EnvComponent>, args: &RunArgs, index: u32) -> Result<TaskRun> {
-    let task = Task {
-        split: args.split.clone(),
-        index,
-        seed: args.seed,
-        options: args.options.clone(),
-    };
+    let task = Task::new(&args.split, index, args.seed, &args.options);
     let mut policy = args.policy.build(args.seed, index);
     let mut reflector = args.reflector.build(&env.info, args.seed, index);
     explore_task(
@@ -327,38 +249,21 @@ fn run_task(env: &Arc<EnvComponent>, args: &RunArgs, index: u32) -> Result<TaskR
     )
 }
 
-/// Write `distill.jsonl` and `summary.json` from the complete tree.
+/// Write `summary.json` from the complete tree.
 fn finish(
-    out: &Path,
-    env_name: &str,
+    out: &std::path::Path,
     header: Header,
     resumed: usize,
     started: Instant,
-    llm: Option<crate::llm::UsageTotals>,
+    llm: Option<UsageTotals>,
 ) -> Result<Summary> {
-    let log = tree::read(&out.join(TREE))?;
-    let mut nodes_by_task: BTreeMap<u32, Vec<tree::Node>> = BTreeMap::new();
-    let mut ends = Vec::new();
-    for record in log.records {
-        match record {
-            Record::Node(n) => nodes_by_task.entry(n.task).or_default().push(n),
-            Record::TaskEnd(e) => ends.push(e),
-            _ => {}
-        }
-    }
-    let mut distill = Vec::new();
-    let mut corrections = 0;
-    for nodes in nodes_by_task.values() {
-        for record in crate::distill::task_records(env_name, nodes) {
-            corrections += usize::from(matches!(
-                record,
-                crate::distill::DistillRecord::Correction { .. }
-            ));
-            distill.extend(serde_json::to_vec(&record)?);
-            distill.push(b'\n');
-        }
-    }
-    tree::write_atomic(&out.join(DISTILL), &distill)?;
+    let log = log::read(&out.join(TREE))?;
+    let corrections = log
+        .nodes_by_task()
+        .values()
+        .map(|nodes| tree::path::corrections(nodes).count())
+        .sum();
+    let ends = log.ends();
     let sum = |f: fn(&TaskEnd) -> u32| ends.iter().map(|e| u64::from(f(e))).sum::<u64>();
     let solved = ends.iter().filter(|e| e.solved).count();
     let summary = Summary {
@@ -388,54 +293,6 @@ fn finish(
     };
     let mut json = serde_json::to_vec_pretty(&summary)?;
     json.push(b'\n');
-    tree::write_atomic(&out.join(SUMMARY), &json)?;
+    write_atomic(&out.join(SUMMARY), &json)?;
     Ok(summary)
-}
-
-/// The summary as a small table for the terminal.
-pub fn summary_table(s: &Summary, out: &Path) -> String {
-    let mut t = String::new();
-    t.push_str(&format!(
-        "env {} · split {} · policy {} · method {}\n",
-        s.env,
-        s.split,
-        s.policy,
-        s.method.as_str()
-    ));
-    t.push_str("tasks  solved  steps  backtracks  restores  replayed  errors  time\n");
-    t.push_str(&format!(
-        "{:<6} {:<7} {:<6} {:<11} {:<9} {:<9} {:<7} {:.2}s\n",
-        s.tasks,
-        format!("{}", s.solved),
-        s.steps,
-        s.backtracks,
-        s.restores,
-        s.replayed_steps,
-        s.errors,
-        s.wall_ms as f64 / 1000.0
-    ));
-    t.push_str(&format!(
-        "solve rate {:.1}% · {} corrections · restores skipped {} replayed steps\n",
-        s.solve_rate * 100.0,
-        s.corrections,
-        s.replay_avoided_steps
-    ));
-    if let Some(u) = &s.llm {
-        t.push_str(&format!(
-            "model: {} requests ({} retried, {} failed) · {} prompt + {} completion tokens\n",
-            u.requests, u.retries, u.failures, u.prompt_tokens, u.completion_tokens
-        ));
-    }
-    for e in s.per_task.iter().filter(|e| e.error.is_some()) {
-        t.push_str(&format!(
-            "task {} failed: {}\n",
-            e.task,
-            e.error.as_deref().unwrap_or("")
-        ));
-    }
-    t.push_str(&format!(
-        "wrote {}/{{{TREE},{DISTILL},{SUMMARY}}}\n",
-        out.display()
-    ));
-    t
 }

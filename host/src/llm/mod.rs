@@ -44,6 +44,29 @@ pub struct ChatConfig {
     pub concurrency: usize,
 }
 
+impl ChatConfig {
+    /// Check the settings a user gives: the URL's scheme and the sampling
+    /// ranges (messages name the command-line flags).
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.base_url.starts_with("http://") && !self.base_url.starts_with("https://") {
+            return Err(format!(
+                "--base-url must start with http:// or https://, got '{}'",
+                self.base_url
+            ));
+        }
+        if !(0.0..=2.0).contains(&self.temperature) || !(0.0..=1.0).contains(&self.top_p) {
+            return Err("--temperature must be in [0, 2] and --top-p in [0, 1]".into());
+        }
+        if self.max_tokens == 0 || self.timeout.is_zero() {
+            return Err("--max-tokens and --request-timeout must be positive".into());
+        }
+        if self.concurrency == 0 {
+            return Err("--concurrency must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// Why a request failed for good.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChatError {

@@ -7,8 +7,13 @@
 //! itself. Every run ends with a [`Verdict`]: traps, limits and a broken
 //! interpreter are all verdicts, never a host error.
 
-use crate::cache::{self, CompileCache, Origin};
-use crate::wasi::{self, GuestSetup, GuestState};
+pub mod lazy;
+pub mod tests_file;
+
+use crate::util::hash::sha256_hex;
+use crate::wasm::cache::{self, CompileCache, Origin};
+use crate::wasm::guest::{self, GuestSetup, GuestState};
+use crate::wasm::limits::deadline_ticks;
 use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -92,6 +97,17 @@ impl Default for RunLimits {
 }
 
 impl RunLimits {
+    /// The most an environment gets for one nested run when the user set
+    /// no `--fuel` / `--wall-ms`: 200 G fuel (the most a built-in code
+    /// environment asks for), 60 s, 4 GiB (lowered to the engine's memory
+    /// limit), 1 MiB of output.
+    pub const NESTED_MAX: RunLimits = RunLimits {
+        fuel: 200_000_000_000,
+        wall_ms: 60_000,
+        memory_bytes: 4 << 30,
+        output_bytes: 1 << 20,
+    };
+
     /// Each limit lowered to `max`'s.
     pub fn capped_by(self, max: &RunLimits) -> RunLimits {
         RunLimits {
@@ -149,7 +165,7 @@ impl PythonSandbox {
         cache: Option<&CompileCache>,
         max_memory: usize,
     ) -> Result<PythonSandbox> {
-        Self::load_bytes(engine, cache, max_memory, crate::builtin::PYTHON)
+        Self::load_bytes(engine, cache, max_memory, leafe_builtins::PYTHON)
     }
 
     /// Like [`PythonSandbox::load`] for any `code-runner` component.
@@ -160,7 +176,7 @@ impl PythonSandbox {
         bytes: &[u8],
     ) -> Result<PythonSandbox> {
         let start = Instant::now();
-        let sha256 = crate::sha256_hex(bytes);
+        let sha256 = sha256_hex(bytes);
         let (component, origin) = match cache {
             Some(cache) => cache.load_or_compile(engine, bytes, &sha256),
             None => cache::compile(engine, bytes).map(|c| (c, Origin::Compiled)),
@@ -168,7 +184,7 @@ impl PythonSandbox {
         .context("the Python sandbox component")?;
         // The interpreter gets WASI only: its own linker, without `sandbox`.
         let mut linker = Linker::new(engine);
-        wasi::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+        guest::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow!("the Python sandbox component cannot be linked: {e}"))?;
@@ -210,7 +226,7 @@ impl PythonSandbox {
         if let Err(e) = store.set_fuel(limits.fuel) {
             return RunResult::sandbox_error(format!("cannot set fuel: {e}"), started);
         }
-        store.set_epoch_deadline(crate::engine::deadline_ticks(limits.wall_ms));
+        store.set_epoch_deadline(deadline_ticks(limits.wall_ms));
         let runner = match self.pre.instantiate(&mut store) {
             Ok(runner) => runner,
             Err(e) => {
@@ -332,7 +348,7 @@ pub fn run_many(
     limits: &RunLimits,
     jobs: usize,
 ) -> Vec<RunResult> {
-    crate::parallel::map_indexed(programs.len(), jobs, |i| {
+    crate::util::parallel::map_indexed(programs.len(), jobs, |i| {
         let (source, stdin) = &programs[i];
         sandbox.run(source, stdin, limits)
     })

@@ -1,7 +1,7 @@
-//! `leafe-host exec`: run one Python program in the sandbox, alone or
-//! against a test file.
+//! Tests of a program, run in the sandbox and judged: `assert` files and
+//! stdin/stdout pairs (the library side of `leafe-host exec --tests`).
 
-use crate::python::{PythonSandbox, RunLimits, RunResult, Verdict};
+use super::{PythonSandbox, RunLimits, RunResult, Verdict};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -149,7 +149,7 @@ pub fn run_tests(
             .map(|t| (program.to_string(), t.input.clone()))
             .collect(),
     };
-    let runs = crate::python::run_many(sandbox, &programs, limits, jobs);
+    let runs = super::run_many(sandbox, &programs, limits, jobs);
     let tests: Vec<TestOutcome> = runs
         .iter()
         .enumerate()
@@ -210,33 +210,4 @@ fn judge_run(test: usize, name: String, run: &RunResult, expected: Option<&str>)
         fuel_used: run.fuel_used,
         wall_us: run.wall_us,
     }
-}
-
-/// The report as text, one line per test.
-pub fn report_text(report: &TestReport) -> String {
-    let mut out = String::new();
-    for t in &report.tests {
-        out.push_str(&format!(
-            "test {:<3} {:<13} {}\n",
-            t.test,
-            if t.passed { "pass" } else { t.verdict.as_str() },
-            leafe_judge::clip(&t.name, 100)
-        ));
-        if let Some(detail) = &t.detail {
-            out.push_str(&format!("         {detail}\n"));
-        }
-    }
-    out.push_str(&format!("passed {}/{}\n", report.passed, report.total));
-    out
-}
-
-/// The one-line account of a run, for stderr.
-pub fn run_line(run: &RunResult) -> String {
-    format!(
-        "verdict: {} · exit code {} · fuel {} · {:.1} ms",
-        run.verdict,
-        run.exit_code,
-        run.fuel_used,
-        run.wall_us as f64 / 1000.0
-    )
 }

@@ -77,7 +77,7 @@ impl CompileCache {
     fn load(&self, engine: &Engine, path: &Path) -> Option<Component> {
         let data = std::fs::read(path).ok()?;
         let (body, sum) = data.split_at_checked(data.len().checked_sub(64)?)?;
-        if crate::sha256_hex(body).as_bytes() != sum {
+        if crate::util::hash::sha256_hex(body).as_bytes() != sum {
             let _ = std::fs::remove_file(path);
             return None;
         }
@@ -91,7 +91,7 @@ impl CompileCache {
         std::fs::create_dir_all(&self.dir)?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let mut data = compiled.to_vec();
-        data.extend_from_slice(crate::sha256_hex(compiled).as_bytes());
+        data.extend_from_slice(crate::util::hash::sha256_hex(compiled).as_bytes());
         std::fs::write(&tmp, &data)?;
         std::fs::rename(&tmp, path)
     }

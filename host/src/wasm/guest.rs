@@ -1,13 +1,15 @@
-//! WASI for guests with no capabilities: no network, no files, no
-//! environment variables, no arguments, a virtual clock, seeded randomness
-//! and stdout/stderr captured into bounded in-memory pipes.
+//! The store state of every guest: WASI with no capabilities (no network,
+//! no environment variables, no files but an optional read-only data
+//! directory; only the arguments and standard input the host chooses), a
+//! virtual clock, seeded randomness and stdout/stderr captured into bounded
+//! in-memory pipes.
 //!
 //! The virtual clock makes a guest deterministic and unable to hang the host
 //! by sleeping: every reading advances it by one microsecond, and a sleep
 //! (subscribing to the monotonic clock) is ready at once and moves the clock
 //! forward by the time slept.
 
-use crate::rng::SplitMix;
+use crate::util::rng::SplitMix;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -63,6 +65,31 @@ pub struct GuestState {
     pub stdout: MemoryOutputPipe,
     pub stderr: MemoryOutputPipe,
     pub limiter: MemoryLimiter,
+    /// When the current call into the guest began (set by the caller).
+    pub call: CallClock,
+}
+
+/// When the current call into a guest began, and how long the host spent
+/// on the guest's behalf since (nested sandbox runs): the guest's own time
+/// is the difference, and its wall-clock limit applies to that alone.
+#[derive(Clone, Copy, Debug)]
+pub struct CallClock {
+    pub started: std::time::Instant,
+    pub nested: Duration,
+}
+
+impl CallClock {
+    pub fn start() -> CallClock {
+        CallClock {
+            started: std::time::Instant::now(),
+            nested: Duration::ZERO,
+        }
+    }
+
+    /// The guest's own time in this call so far.
+    pub fn own_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.nested)
+    }
 }
 
 impl WasiView for GuestState {
@@ -125,6 +152,7 @@ impl GuestState {
                 max_bytes: memory_bytes,
                 denied: None,
             },
+            call: CallClock::start(),
         })
     }
 }

@@ -1,8 +1,9 @@
 //! The `leafe-host` binary end to end: the main job, replay, resume, play,
 //! envs, and a clear one-line error for every kind of bad input.
 
+use crate::common::{leafe_command, tree_nodes};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 fn leafe(args: &[&str]) -> Output {
     leafe_with_stdin(args, "")
@@ -10,12 +11,8 @@ fn leafe(args: &[&str]) -> Output {
 
 fn leafe_with_stdin(args: &[&str], stdin: &str) -> Output {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_leafe-host"))
+    let mut child = leafe_command()
         .args(args)
-        .env(
-            "LEAFE_CACHE_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("leafe-cache"),
-        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -88,11 +85,12 @@ fn tmp() -> tempfile::TempDir {
 }
 
 #[test]
-fn run_writes_tree_distill_and_summary_and_replay_verifies_them() {
+fn run_writes_tree_and_summary_and_replay_verifies_them() {
     let dir = tmp();
     let out = dir.path().join("run");
     let table = run(&out, &[]);
     assert!(table.contains("solve rate"), "{table}");
+    assert!(table.contains("tree.jsonl,summary.json}"), "{table}");
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["tasks"], 6);
@@ -100,22 +98,37 @@ fn run_writes_tree_distill_and_summary_and_replay_verifies_them() {
         summary["backtracks"].as_u64().unwrap() > 0,
         "noise 0.5 should cause backtracks: {summary}"
     );
-    let distill = std::fs::read_to_string(out.join("distill.jsonl")).unwrap();
-    let kinds: Vec<String> = distill
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+    // Training data is export's job alone: run writes no second definition of it.
+    assert!(!out.join("distill.jsonl").exists());
+    let nodes = tree_nodes(&out);
+    let revisions: Vec<&serde_json::Value> = nodes
+        .iter()
+        .filter(|n| !n["experience"].is_null())
         .collect();
-    assert!(kinds.iter().any(|k| k == "correction") && kinds.iter().any(|k| k == "trajectory"));
-    for line in distill.lines().filter(|l| l.contains("\"correction\"")) {
-        let c: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_ne!(c["rejected"], c["revised"], "{c}");
+    assert!(!revisions.is_empty());
+    for n in &revisions {
+        assert_ne!(n["rejected"], n["action"], "{n}");
+    }
+    // The summary counts what export trains on: one cf record per correction
+    // (up to --cf-per-task, here more than any task has).
+    let corrections = summary["corrections"].as_u64().unwrap();
+    assert!(corrections > 0, "{summary}");
+    let data = dir.path().join("cf.jsonl");
+    ok(&[
+        "export",
+        out.to_str().unwrap(),
+        "--reh-fraction",
+        "0",
+        "--cf-per-task",
+        "1000",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    let records = std::fs::read_to_string(&data).unwrap();
+    assert_eq!(records.lines().count() as u64, corrections);
+    for line in records.lines() {
         // The context is the state at the branch point, without the lesson.
-        assert!(!c["observation"].as_str().unwrap().contains("Go back"));
+        assert!(!line.contains("Go back"), "{line}");
     }
     let replay = ok(&["replay", out.to_str().unwrap()]);
     assert!(replay.starts_with("replay ok: 6 tasks"), "{replay}");
@@ -129,10 +142,6 @@ fn runs_are_byte_identical_whatever_the_parallelism_and_snapshot_interval() {
     run(&b, &["--jobs", "2"]);
     let tree = |p: &Path| std::fs::read(p.join("tree.jsonl")).unwrap();
     assert_eq!(tree(&a), tree(&b));
-    assert_eq!(
-        std::fs::read(a.join("distill.jsonl")).unwrap(),
-        std::fs::read(b.join("distill.jsonl")).unwrap()
-    );
     // Sparse snapshots: restores replay from the nearest snapshot, same observations.
     let c = dir.path().join("c");
     run(&c, &["--snapshot-every", "5"]);
@@ -292,11 +301,7 @@ fn bad_input_gets_one_clear_line_and_a_failure_status() {
 
 #[test]
 fn envs_lists_builtins_and_components_given_by_path() {
-    let text = ok(&[
-        "envs",
-        "--env",
-        leafe_host::builtin::test_components::GUESS_PATH,
-    ]);
+    let text = ok(&["envs", "--env", leafe_builtins::test_components::GUESS_PATH]);
     assert!(text.contains("sokoban 0.1.0 [built-in: sokoban]"), "{text}");
     assert!(
         text.contains("splits: train (100000), test (1000)"),
@@ -309,7 +314,7 @@ fn envs_lists_builtins_and_components_given_by_path() {
 fn a_component_given_by_path_runs_and_replays_like_a_builtin() {
     let dir = tmp();
     let out = dir.path().join("guess");
-    let env = leafe_host::builtin::test_components::GUESS_PATH;
+    let env = leafe_builtins::test_components::GUESS_PATH;
     let table = ok(&[
         "run",
         "--env",
@@ -325,7 +330,7 @@ fn a_component_given_by_path_runs_and_replays_like_a_builtin() {
     ok(&["replay", out.to_str().unwrap()]);
     // The built-in is the same component, so it may stand in for the file.
     ok(&["replay", out.to_str().unwrap(), "--env", "guess"]);
-    let other = PathBuf::from(leafe_host::builtin::test_components::SOKOBAN_PATH);
+    let other = PathBuf::from(leafe_builtins::test_components::SOKOBAN_PATH);
     fails(
         &[
             "replay",
@@ -363,13 +368,9 @@ fn play_moves_undoes_and_branches() {
 fn runs_without_out_get_a_new_directory_each_time() {
     let dir = tmp();
     let run_here = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_leafe-host"))
+        let out = leafe_command()
             .args(["run", "--tasks", "2"])
             .current_dir(dir.path())
-            .env(
-                "LEAFE_CACHE_DIR",
-                Path::new(env!("CARGO_TARGET_TMPDIR")).join("leafe-cache"),
-            )
             .output()
             .unwrap();
         assert!(

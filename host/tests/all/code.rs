@@ -2,10 +2,11 @@
 //! in the sandbox, feedback says what went wrong, observations are
 //! deterministic, snapshots restore, user data is read from `/data`.
 
-mod common;
+use crate::common;
 
-use leafe_host::component::{self, EnvComponent};
-use leafe_host::session::{Session, StepResult, Task};
+use leafe_host::EnvComponent;
+use leafe_host::env::load as component;
+use leafe_host::{Session, StepResult, Task};
 use std::sync::Arc;
 
 fn env(spec: &str) -> Arc<EnvComponent> {
@@ -186,7 +187,7 @@ fn codecontests_fixture_checks_stdin_stdout_with_tolerance() {
 #[test]
 fn codecontests_reads_a_user_file_read_only() {
     let dir = tempfile::tempdir().unwrap();
-    let fixture = include_str!("../../envs-wasm/code/data/codecontests-fixture.jsonl");
+    let fixture = include_str!("../../../envs-wasm/code/data/codecontests-fixture.jsonl");
     let two: String = fixture.lines().take(2).map(|l| format!("{l}\n")).collect();
     std::fs::write(dir.path().join("valid.jsonl"), &two).unwrap();
     std::fs::write(dir.path().join("test.jsonl"), fixture).unwrap();

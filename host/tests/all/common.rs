@@ -1,6 +1,6 @@
 //! Helpers shared by the host's integration tests.
 
-use leafe_host::engine::{EngineOptions, Runtime};
+use leafe_host::{EngineOptions, Runtime};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -17,4 +17,24 @@ pub fn runtime() -> Arc<Runtime> {
             .unwrap()
         })
         .clone()
+}
+
+/// The `leafe-host` binary, with the shared compile cache.
+pub fn leafe_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_leafe-host"));
+    cmd.env(
+        "LEAFE_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("leafe-cache"),
+    );
+    cmd
+}
+
+/// The node records of a run's tree.
+pub fn tree_nodes(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("tree.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["type"] == "node")
+        .collect()
 }

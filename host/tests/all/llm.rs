@@ -2,12 +2,11 @@
 //! server: prompts, parsing, retries, rate limits, errors, timeouts, and a
 //! run that keeps going when the endpoint misbehaves.
 
+use crate::common::tree_nodes;
 use leafe_host::llm::{ChatClient, ChatConfig, ChatError, Message};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -242,12 +241,8 @@ fn a_slow_server_times_out_and_is_retried() {
 }
 
 fn leafe(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_leafe-host"))
+    crate::common::leafe_command()
         .args(args)
-        .env(
-            "LEAFE_CACHE_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("leafe-cache"),
-        )
         .env("OPENAI_API_KEY", "sk-from-env")
         .output()
         .unwrap()
@@ -402,15 +397,6 @@ fn a_failing_endpoint_ends_tasks_with_an_error_and_the_run_goes_on() {
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
-}
-
-fn tree_nodes(out: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(out.join("tree.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|r| r["type"] == "node")
-        .collect()
 }
 
 #[test]

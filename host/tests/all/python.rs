@@ -3,10 +3,10 @@
 //! nothing of the host leaks in, and nothing survives from one run to the
 //! next.
 
-mod common;
+use crate::common;
 
-use leafe_host::engine::{EngineOptions, Runtime};
-use leafe_host::python::{PythonSandbox, RunLimits, RunResult, Verdict};
+use leafe_host::{EngineOptions, Runtime};
+use leafe_host::{PythonSandbox, RunLimits, RunResult, Verdict};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -245,7 +245,7 @@ fn many_runs_in_parallel() {
         fuel: 200_000_000,
         ..limits()
     };
-    let results = leafe_host::python::run_many(&sandbox, &programs, &small, 4);
+    let results = leafe_host::sandbox::run_many(&sandbox, &programs, &small, 4);
     for (i, r) in results.iter().enumerate() {
         match i % 3 {
             0 => assert_eq!(r.stdout, format!("{}\n", i * i)),

@@ -2,10 +2,10 @@
 //! session with a clear error, never crash or hang the host, and reach
 //! nothing outside its sandbox.
 
-use leafe_host::builtin::test_components::BROKEN_PATH;
-use leafe_host::component::{EnvComponent, Source};
-use leafe_host::engine::{EngineOptions, Limits, Runtime};
-use leafe_host::session::{EnvError, GuestFailure, Session, SessionError, Task};
+use leafe_builtins::test_components::BROKEN_PATH;
+use leafe_host::{EngineOptions, Limits, Runtime};
+use leafe_host::{EnvComponent, Source};
+use leafe_host::{EnvError, GuestFailure, Session, SessionError, Task};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

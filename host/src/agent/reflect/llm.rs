@@ -6,9 +6,11 @@
 //! lesson says so (`[rule-based fallback: ...]`), so the tree records what
 //! happened.
 
-use crate::component::EnvInfo;
+use super::Reflector;
+use super::rule::RuleReflector;
+use crate::agent::Experience;
+use crate::env::contract::EnvInfo;
 use crate::llm::{ChatClient, Message};
-use crate::reflect::{Experience, Reflector, RuleReflector};
 use crate::tree::Node;
 use std::sync::Arc;
 

@@ -9,77 +9,27 @@
 //! - environment steps per second, with and without a snapshot per step;
 //! - exploration throughput (env steps/s, tree nodes/s) and backtracking by
 //!   restore vs by reset-and-replay over the same tasks;
-//! - the Python sandbox against `python3` subprocesses ([`crate::bench_sandbox`]).
+//! - the Python sandbox against `python3` subprocesses ([`sandbox`]).
 
-use crate::component::{EnvComponent, Source};
-use crate::engine::{EngineOptions, Runtime};
-use crate::explore::{ExploreConfig, explore_task};
-use crate::policy::PolicySpec;
-use crate::reflect::RuleReflector;
-use crate::rng::SplitMix;
-use crate::session::{Session, Task};
-use anyhow::{Result, anyhow, bail};
-use serde::Serialize;
+pub mod report;
+pub mod sandbox;
+
+pub use report::{BenchReport, Figure};
+
+use crate::agent::explore::{ExploreConfig, explore_task};
+use crate::agent::policy::spec::PolicySpec;
+use crate::agent::reflect::rule::RuleReflector;
+use crate::env::component::{EnvComponent, Source};
+use crate::env::contract::Task;
+use crate::env::runtime::Runtime;
+use crate::env::session::Session;
+use crate::tree::Method;
+use crate::util::progress::progress_bar;
+use crate::util::rng::SplitMix;
+use crate::wasm::engine::EngineOptions;
+use anyhow::{Result, bail};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Figure {
-    pub name: String,
-    pub value: f64,
-    pub unit: String,
-    pub baseline: Option<f64>,
-    /// `baseline / value` for times (how many times faster), `value /
-    /// baseline` for rates.
-    pub ratio: Option<f64>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct BenchReport {
-    pub figures: Vec<Figure>,
-}
-
-impl BenchReport {
-    pub(crate) fn time(&mut self, name: &str, value: Duration, baseline: Duration) {
-        let (v, b) = (value.as_secs_f64() * 1e6, baseline.as_secs_f64() * 1e6);
-        self.figures.push(Figure {
-            name: name.into(),
-            value: v,
-            unit: "µs".into(),
-            baseline: Some(b),
-            ratio: Some(b / v),
-        });
-    }
-    pub(crate) fn rate(&mut self, name: &str, value: f64, unit: &str, baseline: Option<f64>) {
-        let ratio = baseline.map(|b| value / b);
-        self.figures.push(Figure {
-            name: name.into(),
-            value,
-            unit: unit.into(),
-            baseline,
-            ratio,
-        });
-    }
-
-    pub fn table(&self) -> String {
-        let mut t = format!(
-            "{:<62} {:>16} {:>12} {:>7}\n",
-            "measure", "value", "baseline", "ratio"
-        );
-        for f in &self.figures {
-            let base = f.baseline.map(|b| format!("{b:.1}")).unwrap_or_default();
-            let ratio = f.ratio.map(|r| format!("{r:.1}x")).unwrap_or_default();
-            t.push_str(&format!(
-                "{:<62} {:>16} {:>12} {:>7}\n",
-                f.name,
-                format!("{:.1} {}", f.value, f.unit),
-                base,
-                ratio
-            ));
-        }
-        t
-    }
-}
 
 /// Mean time of `f` over `reps` runs (after one warm-up run).
 fn mean_time(reps: u32, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
@@ -89,10 +39,6 @@ fn mean_time(reps: u32, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
         f()?;
     }
     Ok(start.elapsed() / reps)
-}
-
-fn err(e: crate::session::SessionError) -> anyhow::Error {
-    anyhow!("{e}")
 }
 
 /// A seeded random walk of `len` steps on a sokoban level that does not end
@@ -106,15 +52,15 @@ fn random_walk(env: &Arc<EnvComponent>, len: usize) -> Result<(Task, Vec<String>
             seed: 0,
             options: vec![("max-steps".into(), (len + 10).to_string())],
         };
-        let mut s = Session::new(env, 0).map_err(err)?;
-        s.reset(&task).map_err(err)?;
+        let mut s = Session::new(env, 0)?;
+        s.reset(&task)?;
         let mut rng = SplitMix::new(u64::from(index));
-        let (mut actions, mut snaps) = (Vec::new(), vec![s.snapshot().map_err(err)?]);
+        let (mut actions, mut snaps) = (Vec::new(), vec![s.snapshot()?]);
         while actions.len() < len {
             let a = moves[rng.below(4)];
-            let out = s.step(a).map_err(err)?;
+            let out = s.step(a)?;
             actions.push(a.to_string());
-            snaps.push(s.snapshot().map_err(err)?);
+            snaps.push(s.snapshot()?);
             if out.terminated {
                 break;
             }
@@ -154,7 +100,7 @@ pub fn run(
         let runtime = Runtime::new(options.clone())?;
         let sandbox = runtime.python()?;
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-        crate::bench_sandbox::run(&mut report, &sandbox, reps, jobs)?;
+        sandbox::run(&mut report, &sandbox, reps, jobs)?;
     }
     Ok(report)
 }
@@ -165,7 +111,7 @@ fn host_figures(
     reps: u32,
     progress: bool,
 ) -> Result<()> {
-    let bar = crate::progress_bar(5, "benchmarks", progress);
+    let bar = progress_bar(5, "benchmarks", progress);
 
     // Compile vs cache, in a private cache directory.
     let cache_dir = std::env::temp_dir().join(format!("leafe-bench-cache-{}", std::process::id()));
@@ -188,7 +134,11 @@ fn host_figures(
 
     // Instantiation: pooling vs on-demand.
     let env = cold;
-    let pooled = mean_time(reps * 20, || Session::new(&env, 0).map(|_| ()).map_err(err))?;
+    let pooled = mean_time(reps * 20, || {
+        Session::new(&env, 0)
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
+    })?;
     let plain_rt = Runtime::new(EngineOptions {
         pooling: false,
         cache: None,
@@ -196,7 +146,9 @@ fn host_figures(
     })?;
     let plain_env = EnvComponent::load(&plain_rt, Source::Builtin("sokoban".into()))?;
     let plain = mean_time(reps * 20, || {
-        Session::new(&plain_env, 0).map(|_| ()).map_err(err)
+        Session::new(&plain_env, 0)
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
     })?;
     report.time("instantiate: pooling vs on-demand", pooled, plain);
     bar.inc(1);
@@ -204,13 +156,15 @@ fn host_figures(
     // Restore vs replay from the start.
     let (task, actions, snaps) = random_walk(&env, 200)?;
     for k in [50usize, 200] {
-        let mut s = Session::new(&env, 0).map_err(err)?;
-        let restore = mean_time(reps * 5, || s.restore(&snaps[k]).map_err(err))?;
+        let mut s = Session::new(&env, 0)?;
+        let restore = mean_time(reps * 5, || {
+            s.restore(&snaps[k]).map_err(anyhow::Error::from)
+        })?;
         let replay = mean_time(reps, || {
-            let mut s = Session::new(&env, 0).map_err(err)?;
-            s.reset(&task).map_err(err)?;
+            let mut s = Session::new(&env, 0)?;
+            s.reset(&task)?;
             for a in &actions[..k] {
-                s.step(a).map_err(err)?;
+                s.step(a)?;
             }
             Ok(())
         })?;
@@ -223,14 +177,14 @@ fn host_figures(
     bar.inc(1);
 
     // Steps per second.
-    let mut s = Session::new(&env, 0).map_err(err)?;
+    let mut s = Session::new(&env, 0)?;
     let walk = |s: &mut Session, snapshot: bool| -> Result<Duration> {
-        s.reset(&task).map_err(err)?;
+        s.reset(&task)?;
         let start = Instant::now();
         for a in &actions {
-            s.step(a).map_err(err)?;
+            s.step(a)?;
             if snapshot {
-                s.snapshot().map_err(err)?;
+                s.snapshot()?;
             }
         }
         Ok(start.elapsed())
@@ -257,7 +211,7 @@ fn host_figures(
     // re-executes the path from the start), same tasks, same decisions.
     let explore = |snapshot_every: u32| -> Result<(Duration, u64, u64, u64)> {
         let cfg = ExploreConfig {
-            method: crate::explore::Method::Leafe,
+            method: Method::Leafe,
             reflect_every: 0,
             budget: 400,
             max_depth: 12,

@@ -7,35 +7,25 @@
 //!   run (one process) per problem, the same number of workers for both;
 //! - a CPU-bound pure-Python loop: the interpreter's own slowdown.
 
-use crate::bench::BenchReport;
-use crate::python::{PythonSandbox, RunLimits, Verdict};
+use super::report::BenchReport;
+use crate::sandbox::{PythonSandbox, RunLimits, Verdict};
+use crate::util::parallel::map_indexed;
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+use leafe_judge::mbpp;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const MBPP: &str = include_str!("../../envs-wasm/code/data/mbpp.jsonl");
 const CPU_LOOP: &str = "x = 0\nfor i in range(2_000_000):\n    x += i * i % 7\nprint(x)\n";
 
-#[derive(Deserialize)]
-struct MbppRow {
-    task_id: u32,
-    code: String,
-    #[serde(default)]
-    test_setup_code: String,
-    test_list: Vec<String>,
-}
-
-/// The MBPP test split (task_id 11-510) as one program per problem.
+/// The MBPP test split as one program per problem (the solution, the set-up
+/// code and every assert), from the `mbpp` component's own data.
 fn mbpp_test_programs() -> Result<Vec<String>> {
+    let lines = mbpp::split_lines(leafe_builtins::mbpp_jsonl(), "test")
+        .context("the embedded MBPP data has no test split")?;
     let mut programs = Vec::new();
-    for line in MBPP.lines() {
-        let row: MbppRow = serde_json::from_str(line).context("the vendored MBPP data")?;
-        if !(11..=510).contains(&row.task_id) {
-            continue;
-        }
-        let mut program =
-            leafe_judge::assert_program(&row.code.replace("\r\n", "\n"), &row.test_setup_code, "");
+    for line in lines {
+        let row = mbpp::Row::parse(line).map_err(anyhow::Error::msg)?;
+        let mut program = leafe_judge::assert_program(&row.solution(), &row.test_setup_code, "");
         for test in &row.test_list {
             program.push_str(test);
             program.push('\n');
@@ -61,7 +51,7 @@ fn native(program: &str) -> Result<(Duration, bool)> {
 
 /// Run `f` on each index with `jobs` threads; the number of `true`s.
 fn parallel(n: usize, jobs: usize, f: impl Fn(usize) -> Result<bool> + Sync) -> Result<usize> {
-    let outcomes = crate::parallel::map_indexed(n, jobs, f);
+    let outcomes = map_indexed(n, jobs, f);
     outcomes
         .into_iter()
         .try_fold(0, |passed, ok| Ok(passed + usize::from(ok?)))

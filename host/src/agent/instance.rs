@@ -1,0 +1,49 @@
+//! What the explorer needs of an environment: the contract's calls on one
+//! live instance. A wasm [`Session`] is one; an in-process environment (the
+//! guest SDK's `Harness`, in tests) is another, which is how the LEAFE loop
+//! is tested without wasm.
+
+use crate::env::contract::{StepResult, Task};
+use crate::env::session::{Session, SessionError};
+
+/// One live environment instance with snapshot and restore.
+pub trait EnvInstance {
+    /// Start the episode of `task`; returns the first observation.
+    fn reset(&mut self, task: &Task) -> Result<String, SessionError>;
+    /// Apply one action.
+    fn step(&mut self, action: &str) -> Result<StepResult, SessionError>;
+    fn admissible_actions(&mut self) -> Result<Option<Vec<String>>, SessionError>;
+    fn expert_action(&mut self) -> Result<Option<String>, SessionError>;
+    /// The episode state as opaque bytes.
+    fn snapshot(&mut self) -> Result<Vec<u8>, SessionError>;
+    /// Continue from `state`.
+    fn restore(&mut self, state: &[u8]) -> Result<(), SessionError>;
+    /// Whether an earlier failure ended the instance (only a restore revives it).
+    fn is_dead(&self) -> bool {
+        false
+    }
+}
+
+impl EnvInstance for Session {
+    fn reset(&mut self, task: &Task) -> Result<String, SessionError> {
+        Session::reset(self, task)
+    }
+    fn step(&mut self, action: &str) -> Result<StepResult, SessionError> {
+        Session::step(self, action)
+    }
+    fn admissible_actions(&mut self) -> Result<Option<Vec<String>>, SessionError> {
+        Session::admissible_actions(self)
+    }
+    fn expert_action(&mut self) -> Result<Option<String>, SessionError> {
+        Session::expert_action(self)
+    }
+    fn snapshot(&mut self) -> Result<Vec<u8>, SessionError> {
+        Session::snapshot(self)
+    }
+    fn restore(&mut self, state: &[u8]) -> Result<(), SessionError> {
+        Session::restore(self, state)
+    }
+    fn is_dead(&self) -> bool {
+        Session::is_dead(self)
+    }
+}

@@ -1,0 +1,228 @@
+//! The prompts a model policy is asked with, and how its answers become
+//! actions. The prompt is built from the environment's own description (its
+//! name and action hint), the history of observations and actions (the
+//! oldest turns dropped to fit a budget), and the lessons (experiences) in
+//! force. `export` writes training data in exactly this form, so that what
+//! is learned is what is asked at test time.
+
+use super::Context;
+use crate::env::contract::EnvInfo;
+use crate::llm::Message;
+use anyhow::{Context as _, Result, bail};
+
+/// The system prompt; `{name}`, `{action_hint}` and `{answer_format}` are
+/// filled in.
+pub const DEFAULT_SYSTEM_PROMPT: &str = "You are an agent acting in the environment \"{name}\".\n\
+{action_hint}\n\
+{answer_format}";
+
+/// How the model's answers become actions, per environment kind.
+const ACTION_LINE_FORMAT: &str =
+    "Think briefly if you need to, then give your action on the last line as `Action: <action>`.";
+const FREE_FORMAT: &str = "Your whole reply is your action.";
+
+/// Prompt settings shared by every task of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PromptConfig {
+    /// The system prompt template.
+    pub system: String,
+    /// The history's budget in characters (about 4 per token); the oldest
+    /// turns after the first observation are dropped to fit it.
+    pub history_chars: usize,
+}
+
+impl Default for PromptConfig {
+    fn default() -> Self {
+        PromptConfig {
+            system: DEFAULT_SYSTEM_PROMPT.to_string(),
+            history_chars: 24_000,
+        }
+    }
+}
+
+impl PromptConfig {
+    /// A system prompt template from a file; it must use `{action_hint}`.
+    pub fn with_template_file(mut self, path: &std::path::Path) -> Result<PromptConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the prompt template {}", path.display()))?;
+        if !text.contains("{action_hint}") {
+            bail!(
+                "the prompt template {} does not use {{action_hint}}: the model would not know \
+                 the environment's actions",
+                path.display()
+            );
+        }
+        self.system = text;
+        Ok(self)
+    }
+}
+
+/// The chat for the current state of `ctx`.
+pub fn messages(prompt: &PromptConfig, ctx: &Context) -> Vec<Message> {
+    let format = if ctx.admissible.is_some() {
+        ACTION_LINE_FORMAT
+    } else {
+        FREE_FORMAT
+    };
+    let system = fill(&prompt.system, ctx.info, format);
+    let action_line = ctx.admissible.is_some();
+    let mut turns: Vec<(String, Option<String>)> = Vec::new();
+    for pair in ctx.path.windows(2) {
+        let action = pair[1].action.as_deref().unwrap_or("");
+        turns.push((
+            pair[0].observation.clone(),
+            Some(answer_text(action, action_line)),
+        ));
+    }
+    let mut last = ctx.current().observation.clone();
+    if let Some(actions) = &ctx.admissible {
+        last.push_str(&format!("\n\nValid actions: {}", actions.join(", ")));
+    }
+    if !ctx.experiences.is_empty() {
+        last.push_str("\n\nLessons from earlier attempts:");
+        for e in ctx.experiences {
+            last.push_str(&format!("\n- {}", e.text));
+        }
+    }
+    turns.push((last, None));
+
+    // Keep the first observation (the task) and as many recent turns as fit.
+    let size = |t: &(String, Option<String>)| t.0.len() + t.1.as_ref().map_or(0, String::len);
+    let mut budget = prompt
+        .history_chars
+        .saturating_sub(size(&turns[0]) + system.len());
+    let mut keep_from = turns.len();
+    while keep_from > 1 && size(&turns[keep_from - 1]) <= budget {
+        budget -= size(&turns[keep_from - 1]);
+        keep_from -= 1;
+    }
+    // The current observation is always sent, even over budget.
+    keep_from = keep_from.min(turns.len() - 1).max(1);
+
+    let mut out = vec![Message::new("system", system)];
+    let push_turn = |out: &mut Vec<Message>, (obs, action): &(String, Option<String>)| {
+        out.push(Message::new("user", obs.clone()));
+        if let Some(a) = action {
+            out.push(Message::new("assistant", a.clone()));
+        }
+    };
+    if turns.len() == 1 {
+        push_turn(&mut out, &turns[0]);
+        return out;
+    }
+    push_turn(&mut out, &turns[0]);
+    if keep_from > 1 {
+        let dropped = keep_from - 1;
+        if let Some(m) = out.last_mut() {
+            m.content
+                .push_str(&format!("\n\n[{dropped} earlier steps are left out]"));
+        }
+    }
+    for turn in &turns[keep_from..] {
+        push_turn(&mut out, turn);
+    }
+    out
+}
+
+/// How an action is written as the model's answer: `Action: X` where the
+/// environment lists its actions, the action itself (e.g. a program) where not.
+pub fn answer_text(action: &str, action_line: bool) -> String {
+    if action_line {
+        format!("Action: {action}")
+    } else {
+        action.to_string()
+    }
+}
+
+fn fill(template: &str, info: &EnvInfo, format: &str) -> String {
+    template
+        .replace("{name}", &info.name)
+        .replace("{action_hint}", &info.action_hint)
+        .replace("{answer_format}", format)
+}
+
+/// The action in a model's `answer`. With a list of valid actions: the
+/// last `Action:` line, else the last valid action named in the answer,
+/// matched case-insensitively; otherwise (free-form environments such as
+/// code) the answer itself, reasoning blocks removed.
+pub fn parse_action(answer: &str, admissible: Option<&[String]>) -> String {
+    let answer = strip_think(answer);
+    let Some(valid) = admissible else {
+        return answer.trim().to_string();
+    };
+    let canonical = |s: &str| {
+        let s = s.trim().trim_matches(|c: char| "`*\"'.".contains(c)).trim();
+        valid.iter().find(|v| v.eq_ignore_ascii_case(s)).cloned()
+    };
+    let action_line = answer.lines().rev().find_map(|line| {
+        let line = line.trim().trim_start_matches(['*', '#', '-', ' ']);
+        let lower = line.to_ascii_lowercase();
+        lower
+            .strip_prefix("action:")
+            .map(|_| line[7..].trim().to_string())
+    });
+    if let Some(found) = action_line.as_deref().and_then(canonical) {
+        return found;
+    }
+    // The last valid action mentioned as a word.
+    let lower = answer.to_ascii_lowercase();
+    let mut best: Option<(usize, &String)> = None;
+    for v in valid {
+        let needle = v.to_ascii_lowercase();
+        for (at, _) in lower.match_indices(&needle) {
+            let before = lower[..at].chars().next_back();
+            let after = lower[at + needle.len()..].chars().next();
+            let bounded = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+            if bounded(before) && bounded(after) && best.is_none_or(|(b, _)| at >= b) {
+                best = Some((at, v));
+            }
+        }
+    }
+    if let Some((_, v)) = best {
+        return v.clone();
+    }
+    // Nothing valid: hand the environment what was said, for it to reject.
+    let said =
+        action_line.unwrap_or_else(|| answer.trim().lines().last().unwrap_or("").to_string());
+    leafe_judge::clip(said.trim(), 200)
+}
+
+fn strip_think(answer: &str) -> String {
+    let mut out = answer.to_string();
+    while let Some(start) = out.find("<think>") {
+        match out[start..].find("</think>") {
+            Some(end) => out.replace_range(start..start + end + "</think>".len(), ""),
+            None => {
+                out.truncate(start);
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moves() -> Vec<String> {
+        ["up", "down", "left", "right"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn parses_actions_from_free_text() {
+        let m = moves();
+        let p = |a: &str| parse_action(a, Some(&m));
+        assert_eq!(p("Action: up"), "up");
+        assert_eq!(p("I think left is bad.\n**Action:** `Right`"), "right");
+        assert_eq!(p("<think>maybe down</think>I go up."), "up");
+        assert_eq!(p("first left, then finally down"), "down");
+        assert_eq!(p("upward!"), "upward!");
+        assert_eq!(p("Action: jump"), "jump");
+        assert_eq!(p(""), "");
+        assert_eq!(
+            parse_action(" ```python\nprint(1)\n```\n", None),
+            "```python\nprint(1)\n```"
+        );
+    }
+}

@@ -1,0 +1,233 @@
+//! The flag groups several commands share, and every check of flag values:
+//! engine limits, task selection, the model policy's settings.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use leafe_host::llm::{ChatClient, ChatConfig};
+use leafe_host::{EngineOptions, Limits, PolicySpec, ReflectorSpec, RunLimits, Task};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args)]
+#[command(next_help_heading = "Limits (per call into an environment; per program for exec)")]
+pub struct EngineArgs {
+    /// Do not use or fill the compiled-component cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Wasm fuel (about one unit per instruction) [default: 20000000000 per
+    /// environment call, 10000000000 per exec program].
+    #[arg(long, global = true)]
+    fuel: Option<u64>,
+    /// Wall-clock limit in milliseconds [default: 20000 per environment
+    /// call, 10000 per exec program].
+    #[arg(long, global = true)]
+    wall_ms: Option<u64>,
+    /// Memory limit per instance, in MiB [default: 256].
+    #[arg(long, global = true)]
+    memory_mb: Option<usize>,
+}
+
+impl EngineArgs {
+    /// The engine's options. `--fuel` and `--wall-ms` also cap what an
+    /// environment may ask for in a nested sandbox run.
+    pub fn options(&self) -> Result<EngineOptions> {
+        if self.fuel == Some(0) || self.wall_ms == Some(0) || self.memory_mb == Some(0) {
+            bail!("--fuel, --wall-ms and --memory-mb must be positive");
+        }
+        let defaults = Limits::default();
+        let memory_bytes = match self.memory_mb {
+            Some(mb) => mb
+                .checked_mul(1 << 20)
+                .context("--memory-mb is too large")?,
+            None => defaults.memory_bytes,
+        };
+        Ok(EngineOptions {
+            limits: Limits {
+                fuel_per_call: self.fuel.unwrap_or(defaults.fuel_per_call),
+                wall_ms_per_call: self.wall_ms.unwrap_or(defaults.wall_ms_per_call),
+                memory_bytes,
+                ..defaults
+            },
+            cache: if self.no_cache {
+                None
+            } else {
+                leafe_host::default_cache_dir()
+            },
+            nested_fuel: self.fuel,
+            nested_wall_ms: self.wall_ms,
+            ..EngineOptions::default()
+        })
+    }
+
+    /// The limits of one `exec` program.
+    pub fn run_limits(&self, options: &EngineOptions, output_kb: usize) -> Result<RunLimits> {
+        let defaults = RunLimits::default();
+        Ok(RunLimits {
+            fuel: self.fuel.unwrap_or(defaults.fuel),
+            wall_ms: self.wall_ms.unwrap_or(defaults.wall_ms),
+            memory_bytes: options.limits.memory_bytes,
+            output_bytes: output_kb
+                .checked_mul(1024)
+                .filter(|b| *b > 0)
+                .context("--output-kb must be positive and reasonable")?,
+        })
+    }
+}
+
+/// The task flags of `run`, `eval` and `play`.
+#[derive(Args, Clone)]
+pub struct TaskArgs {
+    /// The split to draw tasks from.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Episode seed handed to the environment.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Environment option KEY=VALUE (repeatable), e.g. --opt size=8x8 --opt boxes=3.
+    #[arg(long = "opt", value_name = "KEY=VALUE", value_parser = parse_option)]
+    pub options: Vec<(String, String)>,
+}
+
+impl TaskArgs {
+    /// Task `index` of the split.
+    pub fn task(&self, index: u32) -> Task {
+        Task::new(&self.split, index, self.seed, &self.options)
+    }
+}
+
+fn parse_option(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("expected KEY=VALUE, got '{s}'")),
+    }
+}
+
+/// All the cores, the default of every `--jobs`.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// `--jobs` checked, and one job for the human policy: one person types one
+/// task's actions at a time.
+pub fn jobs_for(policy: &PolicySpec, jobs: usize) -> Result<usize> {
+    if jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    Ok(if matches!(policy, PolicySpec::Human) {
+        1
+    } else {
+        jobs
+    })
+}
+
+/// The model policy's and the model reflector's settings.
+#[derive(Args)]
+#[command(next_help_heading = "Model (--policy openai, --reflector llm)")]
+pub struct LlmArgs {
+    /// The OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1 (vLLM,
+    /// SGLang, `leafe-trainer serve`).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// The model name to ask for.
+    #[arg(long)]
+    model: Option<String>,
+    /// The environment variable that holds the API key (none needed locally).
+    #[arg(long, value_name = "VAR", default_value = "OPENAI_API_KEY")]
+    api_key_env: String,
+    #[arg(long, default_value_t = 0.7)]
+    temperature: f64,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    /// Tokens per answer.
+    #[arg(long, default_value_t = 512)]
+    max_tokens: u32,
+    /// Seconds per request before it is retried.
+    #[arg(long, default_value_t = 120)]
+    request_timeout: u64,
+    /// Retries of a failed request (connection errors, HTTP 429 and 5xx),
+    /// with exponential backoff from 1 s (or the server's Retry-After).
+    #[arg(long, default_value_t = 4)]
+    retries: u32,
+    /// Requests in flight at once [default: --jobs].
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// A system prompt template file; `{name}`, `{action_hint}` and
+    /// `{answer_format}` are filled in.
+    #[arg(long, value_name = "FILE")]
+    pub system_prompt: Option<PathBuf>,
+    /// The history's budget in characters (about 4 per token); older turns
+    /// are left out.
+    #[arg(long, default_value_t = 24_000)]
+    pub history_chars: usize,
+}
+
+impl LlmArgs {
+    /// The reflector `name`: the rule-based one, or the model (sharing the
+    /// policy's client when the policy is the same model).
+    pub fn reflector(&self, name: &str, policy: &PolicySpec, jobs: usize) -> Result<ReflectorSpec> {
+        match name {
+            "rule" => Ok(ReflectorSpec::Rule),
+            "llm" => match policy {
+                PolicySpec::OpenAi { client, .. } => Ok(ReflectorSpec::Llm(client.clone())),
+                _ => Ok(ReflectorSpec::Llm(Arc::new(self.client(jobs)?))),
+            },
+            other => bail!("unknown reflector '{other}' (available: rule, llm)"),
+        }
+    }
+
+    fn client(&self, jobs: usize) -> Result<ChatClient> {
+        let (Some(base_url), Some(model)) = (&self.base_url, &self.model) else {
+            bail!("--policy openai and --reflector llm need --base-url and --model");
+        };
+        let config = ChatConfig {
+            base_url: base_url.clone(),
+            model: model.clone(),
+            api_key: std::env::var(&self.api_key_env)
+                .ok()
+                .filter(|k| !k.is_empty()),
+            temperature: self.temperature,
+            top_p: self.top_p,
+            max_tokens: self.max_tokens,
+            timeout: std::time::Duration::from_secs(self.request_timeout),
+            retries: self.retries,
+            backoff: std::time::Duration::from_secs(1),
+            concurrency: self.concurrency.unwrap_or(jobs).max(1),
+        };
+        config.validate().map_err(anyhow::Error::msg)?;
+        Ok(ChatClient::new(config))
+    }
+
+    /// The prompt settings (`--system-prompt`, `--history-chars`).
+    pub fn prompt(&self) -> Result<leafe_host::agent::prompt::PromptConfig> {
+        prompt_config(self.system_prompt.as_deref(), self.history_chars)
+    }
+
+    /// The policy `name` (`noise` for the oracle).
+    pub fn policy(&self, name: &str, noise: f64, jobs: usize) -> Result<PolicySpec> {
+        if name != "openai" {
+            return PolicySpec::parse(name, noise);
+        }
+        let prompt = self.prompt()?;
+        Ok(PolicySpec::OpenAi {
+            client: Arc::new(self.client(jobs)?),
+            prompt: Arc::new(prompt),
+        })
+    }
+}
+
+/// Prompt settings from a template file and a history budget.
+pub fn prompt_config(
+    template: Option<&std::path::Path>,
+    history_chars: usize,
+) -> Result<leafe_host::agent::prompt::PromptConfig> {
+    let prompt = leafe_host::agent::prompt::PromptConfig {
+        history_chars,
+        ..Default::default()
+    };
+    match template {
+        Some(path) => prompt.with_template_file(path),
+        None => Ok(prompt),
+    }
+}

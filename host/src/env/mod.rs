@@ -1,0 +1,15 @@
+//! Environment components: the WIT contract's types, loading and checking a
+//! component, the runtime that links it (WASI + the sandbox import), and a
+//! session: one live instance with snapshot and restore.
+
+pub mod component;
+pub mod contract;
+pub mod load;
+pub mod runtime;
+pub mod sandbox_import;
+pub mod session;
+
+/// Bindings generated from `wit/leafe-env.wit`.
+pub mod bindings {
+    wasmtime::component::bindgen!({ world: "env", path: "../wit" });
+}

@@ -1,0 +1,63 @@
+//! A finished run opened for reading: its checked tree and the component
+//! it ran (checked to be the same one). Serves `replay` and `export`.
+
+use crate::env::component::EnvComponent;
+use crate::env::contract::Task;
+use crate::env::load::load;
+use crate::env::runtime::Runtime;
+use crate::tree::log;
+use crate::tree::rundir::TREE;
+use crate::tree::{Header, Node};
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A finished run: its header, its component (checked to be the one the
+/// run used) and its nodes by task.
+pub struct OpenRun {
+    pub header: Header,
+    pub env: Arc<EnvComponent>,
+    pub by_task: BTreeMap<u32, Vec<Node>>,
+}
+
+/// Open the finished run in `dir`; `env_override` replaces the recorded
+/// `--env` (e.g. the same component at another path), whose hash must match.
+pub fn open_run(runtime: &Arc<Runtime>, dir: &Path, env_override: Option<&str>) -> Result<OpenRun> {
+    let path = dir.join(TREE);
+    let log = log::read(&path)?;
+    if log.torn_tail {
+        bail!(
+            "{} ends with a torn line (an interrupted run): finish it with `leafe-host run --resume`",
+            path.display()
+        );
+    }
+    if let Some(task) = log.unfinished_task() {
+        bail!(
+            "{}: task {task} has no task-end (an interrupted run): finish it with \
+             `leafe-host run --resume`",
+            path.display()
+        );
+    }
+    let header = log.header().context("the log has no header")?.clone();
+    let env = load(runtime, env_override.unwrap_or(&header.env))?;
+    if env.sha256 != header.component_sha256 {
+        bail!(
+            "component {} has sha256 {}, but the run used {}: replay needs the same component",
+            env.source.spec(),
+            env.sha256,
+            header.component_sha256
+        );
+    }
+    let by_task = log.nodes_by_task();
+    Ok(OpenRun {
+        header,
+        env,
+        by_task,
+    })
+}
+
+/// Task `index` as the run with `header` ran it.
+pub fn task_of(header: &Header, index: u32) -> Task {
+    Task::new(&header.split, index, header.seed, &header.options)
+}

@@ -1,0 +1,257 @@
+//! What was written is read back robustly, and what a component does cannot
+//! break the host: malformed trees are clear errors naming the line, a
+//! non-finite reward is the environment's error on that step, and a nested
+//! sandbox run never gets more than the host's own limits.
+
+use crate::common::{leafe_command, runtime};
+use leafe_builtins::test_components::BROKEN_PATH;
+use leafe_host::tree::log;
+use leafe_host::{
+    EngineOptions, EnvComponent, EnvError, Runtime, Session, SessionError, Source, Task,
+};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A finished two-task run of the guess environment; its tree's lines.
+fn guess_run(dir: &Path) -> (PathBuf, Vec<Value>) {
+    let out = dir.join("run");
+    let status = leafe_command()
+        .args(["run", "--env", "guess", "--tasks", "2", "--noise", "0.6"])
+        .args(["--jobs", "1", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let text = std::fs::read_to_string(out.join("tree.jsonl")).unwrap();
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (out, lines)
+}
+
+fn write_tree(out: &Path, lines: &[Value]) {
+    let mut text = String::new();
+    for l in lines {
+        text.push_str(&serde_json::to_string(l).unwrap());
+        text.push('\n');
+    }
+    std::fs::write(out.join("tree.jsonl"), text).unwrap();
+}
+
+/// The line number (1-based) of the `n`th node record.
+fn node_line(lines: &[Value], n: usize) -> usize {
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l["type"] == "node")
+        .nth(n)
+        .unwrap()
+        .0
+        + 1
+}
+
+fn leafe_fails(args: &[&str], needle: &str) {
+    let out = leafe_command().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: expected {needle:?} in {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn malformed_trees_are_errors_naming_the_line_for_every_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, good) = guess_run(dir.path());
+    let second = node_line(&good, 2);
+    type Mutation = Box<dyn Fn(&mut Vec<Value>)>;
+    let mutations: Vec<(&str, Mutation, String)> = vec![
+        (
+            "parent out of range",
+            Box::new(move |l| l[second - 1]["parent"] = 999.into()),
+            format!("line {second}"),
+        ),
+        (
+            "parent is itself",
+            Box::new(move |l| l[second - 1]["parent"] = 2.into()),
+            format!("line {second}"),
+        ),
+        (
+            "duplicate id",
+            Box::new(move |l| l[second - 1]["id"] = 1.into()),
+            format!("line {second}"),
+        ),
+        (
+            "a second root",
+            Box::new(move |l| l[second - 1]["parent"] = Value::Null),
+            format!("line {second}"),
+        ),
+        (
+            "another format",
+            Box::new(|l| l[0]["format"] = 99.into()),
+            "line 1".to_string(),
+        ),
+        (
+            "a task twice",
+            Box::new(|l| {
+                let first_task: Vec<Value> = l
+                    .iter()
+                    .skip(1)
+                    .take_while(|r| r["type"] != "task-end")
+                    .cloned()
+                    .chain(l.iter().find(|r| r["type"] == "task-end").cloned())
+                    .collect();
+                l.extend(first_task);
+            }),
+            "appears a second time".to_string(),
+        ),
+    ];
+    for (what, mutate, needle) in &mutations {
+        let mut lines = good.clone();
+        mutate(&mut lines);
+        write_tree(&out, &lines);
+        let err = log::read(&out.join("tree.jsonl")).err();
+        let err = format!(
+            "{:#}",
+            err.unwrap_or_else(|| panic!("{what}: read accepted it"))
+        );
+        assert!(err.contains(needle.as_str()), "{what}: {err}");
+        for args in [
+            vec!["replay", out.to_str().unwrap()],
+            vec!["export", out.to_str().unwrap()],
+            vec!["report", out.to_str().unwrap()],
+        ] {
+            // `report` reads the summary, not the tree: only the tree readers fail.
+            if args[0] != "report" {
+                leafe_fails(&args, needle);
+            }
+        }
+        leafe_fails(
+            &[
+                "run",
+                "--env",
+                "guess",
+                "--tasks",
+                "2",
+                "--noise",
+                "0.6",
+                "--jobs",
+                "1",
+                "--out",
+                out.to_str().unwrap(),
+                "--resume",
+            ],
+            needle,
+        );
+    }
+    // A task without its end: resumable, but not replayed or exported as if whole.
+    let mut lines = good.clone();
+    let last_end = lines.iter().rposition(|r| r["type"] == "task-end").unwrap();
+    lines.remove(last_end);
+    write_tree(&out, &lines);
+    leafe_fails(&["replay", out.to_str().unwrap()], "has no task-end");
+    leafe_fails(&["export", out.to_str().unwrap()], "has no task-end");
+}
+
+#[test]
+fn a_non_finite_reward_is_the_environments_error_on_that_step() {
+    let env = EnvComponent::load(&runtime(), Source::File(BROKEN_PATH.into())).unwrap();
+    let task = Task::new("test", 0, 0, &[]);
+    for action in ["nan", "inf"] {
+        let mut session = Session::new(&env, 0).unwrap();
+        session.reset(&task).unwrap();
+        match session.step(action) {
+            Err(SessionError::Env(EnvError::Internal(m))) => {
+                assert!(m.contains("non-finite reward"), "{m}")
+            }
+            other => panic!("{action}: {other:?}"),
+        }
+    }
+    // Through the CLI: the task records the error, and the tree stays readable.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let run = leafe_command()
+        .args([
+            "run",
+            "--env",
+            BROKEN_PATH,
+            "--policy",
+            "human",
+            "--tasks",
+            "1",
+        ])
+        .args(["--budget", "1", "--out", out.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"nan\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{run:?}");
+    assert!(stdout.contains("non-finite reward"), "{stdout}");
+    log::read(&out.join("tree.jsonl")).unwrap();
+    let replay = leafe_command()
+        .args(["replay", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(replay.status.success(), "{replay:?}");
+}
+
+fn broken_with(options: EngineOptions) -> (std::sync::Arc<Runtime>, Session) {
+    let rt = Runtime::new(EngineOptions {
+        cache: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("leafe-cache")),
+        ..options
+    })
+    .unwrap();
+    let env = EnvComponent::load(&rt, Source::File(BROKEN_PATH.into())).unwrap();
+    let mut session = Session::new(&env, 0).unwrap();
+    session.reset(&Task::new("test", 0, 0, &[])).unwrap();
+    (rt, session)
+}
+
+#[test]
+fn nested_sandbox_runs_get_no_more_than_the_hosts_limits() {
+    // The component asks for u32::MAX ms (49 days) and u64::MAX fuel.
+    let (_rt, mut session) = broken_with(EngineOptions {
+        nested_wall_ms: Some(300),
+        ..Default::default()
+    });
+    let start = Instant::now();
+    let out = session.step("python-loop").unwrap();
+    assert_eq!(out.observation, "{\"time-limit\": 1}");
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // A thousand such runs in one call share one budget (10 x 300 ms).
+    let start = Instant::now();
+    let out = session.step("python-loops").unwrap();
+    assert_eq!(out.observation, "{\"time-limit\": 1000}");
+    assert!(
+        start.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // --fuel caps the fuel the same way: the loop ends on fuel, not time.
+    let (_rt, mut session) = broken_with(EngineOptions {
+        nested_fuel: Some(50_000_000),
+        ..Default::default()
+    });
+    let start = Instant::now();
+    assert_eq!(
+        session.step("python-loop").unwrap().observation,
+        "{\"time-limit\": 1}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(60));
+}
