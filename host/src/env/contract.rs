@@ -69,6 +69,28 @@ pub struct StepResult {
 }
 
 impl StepResult {
+    /// A step's outcome with `info` as the contract sends it: JSON text,
+    /// parsed (a non-object becomes `{}`).
+    pub fn new(
+        observation: String,
+        reward: f64,
+        terminated: bool,
+        truncated: bool,
+        info: &str,
+    ) -> StepResult {
+        let info = match serde_json::from_str::<serde_json::Value>(info) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        StepResult {
+            observation,
+            reward,
+            terminated,
+            truncated,
+            info,
+        }
+    }
+
     /// `info.success`.
     pub fn success(&self) -> bool {
         self.info

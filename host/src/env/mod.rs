@@ -6,7 +6,7 @@ pub mod component;
 pub mod contract;
 pub mod load;
 pub mod runtime;
-pub mod sandbox_import;
+pub(crate) mod sandbox_import;
 pub mod session;
 
 /// Bindings generated from `wit/leafe-env.wit`.

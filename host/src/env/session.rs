@@ -240,17 +240,13 @@ impl Session {
                 r.reward
             ))));
         }
-        let info = match serde_json::from_str::<serde_json::Value>(&r.info) {
-            Ok(serde_json::Value::Object(map)) => map,
-            _ => serde_json::Map::new(),
-        };
-        Ok(StepResult {
-            observation: r.observation,
-            reward: r.reward,
-            terminated: r.terminated,
-            truncated: r.truncated,
-            info,
-        })
+        Ok(StepResult::new(
+            r.observation,
+            r.reward,
+            r.terminated,
+            r.truncated,
+            &r.info,
+        ))
     }
 
     pub fn admissible_actions(&mut self) -> Result<Option<Vec<String>>, SessionError> {

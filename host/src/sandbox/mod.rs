@@ -7,7 +7,7 @@
 //! itself. Every run ends with a [`Verdict`]: traps, limits and a broken
 //! interpreter are all verdicts, never a host error.
 
-pub mod lazy;
+pub(crate) mod lazy;
 pub mod tests_file;
 
 use crate::util::hash::sha256_hex;

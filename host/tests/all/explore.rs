@@ -84,17 +84,13 @@ impl<E: Environment> EnvInstance for Native<E> {
     }
     fn step(&mut self, action: &str) -> Result<StepResult, SessionError> {
         let r = self.0.step(action).map_err(env_error)?;
-        let info = match r.info_json() {
-            serde_json::Value::Object(map) => map,
-            _ => serde_json::Map::new(),
-        };
-        Ok(StepResult {
-            observation: r.observation,
-            reward: r.reward,
-            terminated: r.terminated,
-            truncated: r.truncated,
-            info,
-        })
+        Ok(StepResult::new(
+            r.observation,
+            r.reward,
+            r.terminated,
+            r.truncated,
+            &r.info,
+        ))
     }
     fn admissible_actions(&mut self) -> Result<Option<Vec<String>>, SessionError> {
         Ok(self.0.admissible_actions())
