@@ -18,7 +18,8 @@ pub mod dataset;
 
 use dataset::{Benchmark, Problem, Tests};
 use leafe_guest::sandbox::{self, Limits, RunResult, Verdict};
-use leafe_guest::{EnvError, EnvInfo, Environment, Step, Task, Value, json};
+use leafe_guest::{EnvError, EnvInfo, Environment, Rng, Step, Task, Value, json};
+use leafe_judge::check::{AssertJudge, Compare, Ran};
 use serde::{Deserialize, Serialize};
 
 /// Fuel per MBPP test: about 10-15 s of Python in the sandbox, which is what
@@ -44,6 +45,13 @@ pub struct Code {
     /// Per-test limits from the task options (`None`: the defaults).
     test_fuel: Option<u64>,
     test_wall_ms: Option<u32>,
+    /// `compare=python`: the assert lines as they are (gameable, for
+    /// reference studies); otherwise plain values compared outside the program.
+    compare_python: bool,
+    /// `feedback=all`: details of failing hidden tests too.
+    feedback_all: bool,
+    /// Seeds the per-run tokens of the judge's reports.
+    token_seed: u64,
     attempts: u32,
     best_reward: f64,
     solved: bool,
@@ -60,8 +68,9 @@ fn action_hint(benchmark: Benchmark) -> &'static str {
         Benchmark::Mbpp => {
             "Answer with a complete Python 3 program in a ```python block that defines the \
              function the problem asks for, with the name and arguments the example test uses. \
-             It is run against hidden assert tests; you get the failing asserts and tracebacks \
-             back and may submit a corrected program."
+             It is run against the example test and hidden assert tests; you get the example's \
+             result (expected value, your value, the traceback) and how many hidden tests \
+             failed back, and may submit a corrected program."
         }
         Benchmark::CodeContests => {
             "Answer with a complete Python 3 program in a ```python block that reads the input \
@@ -72,18 +81,18 @@ fn action_hint(benchmark: Benchmark) -> &'static str {
 }
 
 impl Environment for Code {
-    const OPTIONS: &'static [&'static str] = &["test-fuel", "test-wall-ms"];
+    const OPTIONS: &'static [&'static str] = &["test-fuel", "test-wall-ms", "compare", "feedback"];
 
     fn info() -> EnvInfo {
         let data = match dataset::dataset() {
             Ok(data) => data,
-            Err(e) => return EnvInfo::new("code", "0.1.0", &format!("unusable: {e}")),
+            Err(e) => return EnvInfo::new("code", "0.2.0", &format!("unusable: {e}")),
         };
         let name = match data.benchmark {
             Benchmark::Mbpp => "mbpp",
             Benchmark::CodeContests => "codecontests",
         };
-        let mut info = EnvInfo::new(name, "0.1.0", action_hint(data.benchmark)).max_steps(4);
+        let mut info = EnvInfo::new(name, "0.2.0", action_hint(data.benchmark)).max_steps(4);
         for (split, n) in data.splits() {
             info = info.split(split, n);
         }
@@ -108,11 +117,25 @@ impl Environment for Code {
             }
             None => None,
         };
+        let compare = Compare::parse(task.option("compare").unwrap_or("plain"))
+            .map_err(|e| EnvError::BadTask(format!("option {e}")))?;
+        let feedback_all = match task.option("feedback").unwrap_or("public") {
+            "public" => false,
+            "all" => true,
+            other => {
+                return Err(EnvError::BadTask(format!(
+                    "option feedback must be public or all, got '{other}'"
+                )));
+            }
+        };
         let code = Code {
             split: task.split.clone(),
             index: task.index,
             test_fuel,
             test_wall_ms,
+            compare_python: compare == Compare::Python,
+            feedback_all,
+            token_seed: Rng::for_task(task).next_u64(),
             attempts: 0,
             best_reward: 0.0,
             solved: false,
@@ -139,7 +162,7 @@ impl Environment for Code {
         let mut limits = limits_for(&problem);
         limits.fuel = self.test_fuel.unwrap_or(limits.fuel);
         limits.wall_ms = self.test_wall_ms.unwrap_or(limits.wall_ms);
-        let report = judge(&problem, &program, &limits);
+        let report = judge(&problem, &program, &limits, self);
         let reward = report.hidden_passed as f64 / report.hidden_total.max(1) as f64;
         let success = report.hidden_total > 0 && report.hidden_passed == report.hidden_total;
         self.best_reward = self.best_reward.max(reward);
@@ -222,41 +245,95 @@ fn verdict_word(run: &RunResult) -> &'static str {
     }
 }
 
-fn judge(problem: &Problem, program: &str, limits: &Limits) -> Report {
+fn judge(problem: &Problem, program: &str, limits: &Limits, code: &Code) -> Report {
     match &problem.tests {
-        Tests::Asserts { setup, asserts } => judge_asserts(program, setup, asserts, limits),
-        Tests::Io { public, hidden } => judge_io(program, public, hidden, limits),
+        Tests::Asserts { setup, asserts } => judge_asserts(program, setup, asserts, limits, code),
+        Tests::Io { public, hidden } => {
+            judge_io(program, public, hidden, limits, code.feedback_all)
+        }
     }
 }
 
-fn judge_asserts(program: &str, setup: &str, asserts: &[String], limits: &Limits) -> Report {
+/// The judge's token for test `test` of the current attempt: deterministic
+/// (observations must be), and never shown to the program.
+fn token(code: &Code, test: usize) -> String {
+    let mut rng = Rng::new(code.token_seed ^ (u64::from(code.attempts) << 32) ^ test as u64);
+    format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64())
+}
+
+/// MBPP: the first assert is public (the prompt shows it); the others are
+/// hidden, and their feedback says only how many failed unless
+/// `feedback=all`.
+fn judge_asserts(
+    program: &str,
+    setup: &str,
+    asserts: &[String],
+    limits: &Limits,
+    code: &Code,
+) -> Report {
+    let compare = if code.compare_python {
+        Compare::Python
+    } else {
+        Compare::Plain
+    };
+    let tokens = (0..asserts.len()).map(|i| token(code, i)).collect();
+    let judge = AssertJudge::new(program, setup, asserts, compare, tokens);
+    let runs: Vec<RunResult> = judge
+        .programs()
+        .iter()
+        .map(|p| sandbox::run_python(p, "", limits))
+        .collect();
+    let ran: Vec<Ran> = runs
+        .iter()
+        .map(|r| Ran {
+            finished: r.verdict == Verdict::Ok,
+            exit_code: r.exit_code,
+            stdout: &r.stdout,
+        })
+        .collect();
+    let compared = judge
+        .comparison(&ran)
+        .map(|trusted| sandbox::run_python(&trusted, "", limits));
+    let outcomes = judge.outcomes(&ran, compared.as_ref().map(|c| c.stdout.as_str()));
+    let mut fuel = runs.iter().map(|r| r.fuel_used).sum::<u64>();
+    fuel += compared.as_ref().map_or(0, |c| c.fuel_used);
+
     let mut lines = Vec::new();
     let mut verdicts = Vec::new();
-    let (mut passed, mut fuel, mut detailed) = (0, 0, 0);
-    for (i, test) in asserts.iter().enumerate() {
-        let run = sandbox::run_python(
-            &leafe_judge::assert_program(program, setup, test),
-            "",
-            limits,
-        );
-        fuel += run.fuel_used;
-        let ok = run.verdict == Verdict::Ok && run.exit_code == 0;
-        if ok {
+    let (mut passed, mut detailed, mut hidden_failed) = (0, 0, 0);
+    for (i, (run, outcome)) in runs.iter().zip(&outcomes).enumerate() {
+        if outcome.passed {
             passed += 1;
             verdicts.push("pass".to_string());
-            lines.push(format!("test {}: passed", i + 1));
+            if i == 0 || code.feedback_all {
+                lines.push(format!("test {}: passed", i + 1));
+            }
             continue;
         }
-        verdicts.push(verdict_word(&run).to_string());
-        lines.push(format!("test {}: {}", i + 1, describe_failure(&run)));
+        verdicts.push(verdict_word(run).to_string());
+        if i > 0 && !code.feedback_all {
+            hidden_failed += 1;
+            continue;
+        }
+        let why = match run.verdict {
+            Verdict::Ok => format!("failed: {}", outcome.why.as_deref().unwrap_or("")),
+            _ => describe_failure(run),
+        };
+        lines.push(format!("test {}: {why}", i + 1));
         if detailed < DETAILED_FAILURES {
             detailed += 1;
-            lines.push(format!("  {}", leafe_judge::clip(test, 300)));
+            lines.push(format!("  {}", leafe_judge::clip(&asserts[i], 300)));
             let tail = leafe_judge::traceback_tail(&run.stderr, 4);
             if !tail.is_empty() {
                 lines.push(indent(&tail));
             }
         }
+    }
+    if asserts.len() > 1 && !code.feedback_all {
+        lines.push(format!(
+            "hidden tests: {hidden_failed} of {} failed",
+            asserts.len() - 1
+        ));
     }
     let header = format!("{passed}/{} tests passed.", asserts.len());
     Report {
@@ -310,6 +387,7 @@ fn judge_io(
     public: &[(String, String)],
     hidden: &[(String, String)],
     limits: &Limits,
+    feedback_all: bool,
 ) -> Report {
     let mut lines = Vec::new();
     let mut fuel = 0;
@@ -324,41 +402,29 @@ fn judge_io(
         }
         lines.push(format!("example {}: {}", i + 1, describe_io_failure(&run)));
         if i < DETAILED_FAILURES {
-            lines.push(format!(
-                "  input:\n{}",
-                indent(&leafe_judge::clip(input, 400))
-            ));
-            lines.push(format!(
-                "  expected:\n{}",
-                indent(&leafe_judge::clip(expected, 400))
-            ));
-            match leafe_judge::first_difference(expected, &run.stdout) {
-                Some((line, _, got)) if run.verdict == Verdict::Ok && run.exit_code == 0 => {
-                    lines.push(format!(
-                        "  got:\n{}\n  (first difference on line {line}: {:?})",
-                        indent(&leafe_judge::clip(&run.stdout, 400)),
-                        leafe_judge::clip(&got, 100)
-                    ));
-                }
-                _ => {
-                    let tail = leafe_judge::traceback_tail(&run.stderr, 4);
-                    if !tail.is_empty() {
-                        lines.push(indent(&tail));
-                    }
-                }
-            }
+            lines.extend(io_details(input, expected, &run));
         }
     }
     let mut verdicts = Vec::new();
     let mut hidden_passed = 0;
-    for (input, expected) in hidden {
+    let mut hidden_detailed = 0;
+    for (i, (input, expected)) in hidden.iter().enumerate() {
         let (ok, run) = run_io(program, input, expected, limits);
         fuel += run.fuel_used;
         if ok {
             hidden_passed += 1;
             verdicts.push("pass".to_string());
-        } else {
-            verdicts.push(verdict_word(&run).to_string());
+            continue;
+        }
+        verdicts.push(verdict_word(&run).to_string());
+        if feedback_all && hidden_detailed < DETAILED_FAILURES {
+            hidden_detailed += 1;
+            lines.push(format!(
+                "hidden test {}: {}",
+                i + 1,
+                describe_io_failure(&run)
+            ));
+            lines.extend(io_details(input, expected, &run));
         }
     }
     let header = format!(
@@ -373,6 +439,30 @@ fn judge_io(
         verdicts,
         fuel,
     }
+}
+
+/// The input, the expected output and what the program did instead.
+fn io_details(input: &str, expected: &str, run: &RunResult) -> Vec<String> {
+    let mut lines = vec![
+        format!("  input:\n{}", indent(&leafe_judge::clip(input, 400))),
+        format!("  expected:\n{}", indent(&leafe_judge::clip(expected, 400))),
+    ];
+    match leafe_judge::first_difference(expected, &run.stdout) {
+        Some((line, _, got)) if run.verdict == Verdict::Ok && run.exit_code == 0 => {
+            lines.push(format!(
+                "  got:\n{}\n  (first difference on line {line}: {:?})",
+                indent(&leafe_judge::clip(&run.stdout, 400)),
+                leafe_judge::clip(&got, 100)
+            ));
+        }
+        _ => {
+            let tail = leafe_judge::traceback_tail(&run.stderr, 4);
+            if !tail.is_empty() {
+                lines.push(indent(&tail));
+            }
+        }
+    }
+    lines
 }
 
 fn describe_io_failure(run: &RunResult) -> String {

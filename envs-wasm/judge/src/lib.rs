@@ -8,8 +8,11 @@
 //! - [`outputs_match`]: a stdin/stdout test's check, token by token with a
 //!   tolerance for floating-point numbers, as the CodeContests checkers do;
 //! - [`traceback_tail`]: the end of an error report, for feedback;
+//! - [`check`]: assert tests judged so that a pass proves the test ran
+//!   and held;
 //! - [`mbpp`]: MBPP's rows and splits.
 
+pub mod check;
 pub mod mbpp;
 
 /// Absolute or relative difference under which two numeric tokens are equal.

@@ -2,7 +2,9 @@
 //! stdin/stdout pairs (the library side of `leafe-host exec --tests`).
 
 use super::{PythonSandbox, RunLimits, RunResult, Verdict};
+use crate::util::rng::fresh_token;
 use anyhow::{Context, Result, bail};
+use leafe_judge::check::{AssertJudge, Compare, Ran};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -126,47 +128,62 @@ pub struct TestReport {
     pub tests: Vec<TestOutcome>,
 }
 
-/// Run `program` on every test of `tests`, `jobs` at a time.
+/// Run `program` on every test of `tests`, `jobs` at a time. Assert tests
+/// are judged so that a pass proves the test ran and held (see
+/// [`leafe_judge::check`]), unless `compare` is [`Compare::Python`].
 pub fn run_tests(
     sandbox: &PythonSandbox,
     program: &str,
     tests: &TestFile,
     limits: &RunLimits,
     jobs: usize,
+    compare: Compare,
 ) -> TestReport {
-    let programs: Vec<(String, String)> = match tests {
-        TestFile::Asserts { setup, asserts } => asserts
-            .iter()
-            .map(|a| {
-                (
-                    leafe_judge::assert_program(program, setup, a),
-                    String::new(),
-                )
-            })
-            .collect(),
-        TestFile::Io(tests) => tests
-            .iter()
-            .map(|t| (program.to_string(), t.input.clone()))
-            .collect(),
-    };
-    let runs = super::run_many(sandbox, &programs, limits, jobs);
-    let tests: Vec<TestOutcome> = runs
-        .iter()
-        .enumerate()
-        .map(|(i, run)| {
-            let (name, expected) = match tests {
-                TestFile::Asserts { asserts, .. } => (asserts[i].clone(), None),
-                TestFile::Io(tests) => (
-                    format!(
+    let tests: Vec<TestOutcome> = match tests {
+        TestFile::Asserts { setup, asserts } => {
+            let tokens = asserts.iter().map(|_| fresh_token()).collect();
+            let judge = AssertJudge::new(program, setup, asserts, compare, tokens);
+            let programs: Vec<(String, String)> = judge
+                .programs()
+                .into_iter()
+                .map(|p| (p, String::new()))
+                .collect();
+            let runs = super::run_many(sandbox, &programs, limits, jobs);
+            let ran: Vec<Ran> = runs.iter().map(ran).collect();
+            let compared = judge
+                .comparison(&ran)
+                .map(|trusted| sandbox.run(&trusted, "", limits));
+            let outcomes = judge.outcomes(&ran, compared.as_ref().map(|c| c.stdout.as_str()));
+            runs.iter()
+                .zip(outcomes)
+                .enumerate()
+                .map(|(i, (run, outcome))| {
+                    let name = asserts[i].clone();
+                    match run.verdict {
+                        Verdict::Ok => test_outcome(i + 1, name, run, outcome.passed, outcome.why),
+                        _ => judge_run(i + 1, name, run, None),
+                    }
+                })
+                .collect()
+        }
+        TestFile::Io(tests) => {
+            let programs: Vec<(String, String)> = tests
+                .iter()
+                .map(|t| (program.to_string(), t.input.clone()))
+                .collect();
+            let runs = super::run_many(sandbox, &programs, limits, jobs);
+            runs.iter()
+                .enumerate()
+                .map(|(i, run)| {
+                    let name = format!(
                         "input {:?}",
                         leafe_judge::clip(tests[i].input.trim_end(), 60)
-                    ),
-                    Some(tests[i].output.as_str()),
-                ),
-            };
-            judge_run(i + 1, name, run, expected)
-        })
-        .collect();
+                    );
+                    judge_run(i + 1, name, run, Some(tests[i].output.as_str()))
+                })
+                .collect()
+        }
+    };
     TestReport {
         passed: tests.iter().filter(|t| t.passed).count(),
         total: tests.len(),
@@ -174,6 +191,35 @@ pub fn run_tests(
     }
 }
 
+fn ran(run: &RunResult) -> Ran<'_> {
+    Ran {
+        finished: run.verdict == Verdict::Ok,
+        exit_code: run.exit_code,
+        stdout: &run.stdout,
+    }
+}
+
+fn test_outcome(
+    test: usize,
+    name: String,
+    run: &RunResult,
+    passed: bool,
+    why: Option<String>,
+) -> TestOutcome {
+    TestOutcome {
+        test,
+        name,
+        passed,
+        verdict: if passed { "pass" } else { "fail" }.to_string(),
+        detail: why.map(|w| leafe_judge::clip(&w, 300)),
+        exit_code: run.exit_code,
+        fuel_used: run.fuel_used,
+        wall_us: run.wall_us,
+    }
+}
+
+/// A stdin/stdout test (`expected`), or an assert test whose run did not
+/// finish: judged by the run's verdict, exit status and output.
 fn judge_run(test: usize, name: String, run: &RunResult, expected: Option<&str>) -> TestOutcome {
     let ended_cleanly = run.verdict == Verdict::Ok && run.exit_code == 0;
     let last_error_line = || {
@@ -181,7 +227,12 @@ fn judge_run(test: usize, name: String, run: &RunResult, expected: Option<&str>)
         (!line.is_empty()).then(|| leafe_judge::clip(line, 200))
     };
     let (passed, verdict, detail) = match (ended_cleanly, expected) {
-        (true, None) => (true, "pass".to_string(), None),
+        // An assert test is judged by its report, not by how it exited.
+        (true, None) => (
+            false,
+            "fail".to_string(),
+            Some("the program ended before the test completed".to_string()),
+        ),
         (true, Some(expected)) => match leafe_judge::first_difference(expected, &run.stdout) {
             None => (true, "pass".to_string(), None),
             Some((line, want, got)) => (

@@ -56,3 +56,13 @@ impl wasmtime_wasi::RngCore for SplitMix {
         Ok(())
     }
 }
+
+/// A fresh 128-bit token from the operating system's entropy, as hex: for
+/// what must not be predictable (the judge's per-run markers), never for
+/// anything a run's output depends on.
+pub fn fresh_token() -> String {
+    format!(
+        "{:032x}",
+        cap_rand::random::<u128>(cap_rand::ambient_authority())
+    )
+}

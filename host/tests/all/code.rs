@@ -75,7 +75,8 @@ fn mbpp_feedback_names_the_failing_asserts() {
     assert!(r.reward < 1.0);
     assert!(r.observation.contains("tests passed."), "{}", r.observation);
     assert!(
-        r.observation.contains("failed: AssertionError"),
+        r.observation
+            .contains("failed: expected \"heo\", got 'helo'"),
         "{}",
         r.observation
     );

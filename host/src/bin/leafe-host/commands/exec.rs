@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use leafe_host::sandbox::tests_file::{TestFile, TestReport, run_tests};
 use leafe_host::{RunResult, Runtime};
+use leafe_judge::check::Compare;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -32,6 +33,16 @@ pub struct ExecCmd {
     /// Tests run in parallel.
     #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
+    /// How assert tests are judged: `plain` (the value of `x` in `assert x ==
+    /// y` is reported as plain built-in values and compared outside the
+    /// program, so early exits and objects with a rigged `__eq__` fail) or
+    /// `python` (the assert line as it is; passes on exit status 0).
+    #[arg(long, value_name = "HOW", default_value = "plain", value_parser = parse_compare)]
+    compare: Compare,
+}
+
+fn parse_compare(text: &str) -> Result<Compare, String> {
+    Compare::parse(text)
 }
 
 impl ExecCmd {
@@ -57,7 +68,7 @@ impl ExecCmd {
         let sandbox = runtime.python()?;
         match tests {
             Some(tests) => {
-                let report = run_tests(&sandbox, &source, &tests, &limits, self.jobs);
+                let report = run_tests(&sandbox, &source, &tests, &limits, self.jobs, self.compare);
                 if self.json {
                     println!("{}", serde_json::to_string(&report)?);
                 } else {
