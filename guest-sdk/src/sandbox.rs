@@ -75,7 +75,7 @@ pub struct RunResult {
     /// Standard error (bounded by the limits).
     pub stderr: String,
     /// Fuel the run consumed.
-    pub fuel_used: u64,
+    pub fuel_used: Option<u64>,
     /// Wall time of the run, in microseconds (not deterministic: never put it
     /// in an observation).
     pub wall_us: u64,
@@ -127,7 +127,7 @@ mod imp {
             exit_code: -1,
             stdout: String::new(),
             stderr: "no Python sandbox outside the leafe host".into(),
-            fuel_used: 0,
+            fuel_used: Some(0),
             wall_us: 0,
         }
     }

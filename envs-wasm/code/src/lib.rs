@@ -221,7 +221,8 @@ struct Report {
     hidden_total: usize,
     /// The verdict of each hidden test: `pass`, `fail` or a sandbox verdict.
     verdicts: Vec<String>,
-    fuel: u64,
+    /// Fuel of all runs; `None` when a run's count was not exact.
+    fuel: Option<u64>,
 }
 
 fn limits_for(problem: &Problem) -> Limits {
@@ -295,8 +296,11 @@ fn judge_asserts(
         .comparison(&ran)
         .map(|trusted| sandbox::run_python(&trusted, "", limits));
     let outcomes = judge.outcomes(&ran, compared.as_ref().map(|c| c.stdout.as_str()));
-    let mut fuel = runs.iter().map(|r| r.fuel_used).sum::<u64>();
-    fuel += compared.as_ref().map_or(0, |c| c.fuel_used);
+    let fuel = runs
+        .iter()
+        .chain(&compared)
+        .map(|r| r.fuel_used)
+        .sum::<Option<u64>>();
 
     let mut lines = Vec::new();
     let mut verdicts = Vec::new();
@@ -390,11 +394,11 @@ fn judge_io(
     feedback_all: bool,
 ) -> Report {
     let mut lines = Vec::new();
-    let mut fuel = 0;
+    let mut fuel = Some(0u64);
     let mut public_passed = 0;
     for (i, (input, expected)) in public.iter().enumerate() {
         let (ok, run) = run_io(program, input, expected, limits);
-        fuel += run.fuel_used;
+        fuel = fuel.zip(run.fuel_used).map(|(a, b)| a + b);
         if ok {
             public_passed += 1;
             lines.push(format!("example {}: passed", i + 1));
@@ -410,7 +414,7 @@ fn judge_io(
     let mut hidden_detailed = 0;
     for (i, (input, expected)) in hidden.iter().enumerate() {
         let (ok, run) = run_io(program, input, expected, limits);
-        fuel += run.fuel_used;
+        fuel = fuel.zip(run.fuel_used).map(|(a, b)| a + b);
         if ok {
             hidden_passed += 1;
             verdicts.push("pass".to_string());

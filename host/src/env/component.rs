@@ -108,7 +108,7 @@ impl EnvComponent {
         let state = GuestState::build(seed, limits.output_bytes, limits.memory_bytes, &self.setup)?;
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
+        crate::wasm::guest::enforce_wall_clock(&mut store);
         Ok(store)
     }
 }

@@ -8,7 +8,7 @@ use crate::sandbox::{PythonSandbox, RunLimits};
 use crate::wasm::cache::CompileCache;
 use crate::wasm::engine::{EngineOptions, EpochTicker, new_engine};
 use crate::wasm::guest::{self, GuestState};
-use crate::wasm::limits::{Limits, deadline_ticks};
+use crate::wasm::limits::Limits;
 use anyhow::Result;
 use std::sync::Arc;
 use wasmtime::Engine;
@@ -46,7 +46,7 @@ impl Runtime {
         };
         let mut linker = Linker::new(&engine);
         guest::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
-        super::sandbox_import::add_to_linker(&mut linker, python.clone(), limits, nested_max)
+        super::sandbox_import::add_to_linker(&mut linker, python.clone(), nested_max)
             .map_err(anyhow::Error::from)?;
         let ticker = EpochTicker::start(&engine)?;
         Ok(Arc::new(Runtime {
@@ -58,11 +58,6 @@ impl Runtime {
             python,
             _ticker: ticker,
         }))
-    }
-
-    /// Epoch ticks that make up the per-call wall-clock limit.
-    pub fn deadline_ticks(&self) -> u64 {
-        deadline_ticks(self.limits.wall_ms_per_call)
     }
 
     /// The Python sandbox, compiled (or loaded from the cache) on first use.

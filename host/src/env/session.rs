@@ -13,6 +13,7 @@ use super::contract::{EnvError, EnvInfo, StepResult, Task};
 use super::runtime::Runtime;
 use crate::wasm::guest::{CallClock, GuestState};
 use std::sync::Arc;
+use std::time::Duration;
 use wasmtime::{Store, Trap};
 
 /// How a guest instance died.
@@ -91,8 +92,8 @@ impl Instance {
         store
             .set_fuel(limits.fuel_per_call)
             .map_err(|e| GuestFailure::Trap(e.to_string()))?;
-        store.set_epoch_deadline(runtime.deadline_ticks());
-        store.data_mut().call = CallClock::start();
+        store.data_mut().call = CallClock::start(Duration::from_millis(limits.wall_ms_per_call));
+        store.set_epoch_deadline(1);
         let result = f(&self.env, store);
         if let Some(stats) = stats {
             stats.calls += 1;

@@ -13,7 +13,6 @@ pub mod tests_file;
 use crate::util::hash::sha256_hex;
 use crate::wasm::cache::{self, CompileCache, Origin};
 use crate::wasm::guest::{self, GuestSetup, GuestState};
-use crate::wasm::limits::deadline_ticks;
 use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -128,7 +127,11 @@ pub struct RunResult {
     pub exit_code: i32,
     pub stdout: String,
     pub stderr: String,
-    pub fuel_used: u64,
+    /// Absent when a trap other than running out of fuel stopped the
+    /// program (a wall-clock stop, a memory or stack limit): the count the
+    /// engine keeps is not exact then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuel_used: Option<u64>,
     pub wall_us: u64,
 }
 
@@ -140,7 +143,7 @@ impl RunResult {
             exit_code: -1,
             stdout: String::new(),
             stderr: message,
-            fuel_used: 0,
+            fuel_used: Some(0),
             wall_us: started.elapsed().as_micros() as u64,
         }
     }
@@ -222,11 +225,11 @@ impl PythonSandbox {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
+        store.data_mut().call = guest::CallClock::start(Duration::from_millis(limits.wall_ms));
+        guest::enforce_wall_clock(&mut store);
         if let Err(e) = store.set_fuel(limits.fuel) {
             return RunResult::sandbox_error(format!("cannot set fuel: {e}"), started);
         }
-        store.set_epoch_deadline(deadline_ticks(limits.wall_ms));
         let runner = match self.pre.instantiate(&mut store) {
             Ok(runner) => runner,
             Err(e) => {
@@ -237,7 +240,13 @@ impl PythonSandbox {
             }
         };
         let outcome = runner.call_run(&mut store, source);
-        let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
+        let counted = limits.fuel - store.get_fuel().unwrap_or(0);
+        let fuel_used = match &outcome {
+            Ok(_) => Some(counted),
+            Err(e) if e.downcast_ref::<wasmtime_wasi::I32Exit>().is_some() => Some(counted),
+            Err(e) if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) => Some(limits.fuel),
+            Err(_) => None,
+        };
         let wall_us = started.elapsed().as_micros() as u64;
         let data = store.data();
         let (stdout, stdout_over) = take_output(&data.stdout.contents(), limits.output_bytes);

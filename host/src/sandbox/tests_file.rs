@@ -116,7 +116,8 @@ pub struct TestOutcome {
     /// Why it failed: the exception, the first differing line, the limit.
     pub detail: Option<String>,
     pub exit_code: i32,
-    pub fuel_used: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuel_used: Option<u64>,
     pub wall_us: u64,
 }
 

@@ -69,19 +69,22 @@ pub struct GuestState {
     pub call: CallClock,
 }
 
-/// When the current call into a guest began, and how long the host spent
-/// on the guest's behalf since (nested sandbox runs): the guest's own time
-/// is the difference, and its wall-clock limit applies to that alone.
+/// When the current call into a guest began, its wall-clock limit, and how
+/// long the host spent on the guest's behalf since (nested sandbox runs):
+/// the guest's own time is the difference, and the limit applies to that
+/// alone.
 #[derive(Clone, Copy, Debug)]
 pub struct CallClock {
     pub started: std::time::Instant,
+    pub limit: Duration,
     pub nested: Duration,
 }
 
 impl CallClock {
-    pub fn start() -> CallClock {
+    pub fn start(limit: Duration) -> CallClock {
         CallClock {
             started: std::time::Instant::now(),
+            limit,
             nested: Duration::ZERO,
         }
     }
@@ -90,6 +93,22 @@ impl CallClock {
     pub fn own_time(&self) -> Duration {
         self.started.elapsed().saturating_sub(self.nested)
     }
+}
+
+/// Enforce each call's wall-clock limit ([`GuestState::call`]) against the
+/// monotonic clock at every epoch tick. Counting ticks alone stretches a
+/// limit when the machine is loaded and the ticker thread runs late; the
+/// clock does not, so a limit fires at most about one late tick after it.
+pub fn enforce_wall_clock(store: &mut wasmtime::Store<GuestState>) {
+    store.epoch_deadline_callback(|ctx| {
+        let call = &ctx.data().call;
+        Ok(if call.own_time() < call.limit {
+            wasmtime::UpdateDeadline::Continue(1)
+        } else {
+            wasmtime::UpdateDeadline::Interrupt
+        })
+    });
+    store.set_epoch_deadline(1);
 }
 
 impl WasiView for GuestState {
@@ -152,7 +171,7 @@ impl GuestState {
                 max_bytes: memory_bytes,
                 denied: None,
             },
-            call: CallClock::start(),
+            call: CallClock::start(Duration::MAX),
         })
     }
 }

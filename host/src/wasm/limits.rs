@@ -29,9 +29,3 @@ impl Default for Limits {
         }
     }
 }
-
-/// Epoch ticks that make up a wall-clock limit of `wall_ms` (at least one
-/// full tick: the first one may come at once).
-pub fn deadline_ticks(wall_ms: u64) -> u64 {
-    wall_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1) + 1
-}

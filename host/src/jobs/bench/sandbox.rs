@@ -132,5 +132,58 @@ pub fn run(
         sandbox_loop,
         native_loop,
     );
+    wall_clock_under_load(report, sandbox)
+}
+
+/// How long a `wall_ms` limit takes to stop an endless loop, alone and with
+/// every core kept busy by two spinning threads: the limit is the baseline
+/// (a ratio of 1.0 is a limit that fires on time, 0.5 one that takes twice
+/// as long).
+fn wall_clock_under_load(report: &mut BenchReport, sandbox: &PythonSandbox) -> Result<()> {
+    let limits = RunLimits {
+        fuel: u64::MAX / 2,
+        wall_ms: 2_000,
+        ..RunLimits::default()
+    };
+    let limit = Duration::from_millis(limits.wall_ms);
+    let stopped_after = || -> Result<Duration> {
+        let start = Instant::now();
+        let r = sandbox.run("while True:\n    pass\n", "", &limits);
+        if r.verdict != Verdict::TimeLimit {
+            bail!(
+                "the endless loop ended with {} instead of time-limit",
+                r.verdict
+            );
+        }
+        Ok(start.elapsed())
+    };
+    report.time(
+        "sandbox: a 2000 ms wall-clock limit, idle machine",
+        stopped_after()?,
+        limit,
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let loaded = std::thread::scope(|scope| {
+        for _ in 0..2 * cores {
+            scope.spawn(|| {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                }
+            });
+        }
+        let took = stopped_after();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        took
+    })?;
+    report.time(
+        &format!(
+            "sandbox: a 2000 ms wall-clock limit, {} busy threads on {cores} cores",
+            2 * cores
+        ),
+        loaded,
+        limit,
+    );
     Ok(())
 }

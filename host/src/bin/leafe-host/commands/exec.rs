@@ -117,7 +117,9 @@ fn run_line(run: &RunResult) -> String {
         "verdict: {} · exit code {} · fuel {} · {:.1} ms",
         run.verdict,
         run.exit_code,
-        run.fuel_used,
+        run.fuel_used
+            .map_or("not counted (stopped by a trap)".to_string(), |f| f
+                .to_string()),
         run.wall_us as f64 / 1000.0
     )
 }
