@@ -5,9 +5,9 @@ use crate::env::component::EnvComponent;
 use crate::env::contract::Task;
 use crate::env::load::load;
 use crate::env::runtime::Runtime;
-use crate::tree::log;
 use crate::tree::rundir::TREE;
 use crate::tree::{Header, Node};
+use crate::tree::{journal, log};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +25,14 @@ pub struct OpenRun {
 /// `--env` (e.g. the same component at another path), whose hash must match.
 pub fn open_run(runtime: &Arc<Runtime>, dir: &Path, env_override: Option<&str>) -> Result<OpenRun> {
     let path = dir.join(TREE);
+    if journal::pending(dir) {
+        bail!(
+            "{} is a run that has not finished (its journal {} holds finished tasks): \
+             finish it with `leafe-host run --resume`",
+            dir.display(),
+            journal::dir(dir).display()
+        );
+    }
     let log = log::read(&path)?;
     if log.torn_tail {
         bail!(

@@ -1,11 +1,12 @@
 //! `leafe-host run`: explore tasks with backtracking and write the branch
 //! tree and a summary into the output directory.
 //!
-//! `DIR/tree.jsonl` is written as tasks finish (in task order, whatever
-//! order they finish in); `DIR/summary.json` is written at the end,
-//! atomically, from the tree, so a summary only exists for a complete run.
-//! `--resume` keeps the finished tasks of an interrupted run and redoes the
-//! rest. Training data is made from the tree by `export`.
+//! Each task is written to the journal (`DIR/tasks/`) the moment it
+//! finishes, whatever order tasks finish in; at the end `DIR/tree.jsonl` is
+//! assembled in task order and `DIR/summary.json` written, atomically, from
+//! it, so a summary only exists for a complete run. `--resume` keeps every
+//! finished task of an interrupted run and redoes the rest. Training data
+//! is made from the tree by `export`.
 
 use super::TaskSelection;
 use crate::agent::explore::{ExploreConfig, TaskRun, explore_task};
@@ -17,15 +18,15 @@ use crate::env::load;
 use crate::env::runtime::Runtime;
 use crate::env::session::Session;
 use crate::llm::UsageTotals;
-use crate::tree::log::{self, LogWriter};
 use crate::tree::rundir::{SUMMARY, TREE};
-use crate::tree::{self, Header, Method, Record, TaskEnd};
-use crate::util::fs::write_atomic;
+use crate::tree::{self, Header, Method, Record, TaskEnd, journal, log};
+use crate::util::fs::{write_atomic, write_durable};
+use crate::util::parallel::map_indexed;
 use crate::util::progress::progress_bar;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -111,10 +112,11 @@ fn header_difference(old: &Header, new: &Header) -> Option<String> {
         .map(|(k, v)| format!("{k} was {v}, now {}", b.get(k).cloned().unwrap_or_default()))
 }
 
-/// Prepare `DIR`: a fresh log, or the complete part of an interrupted one.
-/// Returns the tasks already done. Every check comes before anything in
-/// `DIR` is changed, so a refused run leaves an earlier one as it was.
-fn prepare_out(args: &RunArgs, header: &Header) -> Result<Vec<u32>> {
+/// Prepare `DIR`: a fresh run, or what an interrupted one finished (from
+/// its tree and its journal). Returns the bytes of the tasks already done.
+/// Every check comes before anything in `DIR` is changed, so a refused run
+/// leaves an earlier one as it was.
+fn prepare_out(args: &RunArgs, header: &Header) -> Result<BTreeMap<u32, Vec<u8>>> {
     let out = &args.out;
     let tree_path = out.join(TREE);
     let resumed = if tree_path.exists() && args.resume {
@@ -128,7 +130,9 @@ fn prepare_out(args: &RunArgs, header: &Header) -> Result<Vec<u32>> {
                 out.display()
             );
         }
-        Some(log)
+        let mut done = journal::read_tasks(out).context("cannot resume")?;
+        done.extend(log.task_bytes);
+        Some(done)
     } else if tree_path.exists() && !args.force {
         bail!(
             "{} already holds a run ({TREE}); pass --resume to continue it or --force to replace it",
@@ -147,20 +151,33 @@ fn prepare_out(args: &RunArgs, header: &Header) -> Result<Vec<u32>> {
         }
         _ => {}
     }
-    if let Some(log) = resumed {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&tree_path)
-            .with_context(|| format!("cannot open {}", tree_path.display()))?;
-        file.set_len(log.complete_len)
-            .with_context(|| format!("cannot truncate {}", tree_path.display()))?;
-        return Ok(log.ends().iter().map(|e| e.task).collect());
+    if let Some(done) = resumed {
+        return Ok(done);
     }
-    let _ = std::fs::remove_file(&tree_path);
-    let mut w = LogWriter::append(&tree_path)?;
-    w.write(&Record::Header(header.clone()))?;
-    w.sync()?;
-    Ok(Vec::new())
+    journal::remove(out)?;
+    write_durable(&tree_path, &header_line(header)?)?;
+    Ok(BTreeMap::new())
+}
+
+fn header_line(header: &Header) -> Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(&Record::Header(header.clone()))?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// `tree.jsonl` from the header and every task, in the header's task order
+/// (the same bytes for any `--jobs`), written atomically; then the journal
+/// goes.
+fn assemble(out: &Path, header: &Header, tasks: &BTreeMap<u32, Vec<u8>>) -> Result<()> {
+    let mut bytes = header_line(header)?;
+    for task in &header.tasks {
+        let records = tasks
+            .get(task)
+            .with_context(|| format!("task {task} is neither in the tree nor in the journal"))?;
+        bytes.extend_from_slice(records);
+    }
+    write_durable(&out.join(TREE), &bytes)?;
+    journal::remove(out)
 }
 
 fn task_list(args: &RunArgs, env: &EnvComponent) -> Result<Vec<u32>> {
@@ -181,51 +198,33 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
     };
     check_task(&env, args, first)?;
     let header = header(args, &env, &tasks);
-    let done = prepare_out(args, &header)?;
+    let mut done = prepare_out(args, &header)?;
+    let resumed = done.len();
     let todo: Vec<u32> = tasks
         .iter()
         .copied()
-        .filter(|t| !done.contains(t))
+        .filter(|t| !done.contains_key(t))
         .collect();
 
     let bar = progress_bar(todo.len() as u64, "tasks", args.progress);
     bar.inc(0);
-    let mut writer = LogWriter::append(&args.out.join(TREE))?;
-    let pool = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.jobs)
-        .max_blocking_threads(args.jobs)
-        .build()
-        .context("cannot start the task pool")?;
-    pool.block_on(async {
-        let mut running = tokio::task::JoinSet::new();
-        for (position, index) in todo.iter().copied().enumerate() {
-            let (env, args) = (env.clone(), args.clone());
-            running.spawn_blocking(move || (position, run_task(&env, &args, index)));
-        }
-        // Write finished tasks in task order, whatever order they finish in.
-        let mut finished: BTreeMap<usize, TaskRun> = BTreeMap::new();
-        let mut next = 0;
-        while let Some(joined) = running.join_next().await {
-            let (position, result) = joined.context("a task worker panicked")?;
-            finished.insert(position, result?);
-            bar.inc(1);
-            while let Some(run) = finished.remove(&next) {
-                for record in &run.records {
-                    writer.write(record)?;
-                }
-                writer.sync()?;
-                bar.set_message(format!(
-                    "task {} {}",
-                    run.end.task,
-                    if run.end.solved { "solved" } else { "unsolved" }
-                ));
-                next += 1;
-            }
-        }
+    // Each task goes to the journal the moment it finishes.
+    let finished = map_indexed(todo.len(), args.jobs, |i| {
+        let run = run_task(&env, args, todo[i])?;
+        journal::write_task(&args.out, run.end.task, &run.records)?;
+        bar.inc(1);
+        bar.set_message(format!(
+            "task {} {}",
+            run.end.task,
+            if run.end.solved { "solved" } else { "unsolved" }
+        ));
         anyhow::Ok(())
-    })?;
+    });
     bar.finish_and_clear();
-    finish(&args.out, header, done.len(), started, args.policy.usage())
+    finished.into_iter().collect::<Result<Vec<()>>>()?;
+    done.extend(journal::read_tasks(&args.out)?);
+    assemble(&args.out, &header, &done)?;
+    finish(&args.out, header, resumed, started, args.policy.usage())
 }
 
 /// Reset one task before anything is written, so a bad option or split is

@@ -1,4 +1,4 @@
-//! Writing and reading `tree.jsonl`.
+//! Reading `tree.jsonl` (and the journal's task files).
 //!
 //! One reader serves every consumer (`replay`, `export`, `report`, `run
 //! --resume`): it checks the order of records, the format version and each
@@ -7,48 +7,14 @@
 
 use super::{FORMAT, Header, Node, Record, TaskEnd};
 use anyhow::{Context, Result, bail};
-use std::io::Write;
+use std::collections::BTreeMap;
 use std::path::Path;
-
-/// Append records to a log, one JSON object per line.
-pub struct LogWriter {
-    file: std::io::BufWriter<std::fs::File>,
-}
-
-impl LogWriter {
-    /// Open `path` for appending (creating it).
-    pub fn append(path: &Path) -> Result<LogWriter> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open {} for writing", path.display()))?;
-        Ok(LogWriter {
-            file: std::io::BufWriter::new(file),
-        })
-    }
-
-    pub fn write(&mut self, record: &Record) -> Result<()> {
-        let mut line = serde_json::to_vec(record)?;
-        line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .context("cannot write the tree log")
-    }
-
-    /// Flush and ask the OS to put the bytes on disk.
-    pub fn sync(&mut self) -> Result<()> {
-        self.file.flush().context("cannot write the tree log")?;
-        self.file
-            .get_ref()
-            .sync_data()
-            .context("cannot sync the tree log")
-    }
-}
 
 /// A log read back, with where its complete part ends.
 pub struct ReadLog {
     pub records: Vec<Record>,
+    /// The bytes of each complete task (task-start to task-end), as written.
+    pub task_bytes: BTreeMap<u32, Vec<u8>>,
     /// Byte length of the prefix that ends with the last complete task.
     pub complete_len: u64,
     /// A torn last line was found (a crash mid-write).
@@ -115,15 +81,77 @@ impl ReadLog {
 /// reported in [`ReadLog::torn_tail`].
 pub fn read(path: &Path) -> Result<ReadLog> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut records = Vec::new();
-    let (mut offset, mut complete_len, mut torn_tail) = (0usize, 0u64, false);
-    let mut expect = Expect::Header;
+    let parsed = parse(&bytes, Expect::Header, path)?;
+    if parsed.records.is_empty() {
+        bail!("{} is empty or has no complete header line", path.display());
+    }
+    Ok(ReadLog {
+        task_bytes: parsed.task_bytes(&bytes),
+        records: parsed.records,
+        complete_len: parsed.complete_len,
+        torn_tail: parsed.torn_tail,
+    })
+}
+
+/// Read and check one task's records as a run's journal keeps them
+/// (`task-start`, its nodes, `task-end`, nothing else): the task's index.
+pub fn read_task(path: &Path, bytes: &[u8]) -> Result<u32> {
+    let parsed = parse(bytes, Expect::TaskStart, path)?;
+    match (parsed.records.first(), parsed.records.last()) {
+        (Some(Record::TaskStart { task }), Some(Record::TaskEnd(_)))
+            if !parsed.torn_tail && parsed.task_ends == 1 =>
+        {
+            Ok(*task)
+        }
+        _ => bail!("{} does not hold exactly one whole task", path.display()),
+    }
+}
+
+/// Records parsed from log bytes, with the byte span of each.
+struct Parsed {
+    records: Vec<Record>,
+    spans: Vec<std::ops::Range<usize>>,
+    complete_len: u64,
+    torn_tail: bool,
+    task_ends: usize,
+}
+
+impl Parsed {
+    /// The bytes of each complete task, as written.
+    fn task_bytes(&self, bytes: &[u8]) -> BTreeMap<u32, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut start = None;
+        for (record, span) in self.records.iter().zip(&self.spans) {
+            match record {
+                Record::TaskStart { .. } => start = Some(span.start),
+                Record::TaskEnd(e) => {
+                    if let Some(from) = start.take() {
+                        out.insert(e.task, bytes[from..span.end].to_vec());
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+fn parse(bytes: &[u8], mut expect: Expect, path: &Path) -> Result<Parsed> {
+    let mut parsed = Parsed {
+        records: Vec::new(),
+        spans: Vec::new(),
+        complete_len: 0,
+        torn_tail: false,
+        task_ends: 0,
+    };
+    let mut offset = 0usize;
     let mut tasks_seen = std::collections::BTreeSet::new();
     for (number, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
         let number = number + 1;
+        let start = offset;
         offset += line.len();
         let Some(body) = line.strip_suffix(b"\n") else {
-            torn_tail = true;
+            parsed.torn_tail = true;
             break;
         };
         let record: Record = serde_json::from_slice(body).with_context(|| {
@@ -144,18 +172,13 @@ pub fn read(path: &Path) -> Result<ReadLog> {
             );
         }
         if matches!(record, Record::TaskEnd(_)) || matches!(record, Record::Header(_)) {
-            complete_len = offset as u64;
+            parsed.complete_len = offset as u64;
         }
-        records.push(record);
+        parsed.task_ends += usize::from(matches!(record, Record::TaskEnd(_)));
+        parsed.records.push(record);
+        parsed.spans.push(start..offset);
     }
-    if records.is_empty() {
-        bail!("{} is empty or has no complete header line", path.display());
-    }
-    Ok(ReadLog {
-        records,
-        complete_len,
-        torn_tail,
-    })
+    Ok(parsed)
 }
 
 /// The order records must come in, and the next node id of the task in hand.

@@ -5,6 +5,7 @@
 //! a task's tree, and the files of a run directory. Depends on nothing
 //! above [`crate::util`].
 
+pub mod journal;
 pub mod log;
 pub mod path;
 pub mod rundir;

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 /// The branch-tree log of a run.
 pub const TREE: &str = "tree.jsonl";
+/// The journal of a run in progress: one file per finished task.
+pub const JOURNAL: &str = "tasks";
 /// The summary of a finished run or evaluation.
 pub const SUMMARY: &str = "summary.json";
 /// Per-task results in an eval's output directory.

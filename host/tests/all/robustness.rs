@@ -255,3 +255,105 @@ fn nested_sandbox_runs_get_no_more_than_the_hosts_limits() {
     );
     assert!(start.elapsed() < Duration::from_secs(60));
 }
+
+fn journal_len(out: &Path) -> usize {
+    std::fs::read_dir(out.join("tasks")).map_or(0, |d| {
+        d.filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        })
+        .count()
+    })
+}
+
+#[test]
+fn a_run_killed_at_any_moment_keeps_its_finished_tasks_and_resumes_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &Path, jobs: &str| -> Vec<String> {
+        [
+            "run",
+            "--env",
+            "mbpp",
+            "--policy",
+            "reference",
+            "--tasks",
+            "100",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--jobs".into(), jobs.into(), "--out".into()])
+        .chain([out.display().to_string()])
+        .collect()
+    };
+    let reference = dir.path().join("reference");
+    let out = leafe_command()
+        .args(args(&reference, "1"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    let killed = dir.path().join("killed");
+    // Kill -9 when the journal holds this many tasks (the first at once,
+    // before any task can have finished), then resume.
+    let mut resumes = 0;
+    for (i, at_least) in [0usize, 7, 23, 41, 66].into_iter().enumerate() {
+        let mut cmd = leafe_command();
+        cmd.args(args(&killed, "2"));
+        if i > 0 {
+            cmd.arg("--resume");
+            resumes += 1;
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while journal_len(&killed) < at_least && start.elapsed() < Duration::from_secs(60) {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            !killed.join("summary.json").exists(),
+            "the run finished before kill {i}: make it longer"
+        );
+        if i > 0 {
+            // Finished tasks are on disk the moment they finish; the log of
+            // an unfinished run is not passed off as whole.
+            assert!(journal_len(&killed) >= at_least);
+            let replay = leafe_command()
+                .args(["replay", killed.to_str().unwrap()])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&replay.stderr);
+            assert!(stderr.contains("has not finished"), "{stderr}");
+        }
+    }
+    // Resume redoes only what the journal does not hold.
+    let journaled = journal_len(&killed);
+    let out = leafe_command()
+        .args(args(&killed, "2"))
+        .arg("--resume")
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        summary["resumed_tasks"], journaled as u64,
+        "after {resumes} resumes"
+    );
+    assert!(
+        !killed.join("tasks").exists(),
+        "the journal is removed at the end"
+    );
+    assert_eq!(
+        std::fs::read(killed.join("tree.jsonl")).unwrap(),
+        std::fs::read(reference.join("tree.jsonl")).unwrap(),
+        "the tree is the same as one uninterrupted run's"
+    );
+}
