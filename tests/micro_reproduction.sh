@@ -102,7 +102,7 @@ for model in base rft leafe; do
   serve "$work/$model" "$model"
   # shellcheck disable=SC2046
   $H eval "${env_opts[@]}" --split test --tasks "$eval_tasks" --samples "$samples" --k "$ks" \
-    $(policy "$model") "${model_opts[@]}" "${prompt[@]}" --seed "$seed" --out "$work/eval-$model"
+    $(policy "$model") "${model_opts[@]}" "${prompt[@]}" --seed "$seed" --out "$work/eval-$model" --force
 done
 stop_serving
 

@@ -113,6 +113,11 @@ fn main() {
         "pub const PYTHON: &[u8] = include_bytes!({:?});\n",
         copy.display().to_string()
     ));
+    let python_bytes = std::fs::read(&copy).unwrap();
+    generated.push_str(&format!(
+        "pub const PYTHON_MIN_MEMORY: u64 = {};\n",
+        min_memory(&python_bytes)
+    ));
     std::fs::write(out_dir.join("components.rs"), generated).unwrap();
 }
 
@@ -192,6 +197,21 @@ fn run(cmd: &mut Command, what: &str) {
         Ok(status) => panic!("{what}: failed ({status})"),
         Err(e) => panic!("{what}: cannot start {:?}: {e}", cmd.get_program()),
     }
+}
+
+/// The most linear memory any core module of `component` starts with, in
+/// bytes: an instance needs at least that much.
+fn min_memory(component: &[u8]) -> u64 {
+    let mut most = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        if let Ok(wasmparser::Payload::MemorySection(memories)) = payload {
+            for memory in memories.into_iter().flatten() {
+                let page = memory.page_size_log2.map_or(1 << 16, |log2| 1u64 << log2);
+                most = most.max(memory.initial.saturating_mul(page));
+            }
+        }
+    }
+    most
 }
 
 /// Where `needle` first occurs in `haystack`.

@@ -13,6 +13,10 @@ mod generated {
 /// The Python sandbox component (world `code-runner`).
 pub const PYTHON: &[u8] = generated::PYTHON;
 
+/// The linear memory the Python interpreter starts with, in bytes: a memory
+/// limit below it cannot run any program.
+pub const PYTHON_MIN_MEMORY: u64 = generated::PYTHON_MIN_MEMORY;
+
 /// The MBPP data file (`envs-wasm/code/data/mbpp.jsonl`) as the `mbpp`
 /// component embeds it: a view into the component's own bytes, located by
 /// the build script, so the binary holds one copy.
@@ -29,9 +33,18 @@ pub struct Builtin {
     /// The component's WASI arguments after its name: how one component
     /// (`envs-wasm/code`) serves several benchmarks.
     pub args: &'static [&'static str],
-    /// Whether `NAME:PATH` may give it a data file or directory, which it
-    /// sees read-only under `/data`.
-    pub takes_data: bool,
+    /// What `NAME:PATH` may give it to read (it sees the file or directory
+    /// read-only under `/data`), if anything.
+    pub data: Option<DataSpec>,
+}
+
+/// The data a built-in reads: JSON lines files, each line an object with
+/// at least `keys`.
+pub struct DataSpec {
+    /// What to give, in words, for error messages.
+    pub expected: &'static str,
+    /// Keys every line's object must have.
+    pub keys: &'static [&'static str],
 }
 
 /// The built-in environments.
@@ -40,25 +53,29 @@ pub const BUILTINS: &[Builtin] = &[
         name: "sokoban",
         bytes: generated::SOKOBAN,
         args: &[],
-        takes_data: false,
+        data: None,
     },
     Builtin {
         name: "guess",
         bytes: generated::GUESS,
         args: &[],
-        takes_data: false,
+        data: None,
     },
     Builtin {
         name: "mbpp",
         bytes: generated::CODE,
         args: &["mbpp"],
-        takes_data: false,
+        data: None,
     },
     Builtin {
         name: "codecontests",
         bytes: generated::CODE,
         args: &["codecontests"],
-        takes_data: true,
+        data: Some(DataSpec {
+            expected: "a .jsonl file of problems in the deepmind/code_contests schema (one JSON \
+                       object a line), or a directory of NAME.jsonl files (one split each)",
+            keys: &["name", "description"],
+        }),
     },
 ];
 

@@ -30,7 +30,7 @@ impl Source {
         if let Some((name, data)) = spec.split_once(':')
             && let Some(builtin) = leafe_builtins::find(name)
         {
-            if !builtin.takes_data {
+            if builtin.data.is_none() {
                 bail!("environment '{name}' reads no data: use --env {name}");
             }
             return Ok(Source::BuiltinWithData(
@@ -113,6 +113,62 @@ impl EnvComponent {
     }
 }
 
+struct DataFiles {
+    is_dir: bool,
+}
+
+/// Check what `NAME:PATH` gives before the component sees it: a `.jsonl`
+/// file or a directory with some, whose lines start as `spec` says (the
+/// first line of each file is checked; the component reports later ones).
+fn data_files(path: &std::path::Path, spec: &leafe_builtins::DataSpec) -> Result<DataFiles> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let files: Vec<PathBuf> = if meta.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("cannot list {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!("the directory holds no .jsonl files");
+        }
+        files
+    } else {
+        if path.extension().is_none_or(|x| x != "jsonl") {
+            bail!("not a .jsonl file");
+        }
+        vec![path.to_path_buf()]
+    };
+    for file in &files {
+        use std::io::BufRead;
+        let reader = std::io::BufReader::new(
+            std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?,
+        );
+        let mut first = String::new();
+        for line in reader.lines() {
+            first = line.with_context(|| format!("cannot read {} as text", file.display()))?;
+            if !first.trim().is_empty() {
+                break;
+            }
+        }
+        let value: serde_json::Value = serde_json::from_str(&first)
+            .map_err(|e| anyhow!("{} line 1 is not JSON ({e})", file.display()))?;
+        let missing: Vec<&str> = spec
+            .keys
+            .iter()
+            .copied()
+            .filter(|k| value.get(k).is_none())
+            .collect();
+        if !missing.is_empty() {
+            bail!("{} line 1 has no {}", file.display(), missing.join(", "));
+        }
+    }
+    Ok(DataFiles {
+        is_dir: meta.is_dir(),
+    })
+}
+
 /// The WASI arguments and data directory of `source`'s instances.
 pub(crate) fn guest_setup(source: &Source) -> Result<GuestSetup> {
     let (name, data) = match source {
@@ -128,12 +184,16 @@ pub(crate) fn guest_setup(source: &Source) -> Result<GuestSetup> {
         .collect();
     let mut data_dir = None;
     if let Some(data) = data {
-        let meta = std::fs::metadata(data)
-            .with_context(|| format!("cannot read the data of {name}: {}", data.display()))?;
+        let spec = builtin
+            .data
+            .as_ref()
+            .ok_or_else(|| anyhow!("environment '{name}' reads no data"))?;
+        let files = data_files(data, spec)
+            .with_context(|| format!("{name}:{}: expected {}", data.display(), spec.expected))?;
         let data = data
             .canonicalize()
             .with_context(|| format!("cannot resolve {}", data.display()))?;
-        if meta.is_dir() {
+        if files.is_dir {
             args.push(DATA_DIR.to_string());
             data_dir = Some(data);
         } else {

@@ -13,7 +13,7 @@ use crate::env::load::load;
 use crate::env::runtime::Runtime;
 use crate::llm::UsageTotals;
 use crate::tree::Method;
-use crate::tree::rundir::{RESULTS, SUMMARY};
+use crate::tree::rundir::{JOURNAL, RESULTS, SUMMARY, TREE};
 use crate::util::fs::write_atomic;
 use crate::util::parallel::map_indexed;
 use crate::util::progress::progress_bar;
@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// The most episodes one evaluation runs (its work list is kept in memory).
+pub const MAX_EPISODES: u64 = 10_000_000;
 
 /// What to evaluate.
 pub struct EvalArgs {
@@ -39,6 +42,8 @@ pub struct EvalArgs {
     pub jobs: usize,
     /// A directory for `results.jsonl` (one line per task) and `summary.json`.
     pub out: Option<PathBuf>,
+    /// Write into `out` even if it holds a run or another evaluation.
+    pub force: bool,
     pub progress: bool,
 }
 
@@ -98,10 +103,29 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
+    if let Some(dir) = &args.out
+        && !args.force
+        && let Some(file) = [TREE, SUMMARY, RESULTS, JOURNAL]
+            .into_iter()
+            .find(|f| dir.join(f).exists())
+    {
+        bail!(
+            "{} already holds a run or an evaluation ({file}); choose another --out or pass \
+             --force to write over it",
+            dir.display()
+        );
+    }
     let started = std::time::Instant::now();
     let env = load(runtime, &args.env)?;
     let count = env.info.split_len(&args.split)?;
     let tasks: Vec<u32> = args.tasks.indices(&args.split, count)?;
+    if tasks.len() as u64 * u64::from(args.samples) > MAX_EPISODES {
+        bail!(
+            "{} tasks x {} samples is more than {MAX_EPISODES} episodes in one evaluation",
+            tasks.len(),
+            args.samples
+        );
+    }
     let work: Vec<(usize, u32)> = (0..tasks.len())
         .flat_map(|t| (0..args.samples).map(move |s| (t, s)))
         .collect();

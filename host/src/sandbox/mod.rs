@@ -168,6 +168,16 @@ impl PythonSandbox {
         cache: Option<&CompileCache>,
         max_memory: usize,
     ) -> Result<PythonSandbox> {
+        // Checked before compiling (seconds) what could never be instantiated.
+        let needed = leafe_builtins::PYTHON_MIN_MEMORY;
+        if (max_memory as u64) < needed {
+            anyhow::bail!(
+                "a memory limit of {} MiB is below the {} MiB the Python interpreter starts with \
+                 (programs need more on top): raise --memory-mb",
+                max_memory >> 20,
+                needed.div_ceil(1 << 20)
+            );
+        }
         Self::load_bytes(engine, cache, max_memory, leafe_builtins::PYTHON)
     }
 

@@ -261,7 +261,7 @@ fn bad_input_gets_one_clear_line_and_a_failure_status() {
     fails(&["run", "--tasks", "0", "--out", o], "at least 1");
     fails(
         &["run", "--budget", "0", "--out", o],
-        "--budget must be at least 1",
+        "--budget must be between 1",
     );
     fails(
         &["run", "--noise", "2", "--out", o],
@@ -893,4 +893,123 @@ fn the_human_policy_reads_actions_from_the_terminal() {
     assert!(stdout.contains("standard input ended"), "{stdout}");
     let tree = std::fs::read_to_string(out.join("tree.jsonl")).unwrap();
     assert!(tree.contains("\"action\":\"50\"") && tree.contains("\"action\":\"seventy\""));
+}
+
+/// Every file under `dir`, with its bytes.
+fn snapshot_of(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn refused_runs_and_evaluations_leave_what_is_there_untouched() {
+    let dir = tmp();
+    let out = dir.path().join("run");
+    run(&out, &[]);
+    let before = snapshot_of(&out);
+    assert!(before.iter().any(|(p, _)| p.ends_with("summary.json")));
+    let o = out.to_str().unwrap();
+    fails(&["run", "--tasks", "6", "--out", o], "already holds a run");
+    fails(
+        &[
+            "run", "--tasks", "6", "--noise", "0.1", "--out", o, "--resume",
+        ],
+        "other settings (noise",
+    );
+    fails(
+        &[
+            "eval", "--env", "sokoban", "--policy", "oracle", "--tasks", "2", "--out", o,
+        ],
+        "already holds a run",
+    );
+    assert_eq!(snapshot_of(&out), before, "nothing of the run changed");
+
+    let eval = dir.path().join("eval");
+    let e = eval.to_str().unwrap();
+    let args = [
+        "eval", "--env", "sokoban", "--policy", "oracle", "--tasks", "2", "--out", e,
+    ];
+    ok(&args);
+    fails(&args, "already holds a run or an evaluation (summary.json)");
+    ok(&[&args[..], &["--force"]].concat());
+}
+
+#[test]
+fn flags_out_of_bounds_are_clear_errors() {
+    fails(
+        &[
+            "eval", "--env", "sokoban", "--policy", "oracle", "--k", "0,1",
+        ],
+        "--k values must be at least 1",
+    );
+    fails(
+        &[
+            "eval",
+            "--env",
+            "sokoban",
+            "--policy",
+            "oracle",
+            "--samples",
+            "0",
+        ],
+        "--samples must be between 1 and 10000",
+    );
+    fails(
+        &[
+            "eval",
+            "--env",
+            "sokoban",
+            "--policy",
+            "oracle",
+            "--samples",
+            "4000000000",
+        ],
+        "--samples must be between",
+    );
+    fails(
+        &["run", "--budget", "0"],
+        "--budget must be between 1 and 100000",
+    );
+    fails(
+        &["run", "--budget", "4000000000"],
+        "--budget must be between",
+    );
+    fails(
+        &["run", "--wall-ms", "999999999999"],
+        "--wall-ms must be between",
+    );
+    fails(
+        &["run", "--memory-mb", "99999999"],
+        "--memory-mb must be between",
+    );
+    fails(
+        &["exec", "x.py", "--output-kb", "99999999"],
+        "--output-kb must be between",
+    );
+    fails(&["run", "--jobs", "0"], "--jobs must be at least 1");
+    // Too many jobs are lowered, with a note, not refused.
+    let dir = tmp();
+    let prog = dir.path().join("p.py");
+    std::fs::write(&prog, "print(2)\n").unwrap();
+    let out = leafe(&["exec", prog.to_str().unwrap(), "--jobs", "100000"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("more than 4 per core"));
+    // A memory limit the interpreter cannot start in is refused before the
+    // interpreter is compiled, saying what it needs.
+    fails(
+        &[
+            "exec",
+            prog.to_str().unwrap(),
+            "--memory-mb",
+            "2",
+            "--no-cache",
+        ],
+        "below the",
+    );
 }

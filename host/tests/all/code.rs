@@ -215,4 +215,29 @@ fn codecontests_reads_a_user_file_read_only() {
     assert!(format!("{:#}", missing.unwrap()).contains("/no/such/file.jsonl"));
     let no_data = component::load(&common::runtime(), "mbpp:x.jsonl").err();
     assert!(format!("{:#}", no_data.unwrap()).contains("reads no data"));
+    // A bad data path names itself and says what was expected there.
+    let empty = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.jsonl");
+    let partial = dir.path().join("partial.jsonl");
+    let python = dir.path().join("program.py");
+    std::fs::write(&garbage, "not json\n").unwrap();
+    std::fs::write(&partial, "{\"name\": \"x\"}\n").unwrap();
+    std::fs::write(&python, "print(1)\n").unwrap();
+    for (path, why) in [
+        (empty.path().to_path_buf(), "holds no .jsonl files"),
+        (garbage, "line 1 is not JSON"),
+        (partial, "line 1 has no description"),
+        (python, "not a .jsonl file"),
+    ] {
+        let spec = format!("codecontests:{}", path.display());
+        let e = format!(
+            "{:#}",
+            component::load(&common::runtime(), &spec).err().unwrap()
+        );
+        assert!(
+            e.contains(&spec) && e.contains("deepmind/code_contests"),
+            "{e}"
+        );
+        assert!(e.contains(why), "{e}");
+    }
 }

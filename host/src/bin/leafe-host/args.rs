@@ -27,12 +27,39 @@ pub struct EngineArgs {
     memory_mb: Option<usize>,
 }
 
+/// The most of each bounded flag: past these a run would not fit in memory
+/// or time on any machine this runs on.
+pub const MAX_WALL_MS: u64 = 24 * 60 * 60 * 1000;
+pub const MAX_MEMORY_MB: usize = 16 << 10;
+pub const MAX_OUTPUT_KB: usize = 64 << 10;
+pub const MAX_BUDGET: u32 = 100_000;
+pub const MAX_SAMPLES: u32 = 10_000;
+
+/// `value` of `flag` within `min..=max`, or an error that names the bounds.
+pub fn check_range<T: PartialOrd + std::fmt::Display>(
+    flag: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<()> {
+    if value < min || value > max {
+        bail!("{flag} must be between {min} and {max}, got {value}");
+    }
+    Ok(())
+}
+
 impl EngineArgs {
     /// The engine's options. `--fuel` and `--wall-ms` also cap what an
     /// environment may ask for in a nested sandbox run.
     pub fn options(&self) -> Result<EngineOptions> {
         if self.fuel == Some(0) || self.wall_ms == Some(0) || self.memory_mb == Some(0) {
             bail!("--fuel, --wall-ms and --memory-mb must be positive");
+        }
+        if let Some(ms) = self.wall_ms {
+            check_range("--wall-ms", ms, 1, MAX_WALL_MS)?;
+        }
+        if let Some(mb) = self.memory_mb {
+            check_range("--memory-mb", mb, 1, MAX_MEMORY_MB)?;
         }
         let defaults = Limits::default();
         let memory_bytes = match self.memory_mb {
@@ -61,6 +88,7 @@ impl EngineArgs {
 
     /// The limits of one `exec` program.
     pub fn run_limits(&self, options: &EngineOptions, output_kb: usize) -> Result<RunLimits> {
+        check_range("--output-kb", output_kb, 1, MAX_OUTPUT_KB)?;
         let defaults = RunLimits::default();
         Ok(RunLimits {
             fuel: self.fuel.unwrap_or(defaults.fuel),
@@ -109,12 +137,24 @@ pub fn default_jobs() -> usize {
         .unwrap_or(1)
 }
 
-/// `--jobs` checked, and one job for the human policy: one person types one
-/// task's actions at a time.
-pub fn jobs_for(policy: &PolicySpec, jobs: usize) -> Result<usize> {
+/// `--jobs` checked: at least 1, and at most 4 per core (more only adds
+/// memory; said on stderr when lowered).
+pub fn jobs(jobs: usize) -> Result<usize> {
     if jobs == 0 {
         bail!("--jobs must be at least 1");
     }
+    let most = 4 * default_jobs();
+    if jobs > most {
+        eprintln!("note: --jobs {jobs} is more than 4 per core; using {most}");
+        return Ok(most);
+    }
+    Ok(jobs)
+}
+
+/// [`jobs`], and one job for the human policy: one person types one task's
+/// actions at a time.
+pub fn jobs_for(policy: &PolicySpec, requested: usize) -> Result<usize> {
+    let jobs = jobs(requested)?;
     Ok(if matches!(policy, PolicySpec::Human) {
         1
     } else {

@@ -1,7 +1,7 @@
 //! `leafe-host eval`.
 
 use super::Ctx;
-use crate::args::{LlmArgs, TaskArgs, default_jobs, jobs_for};
+use crate::args::{LlmArgs, MAX_SAMPLES, TaskArgs, check_range, default_jobs, jobs_for};
 use anyhow::Result;
 use clap::Args;
 use leafe_host::Runtime;
@@ -43,6 +43,9 @@ pub struct EvalCmd {
     /// (for `leafe-host report`).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Write into --out even if it holds a run or another evaluation.
+    #[arg(long, requires = "out")]
+    force: bool,
     /// Episodes run in parallel.
     #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
@@ -58,6 +61,10 @@ impl EvalCmd {
         let runtime = Runtime::new(ctx.options.clone())?;
         let policy = self.llm.policy(&self.policy, self.noise, self.jobs)?;
         let jobs = jobs_for(&policy, self.jobs)?;
+        check_range("--samples", self.samples, 1, MAX_SAMPLES)?;
+        if self.k.contains(&0) {
+            anyhow::bail!("--k values must be at least 1 (Pass@0 means nothing)");
+        }
         let args = EvalArgs {
             env: self.env,
             split: self.task.split,
@@ -76,6 +83,7 @@ impl EvalCmd {
             ks: self.k,
             jobs,
             out: self.out,
+            force: self.force,
             progress: ctx.progress,
         };
         let summary = eval(&runtime, &args)?;

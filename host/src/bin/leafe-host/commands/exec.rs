@@ -2,7 +2,7 @@
 
 use super::Ctx;
 use crate::args::default_jobs;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use leafe_host::sandbox::tests_file::{TestFile, TestReport, run_tests};
 use leafe_host::{RunResult, Runtime};
@@ -48,9 +48,7 @@ fn parse_compare(text: &str) -> Result<Compare, String> {
 impl ExecCmd {
     pub fn execute(self, ctx: &Ctx) -> Result<()> {
         let limits = ctx.engine.run_limits(&ctx.options, self.output_kb)?;
-        if self.jobs == 0 {
-            bail!("--jobs must be at least 1");
-        }
+        let jobs = crate::args::jobs(self.jobs)?;
         let source = if self.program.as_os_str() == "-" {
             std::io::read_to_string(std::io::stdin())
                 .context("cannot read the program from stdin")?
@@ -68,7 +66,7 @@ impl ExecCmd {
         let sandbox = runtime.python()?;
         match tests {
             Some(tests) => {
-                let report = run_tests(&sandbox, &source, &tests, &limits, self.jobs, self.compare);
+                let report = run_tests(&sandbox, &source, &tests, &limits, jobs, self.compare);
                 if self.json {
                     println!("{}", serde_json::to_string(&report)?);
                 } else {
