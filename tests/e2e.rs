@@ -122,11 +122,14 @@ fn the_compile_cache_is_used_and_survives_damage() {
     let load = || EnvComponent::load(&runtime, Source::Builtin("sokoban".into())).unwrap();
     assert_eq!(load().origin, Origin::Compiled);
     assert_eq!(load().origin, Origin::Cached);
+    // One compiled entry, and beside it the checksum it is checked against.
     let entries: Vec<_> = std::fs::read_dir(dir.path().join("cache"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].with_extension("sum").exists());
     let mut bytes = std::fs::read(&entries[0]).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;

@@ -90,6 +90,10 @@ fn main() {
                 "pub const {ident}: &[u8] = include_bytes!({:?});\n",
                 copy.display().to_string()
             ));
+            generated.push_str(&format!(
+                "pub const {ident}_SHA256: &str = {:?};\n",
+                sha256_hex(&std::fs::read(&copy).unwrap())
+            ));
         }
         generated.push_str(&format!(
             "pub const {ident}_PATH: &str = {:?};\n",
@@ -114,6 +118,10 @@ fn main() {
         copy.display().to_string()
     ));
     let python_bytes = std::fs::read(&copy).unwrap();
+    generated.push_str(&format!(
+        "pub const PYTHON_SHA256: &str = {:?};\n",
+        sha256_hex(&python_bytes)
+    ));
     generated.push_str(&format!(
         "pub const PYTHON_MIN_MEMORY: u64 = {};\n",
         min_memory(&python_bytes)
@@ -197,6 +205,16 @@ fn run(cmd: &mut Command, what: &str) {
         Ok(status) => panic!("{what}: failed ({status})"),
         Err(e) => panic!("{what}: cannot start {:?}: {e}", cmd.get_program()),
     }
+}
+
+/// Hex SHA-256: the content address the host keys its compile cache and
+/// its logs by, computed here once instead of in every process.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The most linear memory any core module of `component` starts with, in

@@ -13,6 +13,9 @@ mod generated {
 /// The Python sandbox component (world `code-runner`).
 pub const PYTHON: &[u8] = generated::PYTHON;
 
+/// The SHA-256 of [`PYTHON`], computed at build time.
+pub const PYTHON_SHA256: &str = generated::PYTHON_SHA256;
+
 /// The linear memory the Python interpreter starts with, in bytes: a memory
 /// limit below it cannot run any program.
 pub const PYTHON_MIN_MEMORY: u64 = generated::PYTHON_MIN_MEMORY;
@@ -30,6 +33,8 @@ pub fn mbpp_jsonl() -> &'static str {
 pub struct Builtin {
     pub name: &'static str,
     pub bytes: &'static [u8],
+    /// The SHA-256 of `bytes`, computed at build time.
+    pub sha256: &'static str,
     /// The component's WASI arguments after its name: how one component
     /// (`envs-wasm/code`) serves several benchmarks.
     pub args: &'static [&'static str],
@@ -52,24 +57,28 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "sokoban",
         bytes: generated::SOKOBAN,
+        sha256: generated::SOKOBAN_SHA256,
         args: &[],
         data: None,
     },
     Builtin {
         name: "guess",
         bytes: generated::GUESS,
+        sha256: generated::GUESS_SHA256,
         args: &[],
         data: None,
     },
     Builtin {
         name: "mbpp",
         bytes: generated::CODE,
+        sha256: generated::CODE_SHA256,
         args: &["mbpp"],
         data: None,
     },
     Builtin {
         name: "codecontests",
         bytes: generated::CODE,
+        sha256: generated::CODE_SHA256,
         args: &["codecontests"],
         data: Some(DataSpec {
             expected: "a .jsonl file of problems in the deepmind/code_contests schema (one JSON \

@@ -20,7 +20,14 @@ impl EnvComponent {
         let what = source.spec();
         check_is_component(&bytes, &what)?;
         let setup = guest_setup(&source)?;
-        let sha256 = sha256_hex(&bytes);
+        // Built-ins come with their hash from the build: no 2 MB hashed per start.
+        let sha256 = match &source {
+            Source::Builtin(name) | Source::BuiltinWithData(name, _) => {
+                leafe_builtins::find(name).map(|b| b.sha256.to_string())
+            }
+            Source::File(_) => None,
+        }
+        .unwrap_or_else(|| sha256_hex(&bytes));
         let (component, origin) = match &runtime.cache {
             Some(cache) => cache.load_or_compile(&runtime.engine, &bytes, &sha256),
             None => cache::compile(&runtime.engine, &bytes).map(|c| (c, Origin::Compiled)),

@@ -178,7 +178,13 @@ impl PythonSandbox {
                 needed.div_ceil(1 << 20)
             );
         }
-        Self::load_bytes(engine, cache, max_memory, leafe_builtins::PYTHON)
+        Self::load_hashed(
+            engine,
+            cache,
+            max_memory,
+            leafe_builtins::PYTHON,
+            leafe_builtins::PYTHON_SHA256.to_string(),
+        )
     }
 
     /// Like [`PythonSandbox::load`] for any `code-runner` component.
@@ -188,13 +194,35 @@ impl PythonSandbox {
         max_memory: usize,
         bytes: &[u8],
     ) -> Result<PythonSandbox> {
+        Self::load_hashed(engine, cache, max_memory, bytes, sha256_hex(bytes))
+    }
+
+    fn load_hashed(
+        engine: &Engine,
+        cache: Option<&CompileCache>,
+        max_memory: usize,
+        bytes: &[u8],
+        sha256: String,
+    ) -> Result<PythonSandbox> {
         let start = Instant::now();
-        let sha256 = sha256_hex(bytes);
+        let cold = !cache.is_some_and(|c| c.has(engine, &sha256));
+        let announce = cold && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        if announce {
+            // About 16 core-seconds of Cranelift work for the 20 MB interpreter.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            eprint!(
+                "compiling the Python sandbox for this machine (once; about {} s)... ",
+                16usize.div_ceil(cores.min(8))
+            );
+        }
         let (component, origin) = match cache {
             Some(cache) => cache.load_or_compile(engine, bytes, &sha256),
             None => cache::compile(engine, bytes).map(|c| (c, Origin::Compiled)),
         }
         .context("the Python sandbox component")?;
+        if announce {
+            eprintln!("done in {:.1} s", start.elapsed().as_secs_f64());
+        }
         // The interpreter gets WASI only: its own linker, without `sandbox`.
         let mut linker = Linker::new(engine);
         guest::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;

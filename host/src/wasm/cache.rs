@@ -2,12 +2,17 @@
 //! run Cranelift again.
 //!
 //! An entry is keyed by the component's SHA-256 and the engine's
-//! compatibility hash (wasmtime version and settings), and stored with the
-//! SHA-256 of the compiled bytes: a damaged entry is detected, dropped and
-//! rebuilt. Entries are written to a temporary file and renamed into place,
-//! so concurrent processes never see half an entry. Like the binary itself,
-//! the cache directory must only be writable by its user: compiled code is
-//! trusted when its checksum matches.
+//! compatibility hash (wasmtime version and settings). Beside it, a small
+//! `.sum` file holds the SHA-256 of the compiled bytes and the file state
+//! (length, modification time, inode) in which they were last checked. A
+//! process whose entry is still in that state maps the file into memory
+//! without reading it (the interpreter's entry is ~50 MB: reading and
+//! hashing it every start cost most of a one-shot `exec`); any other state
+//! (written, touched, replaced) means a full check first, and a damaged
+//! entry is dropped and rebuilt. Files are written to temporary names and
+//! renamed into place, so concurrent processes never see half of one. Like
+//! the binary itself, the cache directory must only be writable by its
+//! user: compiled code is trusted when its checksum matches.
 
 use anyhow::Result;
 use std::hash::{Hash, Hasher};
@@ -55,6 +60,13 @@ impl CompileCache {
             .join(format!("{component_sha}-{:016x}.cwasm", h.finish()))
     }
 
+    /// Whether an entry for the component exists (it may still be found
+    /// damaged and rebuilt).
+    pub fn has(&self, engine: &Engine, component_sha: &str) -> bool {
+        let path = self.entry(engine, component_sha);
+        path.exists() && path.with_extension("sum").exists()
+    }
+
     /// The compiled component for `bytes`, from the cache when possible.
     /// Cache trouble (unreadable, damaged, unwritable) only costs a compile.
     pub fn load_or_compile(
@@ -75,26 +87,58 @@ impl CompileCache {
     }
 
     fn load(&self, engine: &Engine, path: &Path) -> Option<Component> {
-        let data = std::fs::read(path).ok()?;
-        let (body, sum) = data.split_at_checked(data.len().checked_sub(64)?)?;
-        if crate::util::hash::sha256_hex(body).as_bytes() != sum {
-            let _ = std::fs::remove_file(path);
-            return None;
+        let sum_path = path.with_extension("sum");
+        let sum = std::fs::read_to_string(&sum_path).ok()?;
+        let (checksum, checked_state) = sum.split_once('\n')?;
+        let state = file_state(path)?;
+        if checked_state.trim() != state {
+            let data = std::fs::read(path).ok()?;
+            if crate::util::hash::sha256_hex(&data) != checksum {
+                let _ = std::fs::remove_file(path);
+                let _ = std::fs::remove_file(&sum_path);
+                return None;
+            }
+            // Checked in this state: later starts map it without reading.
+            let _ = write_renamed(&sum_path, format!("{checksum}\n{state}\n").as_bytes());
         }
-        // SAFETY: the bytes are what `Component::serialize` wrote for this
-        // engine configuration (checked by the checksum and by wasmtime's own
-        // header checks), in the user's own cache directory.
-        unsafe { Component::deserialize(engine, body) }.ok()
+        // SAFETY: the file is what `Component::serialize` wrote for this
+        // engine configuration (its checksum matched in exactly this file
+        // state, and wasmtime checks its own header), in the user's own cache
+        // directory; entries are replaced by rename, never written in place.
+        unsafe { Component::deserialize_file(engine, path) }.ok()
     }
 
     fn store(&self, path: &Path, compiled: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let mut data = compiled.to_vec();
-        data.extend_from_slice(crate::util::hash::sha256_hex(compiled).as_bytes());
-        std::fs::write(&tmp, &data)?;
-        std::fs::rename(&tmp, path)
+        write_renamed(path, compiled)?;
+        let state = file_state(path).ok_or_else(|| std::io::Error::other("entry vanished"))?;
+        let sum = format!("{}\n{state}\n", crate::util::hash::sha256_hex(compiled));
+        write_renamed(&path.with_extension("sum"), sum.as_bytes())
     }
+}
+
+/// `bytes` to a temporary file renamed to `path`.
+fn write_renamed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// What changes when a file is written or replaced: its length,
+/// modification time and inode.
+fn file_state(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0u64;
+    Some(format!("{} {modified} {inode}", meta.len()))
 }
 
 /// Compile without the cache.

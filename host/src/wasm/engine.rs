@@ -15,6 +15,9 @@ pub struct EngineOptions {
     pub limits: Limits,
     /// Pre-reserved instance slots with copy-on-write memory images.
     pub pooling: bool,
+    /// How many component instances the pool holds at once (each may hold
+    /// a few core instances, memories and tables).
+    pub pool_instances: u32,
     /// Where compiled components are kept; `None` compiles every time.
     pub cache: Option<std::path::PathBuf>,
     /// Caps on what an environment may ask for in one nested sandbox run
@@ -29,6 +32,7 @@ impl Default for EngineOptions {
         EngineOptions {
             limits: Limits::default(),
             pooling: true,
+            pool_instances: 256,
             cache: super::cache::default_dir(),
             nested_fuel: None,
             nested_wall_ms: None,
@@ -50,10 +54,13 @@ pub fn new_engine(options: &EngineOptions) -> Result<Engine> {
         .memory_init_cow(true);
     if options.pooling {
         let mut pool = PoolingAllocationConfig::new();
-        pool.total_component_instances(256)
-            .total_core_instances(1024)
-            .total_memories(512)
-            .total_tables(512)
+        // A component holds several core instances (the interpreter about a
+        // dozen), so small pools keep room for one of those.
+        let n = options.pool_instances.max(1);
+        pool.total_component_instances(n)
+            .total_core_instances((4 * n).max(32))
+            .total_memories((2 * n).max(8))
+            .total_tables((2 * n).max(8))
             .max_memory_size(options.limits.memory_bytes);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }

@@ -357,3 +357,69 @@ fn a_run_killed_at_any_moment_keeps_its_finished_tasks_and_resumes_to_the_same_b
         "the tree is the same as one uninterrupted run's"
     );
 }
+
+/// `exec` of a small program with its own compile cache directory.
+fn exec_with_cache(cache: &Path, program: &Path) -> std::process::Child {
+    leafe_command()
+        .env("LEAFE_CACHE_DIR", cache)
+        .args(["exec", program.to_str().unwrap(), "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn right_verdict(child: std::process::Child) {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (run["verdict"].as_str(), run["stdout"].as_str()),
+        (Some("ok"), Some("42\n"))
+    );
+}
+
+fn cache_entries(cache: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    entries.sort();
+    entries
+}
+
+#[test]
+fn a_damaged_cache_entry_is_rebuilt_and_concurrent_fills_do_not_corrupt_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("p.py");
+    std::fs::write(&program, "print(6 * 7)\n").unwrap();
+    // Two processes fill an empty cache at once.
+    let cache = dir.path().join("cache");
+    let (a, b) = (
+        exec_with_cache(&cache, &program),
+        exec_with_cache(&cache, &program),
+    );
+    right_verdict(a);
+    right_verdict(b);
+    let entries = cache_entries(&cache);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    right_verdict(exec_with_cache(&cache, &program));
+
+    // Damage the entry in place: the next start notices, rebuilds, and runs right.
+    let entry = &entries[0];
+    let mut bytes = std::fs::read(entry).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 4096] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(entry, &bytes).unwrap();
+    right_verdict(exec_with_cache(&cache, &program));
+    let rebuilt = std::fs::read(entry).unwrap();
+    assert_ne!(rebuilt, bytes, "the damaged entry was replaced");
+    let sum = std::fs::read_to_string(entry.with_extension("sum")).unwrap();
+    assert_eq!(
+        sum.lines().next(),
+        Some(leafe_host::sha256_hex(&rebuilt).as_str())
+    );
+}

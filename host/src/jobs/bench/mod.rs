@@ -9,10 +9,13 @@
 //! - environment steps per second, with and without a snapshot per step;
 //! - exploration throughput (env steps/s, tree nodes/s) and backtracking by
 //!   restore vs by reset-and-replay over the same tasks;
-//! - the Python sandbox against `python3` subprocesses ([`sandbox`]).
+//! - the Python sandbox against `python3` subprocesses ([`sandbox`]);
+//! - whole `leafe-host` processes against the native interpreter ([`startup`]).
 
+pub mod baseline;
 pub mod report;
 pub mod sandbox;
+pub mod startup;
 
 pub use report::{BenchReport, Figure};
 
@@ -80,6 +83,8 @@ pub enum Suite {
     Host,
     /// The Python sandbox vs python3.
     Sandbox,
+    /// Whole leafe-host processes (exec, envs, run) vs python3.
+    Startup,
 }
 
 /// Run the benchmarks; `reps` scales the repetitions.
@@ -93,14 +98,17 @@ pub fn run(
     let mut report = BenchReport {
         figures: Vec::new(),
     };
-    if suite != Suite::Sandbox {
+    if matches!(suite, Suite::All | Suite::Host) {
         host_figures(&mut report, options, reps, progress)?;
     }
-    if suite != Suite::Host {
+    if matches!(suite, Suite::All | Suite::Sandbox) {
         let runtime = Runtime::new(options.clone())?;
         let sandbox = runtime.python()?;
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
         sandbox::run(&mut report, &sandbox, reps, jobs)?;
+    }
+    if matches!(suite, Suite::All | Suite::Startup) {
+        startup::run(&mut report, reps)?;
     }
     Ok(report)
 }

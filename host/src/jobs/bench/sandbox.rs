@@ -7,12 +7,12 @@
 //!   run (one process) per problem, the same number of workers for both;
 //! - a CPU-bound pure-Python loop: the interpreter's own slowdown.
 
+use super::baseline::Python;
 use super::report::BenchReport;
 use crate::sandbox::{PythonSandbox, RunLimits, Verdict};
 use crate::util::parallel::map_indexed;
 use anyhow::{Context, Result, bail};
 use leafe_judge::mbpp;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CPU_LOOP: &str = "x = 0\nfor i in range(2_000_000):\n    x += i * i % 7\nprint(x)\n";
@@ -35,20 +35,6 @@ fn mbpp_test_programs() -> Result<Vec<String>> {
     Ok(programs)
 }
 
-/// `python3 -c program`: (wall time, passed).
-fn native(program: &str) -> Result<(Duration, bool)> {
-    let start = Instant::now();
-    let status = Command::new("python3")
-        .arg("-c")
-        .arg(program)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .context("cannot run python3 (the baseline needs it on PATH)")?;
-    Ok((start.elapsed(), status.success()))
-}
-
 /// Run `f` on each index with `jobs` threads; the number of `true`s.
 fn parallel(n: usize, jobs: usize, f: impl Fn(usize) -> Result<bool> + Sync) -> Result<usize> {
     let outcomes = map_indexed(n, jobs, f);
@@ -69,6 +55,8 @@ pub fn run(
         wall_ms: 60_000,
         ..RunLimits::default()
     };
+    let python = Python::find()?;
+    let native = |program: &str| python.run(program);
     native("pass")?;
 
     // Per-run overhead.
@@ -85,7 +73,10 @@ pub fn run(
         subprocess += native("pass")?.0;
     }
     report.time(
-        "sandbox: fresh interpreter + `pass` vs `python3 -c pass`",
+        &format!(
+            "sandbox: fresh interpreter + `pass` vs `python3 -c pass`, {}",
+            python.describe()
+        ),
         sandboxed / runs,
         subprocess / runs,
     );

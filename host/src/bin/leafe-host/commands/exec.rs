@@ -5,7 +5,7 @@ use crate::args::default_jobs;
 use anyhow::{Context, Result};
 use clap::Args;
 use leafe_host::sandbox::tests_file::{TestFile, TestReport, run_tests};
-use leafe_host::{RunResult, Runtime};
+use leafe_host::{EngineOptions, RunResult, Runtime};
 use leafe_judge::check::Compare;
 use std::io::Write;
 use std::path::PathBuf;
@@ -62,7 +62,12 @@ impl ExecCmd {
                 .with_context(|| format!("cannot read {}", path.display()))?,
             None => String::new(),
         };
-        let runtime = Runtime::new(ctx.options.clone())?;
+        // One program needs one slot: reserving the default pool costs a
+        // one-shot run more than it saves.
+        let runtime = Runtime::new(EngineOptions {
+            pool_instances: if tests.is_some() { 256 } else { 2 },
+            ..ctx.options.clone()
+        })?;
         let sandbox = runtime.python()?;
         match tests {
             Some(tests) => {
