@@ -3,7 +3,7 @@
 //! success count, and Pass@k comes from the unbiased estimator
 //! 1 - C(n-c, k) / C(n, k) averaged over tasks.
 
-use super::TaskSelection;
+use super::{TaskSelection, check_task};
 use crate::agent::explore::{ExploreConfig, explore_task};
 use crate::agent::policy::spec::PolicySpec;
 use crate::agent::reflect::rule::RuleReflector;
@@ -126,13 +126,20 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
             args.samples
         );
     }
+    if let Some(&first) = tasks.first() {
+        check_task(
+            &env,
+            &Task::new(&args.split, first, args.seed, &args.options),
+        )?;
+    }
+    let budget = episode_steps(env.info.max_steps, &args.options)?;
     let work: Vec<(usize, u32)> = (0..tasks.len())
         .flat_map(|t| (0..args.samples).map(move |s| (t, s)))
         .collect();
     let bar = progress_bar(work.len() as u64, "episodes", args.progress);
     let outcomes = map_indexed(work.len(), args.jobs, |i| {
         let (t, sample) = work[i];
-        let outcome = run_sample(&env, args, tasks[t], sample);
+        let outcome = run_sample(&env, args, tasks[t], sample, budget);
         bar.inc(1);
         outcome
     });
@@ -207,6 +214,7 @@ fn run_sample(
     args: &EvalArgs,
     index: u32,
     sample: u32,
+    budget: u32,
 ) -> Result<(bool, u32)> {
     let task = Task::new(&args.split, index, args.seed, &args.options);
     // Each sample's policy draws from its own stream.
@@ -215,7 +223,7 @@ fn run_sample(
     let cfg = ExploreConfig {
         method: Method::Sample,
         reflect_every: 0,
-        budget: env.info.max_steps.max(1),
+        budget,
         max_depth: 0,
         snapshot_every: u32::MAX,
     };
@@ -224,6 +232,20 @@ fn run_sample(
         bail!("{e}");
     }
     Ok((run.end.solved, run.end.steps))
+}
+
+/// The steps one test-time episode may take: the task's `max-steps` option
+/// when given (the environment truncates there, above or below its
+/// default), else the environment's default.
+fn episode_steps(default: u32, options: &[(String, String)]) -> Result<u32> {
+    match options.iter().rev().find(|(k, _)| k == "max-steps") {
+        Some((_, v)) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("--opt max-steps={v}: expected a positive whole number")),
+        None => Ok(default.max(1)),
+    }
 }
 
 fn write_results(path: &std::path::Path, results: &[TaskResult]) -> Result<()> {

@@ -11,7 +11,11 @@ pub mod replay;
 pub mod report;
 pub mod run;
 
+use crate::env::component::EnvComponent;
+use crate::env::contract::Task;
+use crate::env::session::Session;
 use anyhow::{Result, bail};
+use std::sync::Arc;
 
 /// Which tasks of a split to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,4 +53,11 @@ impl TaskSelection {
             ),
         }
     }
+}
+
+/// Reset one task before any work, so a bad option or split is reported at
+/// once and leaves nothing half-made behind.
+pub(crate) fn check_task(env: &Arc<EnvComponent>, task: &Task) -> Result<()> {
+    Session::new(env, task.seed)?.reset(task)?;
+    Ok(())
 }

@@ -8,7 +8,7 @@
 //! finished task of an interrupted run and redoes the rest. Training data
 //! is made from the tree by `export`.
 
-use super::TaskSelection;
+use super::{TaskSelection, check_task};
 use crate::agent::explore::{ExploreConfig, TaskRun, explore_task};
 use crate::agent::policy::spec::PolicySpec;
 use crate::agent::reflect::spec::ReflectorSpec;
@@ -16,7 +16,6 @@ use crate::env::component::EnvComponent;
 use crate::env::contract::Task;
 use crate::env::load;
 use crate::env::runtime::Runtime;
-use crate::env::session::Session;
 use crate::llm::UsageTotals;
 use crate::tree::rundir::{SUMMARY, TREE};
 use crate::tree::{self, Header, Method, Record, TaskEnd, journal, log};
@@ -196,7 +195,10 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
     let Some(&first) = tasks.first() else {
         bail!("split '{}' has no tasks to run", args.split);
     };
-    check_task(&env, args, first)?;
+    check_task(
+        &env,
+        &Task::new(&args.split, first, args.seed, &args.options),
+    )?;
     let header = header(args, &env, &tasks);
     let mut done = prepare_out(args, &header)?;
     let resumed = done.len();
@@ -225,14 +227,6 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
     done.extend(journal::read_tasks(&args.out)?);
     assemble(&args.out, &header, &done)?;
     finish(&args.out, header, resumed, started, args.policy.usage())
-}
-
-/// Reset one task before anything is written, so a bad option or split is
-/// reported at once and leaves no half-made run behind.
-fn check_task(env: &Arc<EnvComponent>, args: &RunArgs, index: u32) -> Result<()> {
-    let task = Task::new(&args.split, index, args.seed, &args.options);
-    Session::new(env, args.seed)?.reset(&task)?;
-    Ok(())
 }
 
 fn run_task(env: &Arc<EnvComponent>, args: &RunArgs, index: u32) -> Result<TaskRun> {

@@ -1013,3 +1013,42 @@ fn flags_out_of_bounds_are_clear_errors() {
         "below the",
     );
 }
+
+#[test]
+fn eval_episodes_take_the_tasks_own_max_steps() {
+    let dir = tmp();
+    let steps = |max_steps: &str| -> Vec<u64> {
+        let out = dir.path().join(format!("eval-{max_steps}"));
+        ok(&[
+            "eval",
+            "--env",
+            "guess",
+            "--tasks",
+            "6",
+            "--policy",
+            "oracle",
+            "--noise",
+            "1.0",
+            "--opt",
+            &format!("max-steps={max_steps}"),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        std::fs::read_to_string(out.join("results.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["steps"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    // guess truncates at 10 steps by default; random guesses need more.
+    assert!(steps("300").iter().any(|s| *s > 10), "above the default");
+    assert!(steps("3").iter().all(|s| *s <= 3), "below it");
+    fails(
+        &["eval", "--env", "guess", "--opt", "max-steps=lots"],
+        "option max-steps=\"lots\" is not valid",
+    );
+}
