@@ -153,6 +153,9 @@ impl RunResult {
 pub struct PythonSandbox {
     engine: Engine,
     pre: CodeRunnerPre<GuestState>,
+    /// Whether the engine meters fuel (every engine but the compute
+    /// benchmark's).
+    metered: bool,
     /// Runs never get more than this.
     pub max: RunLimits,
     pub sha256: String,
@@ -234,6 +237,7 @@ impl PythonSandbox {
         Ok(PythonSandbox {
             engine: engine.clone(),
             pre,
+            metered: Store::new(engine, ()).set_fuel(1).is_ok(),
             max: RunLimits {
                 memory_bytes: max_memory,
                 fuel: u64::MAX / 2,
@@ -265,7 +269,11 @@ impl PythonSandbox {
         store.limiter(|s| &mut s.limiter);
         store.data_mut().call = guest::CallClock::start(Duration::from_millis(limits.wall_ms));
         guest::enforce_wall_clock(&mut store);
-        if let Err(e) = store.set_fuel(limits.fuel) {
+        // An engine without fuel metering (only the compute benchmark's)
+        // runs without a fuel limit.
+        if self.metered
+            && let Err(e) = store.set_fuel(limits.fuel)
+        {
             return RunResult::sandbox_error(format!("cannot set fuel: {e}"), started);
         }
         let runner = match self.pre.instantiate(&mut store) {
@@ -278,8 +286,9 @@ impl PythonSandbox {
             }
         };
         let outcome = runner.call_run(&mut store, source);
-        let counted = limits.fuel - store.get_fuel().unwrap_or(0);
+        let counted = limits.fuel - store.get_fuel().unwrap_or(limits.fuel);
         let fuel_used = match &outcome {
+            _ if !self.metered => None,
             Ok(_) => Some(counted),
             Err(e) if e.downcast_ref::<wasmtime_wasi::I32Exit>().is_some() => Some(counted),
             Err(e) if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) => Some(limits.fuel),

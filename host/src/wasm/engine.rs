@@ -42,6 +42,19 @@ impl Default for EngineOptions {
 
 /// A wasmtime engine configured for leafe's guests.
 pub fn new_engine(options: &EngineOptions) -> Result<Engine> {
+    engine_from(&config(options))
+}
+
+/// An engine from a configuration (see [`config`]).
+pub fn engine_from(config: &Config) -> Result<Engine> {
+    Engine::new(config)
+        .map_err(anyhow::Error::from)
+        .context("cannot create the wasmtime engine")
+}
+
+/// The configuration of [`new_engine`]: what determinism and the limits
+/// need (the compute benchmark switches parts off to price them).
+pub fn config(options: &EngineOptions) -> Config {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
@@ -64,9 +77,7 @@ pub fn new_engine(options: &EngineOptions) -> Result<Engine> {
             .max_memory_size(options.limits.memory_bytes);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    Engine::new(&config)
-        .map_err(anyhow::Error::from)
-        .context("cannot create the wasmtime engine")
+    config
 }
 
 /// The thread that advances an engine's epoch every [`EPOCH_TICK`]; stops

@@ -10,9 +10,11 @@
 //! - exploration throughput (env steps/s, tree nodes/s) and backtracking by
 //!   restore vs by reset-and-replay over the same tasks;
 //! - the Python sandbox against `python3` subprocesses ([`sandbox`]);
-//! - whole `leafe-host` processes against the native interpreter ([`startup`]).
+//! - whole `leafe-host` processes against the native interpreter ([`startup`]);
+//! - what the sandbox's compute slowdown is made of ([`compute`]).
 
 pub mod baseline;
+pub mod compute;
 pub mod report;
 pub mod sandbox;
 pub mod startup;
@@ -85,6 +87,9 @@ pub enum Suite {
     Sandbox,
     /// Whole leafe-host processes (exec, envs, run) vs python3.
     Startup,
+    /// What the sandbox's compute slowdown is made of (not part of `all`:
+    /// it compiles the interpreter seven times).
+    Compute,
 }
 
 /// Run the benchmarks; `reps` scales the repetitions.
@@ -109,6 +114,9 @@ pub fn run(
     }
     if matches!(suite, Suite::All | Suite::Startup) {
         startup::run(&mut report, reps)?;
+    }
+    if suite == Suite::Compute {
+        compute::run(&mut report, options, reps)?;
     }
     Ok(report)
 }

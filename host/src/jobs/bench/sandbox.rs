@@ -15,7 +15,8 @@ use anyhow::{Context, Result, bail};
 use leafe_judge::mbpp;
 use std::time::{Duration, Instant};
 
-const CPU_LOOP: &str = "x = 0\nfor i in range(2_000_000):\n    x += i * i % 7\nprint(x)\n";
+/// A CPU-bound pure-Python loop.
+pub const CPU_LOOP: &str = "x = 0\nfor i in range(2_000_000):\n    x += i * i % 7\nprint(x)\n";
 
 /// The MBPP test split as one program per problem (the solution, the set-up
 /// code and every assert), from the `mbpp` component's own data.
