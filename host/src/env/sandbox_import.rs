@@ -36,7 +36,7 @@ pub fn add_to_linker(
               (source, stdin, limits): (String, String, wit::Limits)| {
             let started = Instant::now();
             let budget_ms = nested_max.wall_ms.saturating_mul(NESTED_WALL_FACTOR);
-            let spent_ms = store.data().call.nested.as_millis() as u64;
+            let spent_ms = store.data().call.nested_runs.as_millis() as u64;
             let mut limits = from_wit(&limits).capped_by(&nested_max);
             limits.wall_ms = limits.wall_ms.min(budget_ms.saturating_sub(spent_ms));
             let result = match python.get() {
@@ -48,7 +48,14 @@ pub fn add_to_linker(
                     ),
                     ..RunResult::sandbox_error(String::new(), started)
                 },
-                Ok(sandbox) => sandbox.run(&source, &stdin, &limits),
+                Ok(sandbox) => {
+                    // The budget counts runs, not the interpreter's one-time
+                    // compilation on first use.
+                    let run_started = Instant::now();
+                    let result = sandbox.run(&source, &stdin, &limits);
+                    store.data_mut().call.nested_runs += run_started.elapsed();
+                    result
+                }
                 Err(e) => RunResult::sandbox_error(
                     format!("the Python sandbox is unavailable: {e:#}"),
                     started,

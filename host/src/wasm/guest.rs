@@ -78,6 +78,9 @@ pub struct CallClock {
     pub started: std::time::Instant,
     pub limit: Duration,
     pub nested: Duration,
+    /// The part of `nested` spent running nested programs (their shared
+    /// budget's measure).
+    pub nested_runs: Duration,
 }
 
 impl CallClock {
@@ -86,6 +89,7 @@ impl CallClock {
             started: std::time::Instant::now(),
             limit,
             nested: Duration::ZERO,
+            nested_runs: Duration::ZERO,
         }
     }
 
