@@ -75,6 +75,15 @@ pub fn config(options: &EngineOptions) -> Config {
             .total_memories((2 * n).max(8))
             .total_tables((2 * n).max(8))
             .max_memory_size(options.limits.memory_bytes);
+        if n > 2 {
+            // Slots that are reused are reset with memset rather than
+            // madvise: no page faults on reuse, and no contention between
+            // threads on the process's memory map (1 -> 2 workers went from
+            // 0.8x to 2x the programs per second). A one-shot pool skips it:
+            // the reset at exit would cost more than it saves.
+            pool.linear_memory_keep_resident(32 << 20)
+                .table_keep_resident(1 << 20);
+        }
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config

@@ -3,7 +3,7 @@
 use super::Ctx;
 use anyhow::Result;
 use clap::Args;
-use leafe_host::{EnvComponent, Runtime, Source};
+use leafe_host::{EngineOptions, EnvComponent, Runtime, Source};
 
 #[derive(Args)]
 pub struct EnvsCmd {
@@ -14,7 +14,11 @@ pub struct EnvsCmd {
 
 impl EnvsCmd {
     pub fn execute(self, ctx: &Ctx) -> Result<()> {
-        let runtime = Runtime::new(ctx.options.clone())?;
+        // One instance at a time, each once: a one-shot pool.
+        let runtime = Runtime::new(EngineOptions {
+            pool_instances: 2,
+            ..ctx.options.clone()
+        })?;
         let mut specs: Vec<String> = leafe_builtins::names()
             .iter()
             .map(|s| s.to_string())
