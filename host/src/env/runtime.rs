@@ -20,8 +20,6 @@ pub struct Runtime {
     pub linker: Linker<GuestState>,
     pub limits: Limits,
     pub cache: Option<CompileCache>,
-    /// The most one nested sandbox run of an environment gets.
-    pub nested_max: RunLimits,
     python: Arc<LazyPython>,
     _ticker: EpochTicker,
 }
@@ -54,7 +52,6 @@ impl Runtime {
             linker,
             limits,
             cache,
-            nested_max,
             python,
             _ticker: ticker,
         }))

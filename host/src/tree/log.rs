@@ -15,8 +15,6 @@ pub struct ReadLog {
     pub records: Vec<Record>,
     /// The bytes of each complete task (task-start to task-end), as written.
     pub task_bytes: BTreeMap<u32, Vec<u8>>,
-    /// Byte length of the prefix that ends with the last complete task.
-    pub complete_len: u64,
     /// A torn last line was found (a crash mid-write).
     pub torn_tail: bool,
 }
@@ -88,7 +86,6 @@ pub fn read(path: &Path) -> Result<ReadLog> {
     Ok(ReadLog {
         task_bytes: parsed.task_bytes(&bytes),
         records: parsed.records,
-        complete_len: parsed.complete_len,
         torn_tail: parsed.torn_tail,
     })
 }
@@ -111,7 +108,6 @@ pub fn read_task(path: &Path, bytes: &[u8]) -> Result<u32> {
 struct Parsed {
     records: Vec<Record>,
     spans: Vec<std::ops::Range<usize>>,
-    complete_len: u64,
     torn_tail: bool,
     task_ends: usize,
 }
@@ -140,7 +136,6 @@ fn parse(bytes: &[u8], mut expect: Expect, path: &Path) -> Result<Parsed> {
     let mut parsed = Parsed {
         records: Vec::new(),
         spans: Vec::new(),
-        complete_len: 0,
         torn_tail: false,
         task_ends: 0,
     };
@@ -170,9 +165,6 @@ fn parse(bytes: &[u8], mut expect: Expect, path: &Path) -> Result<Parsed> {
                 "{} line {number}: task {task} appears a second time",
                 path.display()
             );
-        }
-        if matches!(record, Record::TaskEnd(_)) || matches!(record, Record::Header(_)) {
-            parsed.complete_len = offset as u64;
         }
         parsed.task_ends += usize::from(matches!(record, Record::TaskEnd(_)));
         parsed.records.push(record);
