@@ -112,8 +112,9 @@ pub fn train_step(
         .map(|_| (rng.next_u64() % cfg.vocab_size as u64) as u32)
         .collect();
     let all = Tensor::from_vec(ids, (batch, seq + 1), device)?;
-    let inputs = all.narrow(1, 0, seq)?;
-    let targets = all.narrow(1, 1, seq)?;
+    // Contiguous copies: the embedding gather and the loss need them.
+    let inputs = all.narrow(1, 0, seq)?.contiguous()?;
+    let targets = all.narrow(1, 1, seq)?.contiguous()?;
     let mask = Tensor::ones((batch, seq), DType::F32, device)?;
     // Returns the seconds spent in forward, backward and the optimizer.
     let step = |opt: &mut AdamW| -> Result<[f64; 3]> {
@@ -171,7 +172,7 @@ pub fn generation(
     device: &Device,
 ) -> Result<GenBench> {
     let params = init_params(cfg, 0, DType::F32, device)?;
-    let model = Model::new(cfg, &params)?;
+    let model = Model::frozen(cfg, &params)?;
     let tokenizer = byte_tokenizer()?;
     let prompt: Vec<u32> = (0..prompt_len as u32)
         .map(|i| i % cfg.vocab_size.min(256) as u32)

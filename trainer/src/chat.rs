@@ -76,23 +76,35 @@ impl ChatTemplate {
         })
     }
 
-    /// The template of `DIR/tokenizer_config.json`.
+    /// The template of a checkpoint: `chat_template` in
+    /// `DIR/tokenizer_config.json`, or `DIR/chat_template.jinja` where
+    /// transformers 5 keeps it (that file wins when both are there, as in
+    /// transformers).
     pub fn load(dir: &Path) -> Result<ChatTemplate> {
         let path = dir.join("tokenizer_config.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid JSON", path.display()))?;
-        let source = match v.get("chat_template") {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            // A list of named templates: take "default".
-            Some(serde_json::Value::Array(list)) => list
-                .iter()
-                .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
-                .and_then(|t| t.get("template")?.as_str())
-                .map(str::to_string)
-                .with_context(|| format!("{}: no 'default' chat template", path.display()))?,
-            _ => bail!("{} has no chat_template", path.display()),
+        let jinja = dir.join("chat_template.jinja");
+        let source = if jinja.exists() {
+            std::fs::read_to_string(&jinja)
+                .with_context(|| format!("cannot read {}", jinja.display()))?
+        } else {
+            match v.get("chat_template") {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                // A list of named templates: take "default".
+                Some(serde_json::Value::Array(list)) => list
+                    .iter()
+                    .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
+                    .and_then(|t| t.get("template")?.as_str())
+                    .map(str::to_string)
+                    .with_context(|| format!("{}: no 'default' chat template", path.display()))?,
+                _ => bail!(
+                    "{} has no chat_template (and there is no chat_template.jinja beside it)",
+                    path.display()
+                ),
+            }
         };
         ChatTemplate::new(
             &source,

@@ -3,6 +3,7 @@
 //! `tokenizer_config.json` with the chat template.
 
 use crate::config::ModelConfig;
+use crate::model::Model;
 use crate::params::{named_tensors, param_specs};
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor, Var};
@@ -74,6 +75,15 @@ pub fn load_params(dir: &Path, cfg: &ModelConfig, dtype: DType, device: &Device)
         }
     }
     Ok(map)
+}
+
+/// Load a checkpoint for inference (generation, serving, logits): its
+/// config, its weights as constants ([`Model::frozen`]) and its tokenizer.
+pub fn load_for_inference(dir: &Path, device: &Device) -> Result<(Model, tokenizers::Tokenizer)> {
+    let cfg = ModelConfig::load(dir)?;
+    let params = load_params(dir, &cfg, DType::F32, device)?;
+    let model = Model::frozen(&cfg, &params)?;
+    Ok((model, crate::tokenizer::load(dir)?))
 }
 
 /// Write the parameters as `model.safetensors` (f32, Hugging Face names),

@@ -81,8 +81,107 @@ fn token_id(v: &Value, key: &str) -> Option<u32> {
     }
 }
 
+/// The rotary base: top-level `rope_theta` (transformers 4) or
+/// `rope_parameters.rope_theta` (transformers 5), with only the default
+/// rotary type; scaled variants are refused rather than computed wrong.
+fn rope_theta(v: &Value) -> Result<f64> {
+    let top: Option<f64> = optional(v, "rope_theta", None)?;
+    let mut nested: Option<f64> = None;
+    for key in ["rope_parameters", "rope_scaling"] {
+        let Some(params) = v.get(key).filter(|p| !p.is_null()) else {
+            continue;
+        };
+        let obj = params
+            .as_object()
+            .with_context(|| format!("config.json: '{key}' is not an object"))?;
+        let kind = obj
+            .get("rope_type")
+            .or_else(|| obj.get("type"))
+            .and_then(|t| t.as_str())
+            .unwrap_or("default");
+        if kind != "default" {
+            bail!(
+                "config.json: {key}.rope_type '{kind}' is not supported (supported: default); \
+                 scaled rotary embeddings (linear, dynamic, llama3, yarn, ...) would be computed wrong"
+            );
+        }
+        if let Some(theta) = obj.get("rope_theta") {
+            nested = Some(
+                serde_json::from_value(theta.clone())
+                    .with_context(|| format!("config.json: bad '{key}.rope_theta'"))?,
+            );
+        }
+    }
+    match (top, nested) {
+        (Some(a), Some(b)) if a != b => {
+            bail!("config.json: rope_theta {a} contradicts rope_parameters.rope_theta {b}")
+        }
+        (Some(theta), _) | (None, Some(theta)) => Ok(theta),
+        (None, None) => Ok(10_000.0),
+    }
+}
+
+/// Fields that change the computation in ways this model does not
+/// implement: each is an error naming the field, never a silent default.
+fn refuse_unsupported(v: &Value, arch: Arch, heads: usize, hidden: usize) -> Result<()> {
+    let truthy = |key: &str| v.get(key).is_some_and(|x| x.as_bool() == Some(true));
+    if let Some(act) = v.get("hidden_act").and_then(|a| a.as_str())
+        && act != "silu"
+    {
+        bail!("config.json: hidden_act '{act}' is not supported (supported: silu)");
+    }
+    if truthy("mlp_bias") {
+        bail!("config.json: mlp_bias true is not supported");
+    }
+    if arch == Arch::Qwen2 && v.get("attention_bias").and_then(|b| b.as_bool()) == Some(false) {
+        bail!(
+            "config.json: attention_bias false is not supported for qwen2 (its q/k/v have biases)"
+        );
+    }
+    if truthy("use_sliding_window") {
+        bail!("config.json: use_sliding_window true is not supported (only full attention)");
+    }
+    if arch == Arch::Llama
+        && let Some(w) = v.get("sliding_window").filter(|w| !w.is_null())
+    {
+        bail!("config.json: sliding_window {w} is not supported (only full attention)");
+    }
+    if let Some(types) = v.get("layer_types").and_then(|t| t.as_array())
+        && let Some(other) = types.iter().find(|t| t.as_str() != Some("full_attention"))
+    {
+        bail!("config.json: layer_types has {other}; only full_attention is supported");
+    }
+    if let Some(hd) = v.get("head_dim").filter(|h| !h.is_null()) {
+        let hd: usize =
+            serde_json::from_value(hd.clone()).context("config.json: bad 'head_dim'")?;
+        if heads > 0 && hd * heads != hidden {
+            bail!(
+                "config.json: head_dim {hd} differs from hidden_size / num_attention_heads ({hidden} / {heads}); not supported"
+            );
+        }
+    }
+    if let Some(f) = v.get("partial_rotary_factor").and_then(|f| f.as_f64())
+        && f != 1.0
+    {
+        bail!("config.json: partial_rotary_factor {f} is not supported (only 1.0)");
+    }
+    for key in [
+        "attn_logit_softcapping",
+        "final_logit_softcapping",
+        "logits_scaling",
+        "embedding_multiplier",
+        "residual_multiplier",
+        "attention_multiplier",
+    ] {
+        if let Some(x) = v.get(key).filter(|x| !x.is_null()) {
+            bail!("config.json: {key} {x} is not supported");
+        }
+    }
+    Ok(())
+}
+
 impl ModelConfig {
-    /// Parse a `config.json` value.
+    /// Parse a `config.json` value, as transformers 4 or 5 writes it.
     pub fn from_json(v: &Value) -> Result<ModelConfig> {
         let arch_name = v
             .get("architectures")
@@ -92,16 +191,18 @@ impl ModelConfig {
             .context("config.json names no architecture (no 'architectures' or 'model_type')")?;
         let arch = Arch::parse(arch_name)?;
         let heads: usize = field(v, "num_attention_heads")?;
+        let hidden: usize = field(v, "hidden_size")?;
+        refuse_unsupported(v, arch, heads, hidden)?;
         let cfg = ModelConfig {
             arch,
             vocab_size: field(v, "vocab_size")?,
-            hidden_size: field(v, "hidden_size")?,
+            hidden_size: hidden,
             intermediate_size: field(v, "intermediate_size")?,
             num_hidden_layers: field(v, "num_hidden_layers")?,
             num_attention_heads: heads,
             num_key_value_heads: optional(v, "num_key_value_heads", heads)?,
             max_position_embeddings: optional(v, "max_position_embeddings", 4096)?,
-            rope_theta: optional(v, "rope_theta", 10_000.0)?,
+            rope_theta: rope_theta(v)?,
             rms_norm_eps: optional(v, "rms_norm_eps", 1e-6)?,
             tie_word_embeddings: optional(v, "tie_word_embeddings", false)?,
             attention_bias: match arch {

@@ -1,17 +1,16 @@
 //! The `leafe-trainer` command line.
 
 use anyhow::{Context, Result, bail};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use clap::{Parser, Subcommand};
 use leafe_trainer::chat::{ChatTemplate, Message};
-use leafe_trainer::config::{Arch, ModelConfig};
+use leafe_trainer::config::Arch;
 use leafe_trainer::data::OnBadLine;
 use leafe_trainer::generate::{GenerateConfig, generate};
-use leafe_trainer::model::Model;
 use leafe_trainer::sft::{SftConfig, train};
 use leafe_trainer::tiny::{TinySpec, init_tiny};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Distil LEAFE corrections into Qwen2/Llama models with candle: SFT,
@@ -147,6 +146,10 @@ enum Command {
         /// tiny, 0.5b (a Qwen2-0.5B-shaped random model, ~9 GiB to train), or both.
         #[arg(long, value_parser = ["tiny", "0.5b", "both"], default_value = "tiny")]
         size: String,
+        /// Benchmark the shape of this checkpoint instead (its config.json;
+        /// the weights are random, which does not change the speed).
+        #[arg(long, conflicts_with = "size")]
+        model: Option<PathBuf>,
         #[arg(long, default_value_t = 1)]
         batch: usize,
         #[arg(long, default_value_t = 128)]
@@ -160,6 +163,32 @@ enum Command {
         /// Also write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// Convert a GGUF file (llama or qwen2; F32, F16, BF16, Q8_0, Q4_0,
+    /// Q4_1, Q5_0, Q5_1 and the K-quants) into a Hugging Face checkpoint
+    /// directory: config.json, model.safetensors, tokenizer.json,
+    /// tokenizer_config.json (with the chat template), generation_config.json.
+    ImportGguf {
+        /// The .gguf file.
+        gguf: PathBuf,
+        /// The new checkpoint directory (must not exist, or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Precision of the written weights (quantized tensors are dequantized).
+        #[arg(long, value_parser = ["f32", "bf16"], default_value = "f32")]
+        dtype: String,
+    },
+    /// Compare a checkpoint with a reference recorded from transformers by
+    /// scripts/parity.py: token ids, last-position logits, greedy tokens.
+    CheckParity {
+        #[arg(long)]
+        model: PathBuf,
+        /// The fixture JSON (e.g. trainer/tests/data/smollm2-parity.json).
+        #[arg(long)]
+        fixture: PathBuf,
+        /// Largest allowed |logit difference| over the reference's top 50.
+        #[arg(long, default_value_t = 1e-3)]
+        tolerance: f32,
     },
     /// Print the last position's logits as JSON (for parity checks).
     Logits {
@@ -181,12 +210,8 @@ fn device(name: &str) -> Result<Device> {
     }
 }
 
-fn load_model(dir: &Path, device: &Device) -> Result<(Model, tokenizers::Tokenizer)> {
-    let cfg = ModelConfig::load(dir)?;
-    let params = leafe_trainer::checkpoint::load_params(dir, &cfg, DType::F32, device)?;
-    // The parameters live on in the model's tensors.
-    let model = Model::new(&cfg, &params)?;
-    Ok((model, leafe_trainer::tokenizer::load(dir)?))
+fn same(equal: bool) -> &'static str {
+    if equal { "equal" } else { "DIFFER" }
 }
 
 fn main() -> ExitCode {
@@ -312,7 +337,7 @@ fn real_main(cli: Cli) -> Result<()> {
             seed,
             stop,
         } => {
-            let (m, tokenizer) = load_model(&model, &device)?;
+            let (m, tokenizer) = leafe_trainer::checkpoint::load_for_inference(&model, &device)?;
             let text = match (chat, prompt) {
                 (Some(user), _) => {
                     ChatTemplate::load(&model)?.render(&[Message::new("user", &user)], true)?
@@ -339,7 +364,7 @@ fn real_main(cli: Cli) -> Result<()> {
             port,
             name,
         } => {
-            let (m, tokenizer) = load_model(&model, &device)?;
+            let (m, tokenizer) = leafe_trainer::checkpoint::load_for_inference(&model, &device)?;
             let template = ChatTemplate::load(&model)?;
             let name = name.unwrap_or_else(|| {
                 model
@@ -365,6 +390,7 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Command::Bench {
             size,
+            model,
             batch,
             seq,
             steps,
@@ -376,14 +402,20 @@ fn real_main(cli: Cli) -> Result<()> {
                 bail!("--batch and --seq must be at least 1");
             }
             let mut models = Vec::new();
-            if size != "0.5b" {
-                models.push(("tiny", bench::tiny()));
+            if let Some(dir) = &model {
+                let name = dir
+                    .file_name()
+                    .map_or("model".into(), |n| n.to_string_lossy().into_owned());
+                models.push((name, leafe_trainer::config::ModelConfig::load(dir)?));
+            } else if size != "0.5b" {
+                models.push(("tiny".into(), bench::tiny()));
             }
-            if size != "tiny" {
-                models.push(("qwen2-0.5b-shape", bench::qwen2_05b()));
+            if model.is_none() && size != "tiny" {
+                models.push(("qwen2-0.5b-shape".into(), bench::qwen2_05b()));
             }
             let mut report = Vec::new();
             for (name, cfg) in models {
+                let name = name.as_str();
                 let t = bench::train_step(name, &cfg, batch, seq, steps, &device)?;
                 println!(
                     "{name}: {} params, train step {:.3}s, {:.0} tokens/s, {:.2} GFLOP/s = {:.0}% of matmul ({:.2} GFLOP/s)",
@@ -412,15 +444,63 @@ fn real_main(cli: Cli) -> Result<()> {
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
         }
+        Command::ImportGguf { gguf, out, dtype } => {
+            let dtype = if dtype == "bf16" {
+                DType::BF16
+            } else {
+                DType::F32
+            };
+            let done = leafe_trainer::gguf::import(&gguf, &out, dtype)?;
+            let types: Vec<String> = done
+                .tensor_types
+                .iter()
+                .map(|(t, n)| format!("{n} {t}"))
+                .collect();
+            println!(
+                "imported a {:?} model ({} parameters, vocabulary {}, tensors: {}) to {}",
+                done.config.arch,
+                done.config.parameter_count(),
+                done.vocab,
+                types.join(", "),
+                done.out.display()
+            );
+        }
+        Command::CheckParity {
+            model,
+            fixture,
+            tolerance,
+        } => {
+            use leafe_trainer::parity;
+            let reference = parity::Fixture::load(&fixture)?;
+            let report = parity::check(&model, &reference, &device)?;
+            for (i, p) in report.prompts.iter().enumerate() {
+                println!(
+                    "prompt {i}: {} tokens, template {}, ids {}, max |logit diff| {:.2e}, argmax {}, greedy {}: {:?}",
+                    p.prompt_tokens,
+                    same(p.text_equal),
+                    same(p.ids_equal),
+                    p.max_abs_logit_diff,
+                    same(p.argmax_equal),
+                    same(p.greedy_equal),
+                    p.greedy_text
+                );
+            }
+            println!(
+                "max |logit diff| {:.2e} against transformers {} on {}",
+                report.max_abs_logit_diff, reference.transformers, cli.device
+            );
+            if !report.holds(tolerance) {
+                bail!("the model does not match the reference (tolerance {tolerance:e})");
+            }
+            println!("PASS");
+        }
         Command::Logits { model, text } => {
-            let (m, tokenizer) = load_model(&model, &device)?;
+            let (m, tokenizer) = leafe_trainer::checkpoint::load_for_inference(&model, &device)?;
             let ids = leafe_trainer::tokenizer::ids(&tokenizer, &text)?;
             if ids.is_empty() {
                 bail!("--text tokenises to nothing");
             }
-            let input = Tensor::new(ids.as_slice(), &device)?.unsqueeze(0)?;
-            let logits = m.forward(&input, None)?.squeeze(0)?;
-            let last: Vec<f32> = logits.get(ids.len() - 1)?.to_vec1()?;
+            let last = leafe_trainer::parity::last_logits(&m, &ids, &device)?;
             println!(
                 "{}",
                 serde_json::to_string(&last).context("cannot print the logits")?

@@ -113,6 +113,13 @@ impl Model {
         Model::with_adapter(cfg, params, None)
     }
 
+    /// Build the model for inference only (generation, serving, logits):
+    /// every weight is a constant, so no op records an autograd graph and
+    /// each step's tensors are freed as soon as they are used.
+    pub fn frozen(cfg: &ModelConfig, params: &VarMap) -> Result<Model> {
+        Model::build(cfg, params, None, true)
+    }
+
     /// Build the model with a LoRA adapter. The base weights are then
     /// constants: gradients reach only the adapter.
     pub fn with_adapter(
@@ -121,6 +128,15 @@ impl Model {
         adapter: Option<Adapter>,
     ) -> Result<Model> {
         let frozen = adapter.is_some();
+        Model::build(cfg, params, adapter, frozen)
+    }
+
+    fn build(
+        cfg: &ModelConfig,
+        params: &VarMap,
+        adapter: Option<Adapter>,
+        frozen: bool,
+    ) -> Result<Model> {
         let data = params
             .data()
             .lock()
