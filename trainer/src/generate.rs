@@ -17,6 +17,9 @@ pub struct GenerateConfig {
     pub stop: Vec<String>,
     /// Recompute the whole sequence each step (for benchmarks).
     pub no_cache: bool,
+    /// Cap on prompt + generated tokens (below the model's own
+    /// `max_position_embeddings`); bounds the KV cache's memory.
+    pub max_context: Option<usize>,
 }
 
 impl Default for GenerateConfig {
@@ -28,6 +31,7 @@ impl Default for GenerateConfig {
             seed: 0,
             stop: vec![],
             no_cache: false,
+            max_context: None,
         }
     }
 }
@@ -46,6 +50,10 @@ pub struct Generated {
     pub finish: Finish,
 }
 
+/// Prompt positions run through the model at once: bounds the attention
+/// scores of a long prompt (`chunk x context` instead of `context^2`).
+pub const PREFILL_CHUNK: usize = 128;
+
 /// Continue `prompt` (token ids). Stops at `eos` ids, a stop string, or `max_tokens`.
 pub fn generate(
     model: &Model,
@@ -53,6 +61,33 @@ pub fn generate(
     prompt: &[u32],
     eos: &[u32],
     cfg: &GenerateConfig,
+) -> Result<Generated> {
+    generate_streaming(model, tokenizer, prompt, eos, cfg, |_| true)
+}
+
+/// The longest prefix of `text[from..]` that can be sent now: not a
+/// possible start of a stop string, not a half-decoded character.
+fn settled(text: &str, from: usize, hold: usize) -> usize {
+    let mut end = text.len().saturating_sub(hold).max(from);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    if text[from..end].ends_with('\u{FFFD}') {
+        end -= '\u{FFFD}'.len_utf8();
+    }
+    end.max(from)
+}
+
+/// [`generate`], handing the text to `on_text` piece by piece as it becomes
+/// final (for streaming). `on_text` returns false to stop early (the
+/// client went away).
+pub fn generate_streaming(
+    model: &Model,
+    tokenizer: &tokenizers::Tokenizer,
+    prompt: &[u32],
+    eos: &[u32],
+    cfg: &GenerateConfig,
+    mut on_text: impl FnMut(&str) -> bool,
 ) -> Result<Generated> {
     if prompt.is_empty() {
         return Err(anyhow!("the prompt is empty"));
@@ -71,55 +106,70 @@ pub fn generate(
     };
     let mut sampler = LogitsProcessor::from_sampling(cfg.seed, sampling);
     let device = model.device();
+    let context = cfg
+        .max_context
+        .map_or(model.cfg.max_position_embeddings, |c| {
+            c.min(model.cfg.max_position_embeddings)
+        });
+    if prompt.len() >= context {
+        return Err(anyhow!(
+            "the prompt has {} tokens; the context holds {context}",
+            prompt.len()
+        ));
+    }
     let mut cache = KvCache::new(&model.cfg);
     let mut all: Vec<u32> = prompt.to_vec();
     let mut out: Vec<u32> = Vec::new();
-    let mut next_input: Vec<u32> = prompt.to_vec();
     let decode = |ids: &[u32]| {
         tokenizer
             .decode(ids, true)
             .map_err(|e| anyhow!("cannot decode: {e}"))
     };
-    while out.len() < cfg.max_tokens {
-        if all.len() >= model.cfg.max_position_embeddings {
-            break;
-        }
+    // Bytes of the text already handed to `on_text`, and how much to hold
+    // back because it may be the start of a stop string.
+    let mut sent = 0;
+    let hold = cfg.stop.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
+    let mut finish = Finish::Length;
+    let mut text = String::new();
+    while out.len() < cfg.max_tokens && all.len() < context {
         let logits = if cfg.no_cache {
             let ids = Tensor::new(all.as_slice(), device)?.unsqueeze(0)?;
-            model.forward(&ids, None)?
+            model.forward_last(&ids, None)?
+        } else if cache.is_empty() {
+            let ids = Tensor::new(all.as_slice(), device)?.unsqueeze(0)?;
+            model.prefill(&ids, &mut cache, PREFILL_CHUNK)?
         } else {
-            let ids = Tensor::new(next_input.as_slice(), device)?.unsqueeze(0)?;
-            model.forward(&ids, Some(&mut cache))?
+            let ids = Tensor::new(&[*all.last().expect("never empty")], device)?.unsqueeze(0)?;
+            model.forward_last(&ids, Some(&mut cache))?
         };
-        let last = logits
-            .squeeze(0)?
-            .get(logits.dim(1)? - 1)?
-            .to_dtype(DType::F32)?;
+        let last = logits.squeeze(0)?.to_dtype(DType::F32)?;
         let token = sampler.sample(&last)?;
         if eos.contains(&token) {
-            return Ok(Generated {
-                text: decode(&out)?,
-                tokens: out,
-                finish: Finish::Stop,
-            });
+            finish = Finish::Stop;
+            break;
         }
         out.push(token);
         all.push(token);
-        next_input = vec![token];
-        if !cfg.stop.is_empty() {
-            let text = decode(&out)?;
-            if let Some(cut) = cfg.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
-                return Ok(Generated {
-                    text: text[..cut].to_string(),
-                    tokens: out,
-                    finish: Finish::Stop,
-                });
+        text = decode(&out)?;
+        if let Some(cut) = cfg.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+            text.truncate(cut);
+            finish = Finish::Stop;
+            break;
+        }
+        let end = settled(&text, sent, hold);
+        if end > sent {
+            if !on_text(&text[sent..end]) {
+                break;
             }
+            sent = end;
         }
     }
+    if text.len() > sent {
+        on_text(&text[sent..]);
+    }
     Ok(Generated {
-        text: decode(&out)?,
+        text,
         tokens: out,
-        finish: Finish::Length,
+        finish,
     })
 }

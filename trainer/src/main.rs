@@ -7,6 +7,7 @@ use leafe_trainer::chat::{ChatTemplate, Message};
 use leafe_trainer::config::Arch;
 use leafe_trainer::data::OnBadLine;
 use leafe_trainer::generate::{GenerateConfig, generate};
+use leafe_trainer::serve::ServeLimits;
 use leafe_trainer::sft::{SftConfig, train};
 use leafe_trainer::tiny::{TinySpec, init_tiny};
 use std::io::IsTerminal;
@@ -139,6 +140,16 @@ enum Command {
         /// The model name clients use [default: the directory name].
         #[arg(long)]
         name: Option<String>,
+        /// Generations running at once (each holds one KV cache).
+        #[arg(long, default_value_t = ServeLimits::default().concurrency)]
+        concurrency: usize,
+        /// Requests that may wait for a slot; more are answered 503 with Retry-After.
+        #[arg(long, default_value_t = ServeLimits::default().queue)]
+        queue: usize,
+        /// Prompt + completion tokens of one request (bounds each KV cache,
+        /// whatever the model's max_position_embeddings says).
+        #[arg(long, default_value_t = ServeLimits::default().max_context)]
+        max_context: usize,
     },
     /// Measure training tokens/s and FLOP/s against plain matmul, and
     /// generation speed with and without the KV cache, on random models.
@@ -354,6 +365,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 seed,
                 stop,
                 no_cache: false,
+                max_context: None,
             };
             let out = generate(&m, &tokenizer, &ids, &eos, &cfg)?;
             println!("{}", out.text);
@@ -363,7 +375,18 @@ fn real_main(cli: Cli) -> Result<()> {
             host,
             port,
             name,
+            concurrency,
+            queue,
+            max_context,
         } => {
+            if concurrency == 0 || max_context < 2 {
+                bail!("--concurrency must be at least 1 and --max-context at least 2");
+            }
+            let limits = ServeLimits {
+                concurrency,
+                queue,
+                max_context,
+            };
             let (m, tokenizer) = leafe_trainer::checkpoint::load_for_inference(&model, &device)?;
             let template = ChatTemplate::load(&model)?;
             let name = name.unwrap_or_else(|| {
@@ -372,14 +395,15 @@ fn real_main(cli: Cli) -> Result<()> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "model".into())
             });
-            let state = std::sync::Arc::new(leafe_trainer::serve::Served::new(
+            let state = std::sync::Arc::new(leafe_trainer::serve::Served::with_limits(
                 name.clone(),
                 m,
                 tokenizer,
                 template,
+                limits,
             ));
-            let runtime =
-                tokio::runtime::Runtime::new().context("cannot start the server runtime")?;
+            let runtime = leafe_trainer::serve::runtime(&limits)
+                .context("cannot start the server runtime")?;
             runtime.block_on(async {
                 let listener = tokio::net::TcpListener::bind((host.as_str(), port))
                     .await

@@ -217,7 +217,41 @@ impl Model {
 
     /// Logits `[batch, seq, vocab]` for token ids `[batch, seq]`. With a
     /// cache, the ids continue the cached positions and the cache grows.
-    pub fn forward(&self, ids: &Tensor, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
+    pub fn forward(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let x = self.hidden(ids, cache)?;
+        let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
+        x.broadcast_matmul(&self.lm_head.t()?)
+    }
+
+    /// Logits `[batch, vocab]` of the last position only: what generation
+    /// needs, without the `[seq, vocab]` projection of every position.
+    pub fn forward_last(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let x = self.hidden(ids, cache)?;
+        let t = x.dim(1)?;
+        let x = x.narrow(1, t - 1, 1)?.squeeze(1)?;
+        let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
+        x.matmul(&self.lm_head.t()?)
+    }
+
+    /// Run a prompt through the cache in chunks of `chunk` positions and
+    /// return the last position's logits `[batch, vocab]`. Chunking bounds
+    /// the attention scores at `chunk x context` instead of `context^2`.
+    pub fn prefill(&self, ids: &Tensor, cache: &mut KvCache, chunk: usize) -> Result<Tensor> {
+        let t = ids.dim(1)?;
+        let chunk = chunk.max(1);
+        let mut start = 0;
+        while t - start > chunk {
+            self.hidden(
+                &ids.narrow(1, start, chunk)?.contiguous()?,
+                Some(&mut *cache),
+            )?;
+            start += chunk;
+        }
+        self.forward_last(&ids.narrow(1, start, t - start)?.contiguous()?, Some(cache))
+    }
+
+    /// The last layer's output `[batch, seq, hidden]`, before the final norm.
+    fn hidden(&self, ids: &Tensor, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let cfg = &self.cfg;
         let start = cache.as_ref().map_or(0, |c| c.len);
@@ -277,8 +311,7 @@ impl Model {
         if let Some(cache) = cache {
             cache.len += t;
         }
-        let x = rms_norm(&x, &self.norm, cfg.rms_norm_eps)?;
-        x.broadcast_matmul(&self.lm_head.t()?)
+        Ok(x)
     }
 }
 

@@ -1,20 +1,49 @@
 //! `leafe-trainer serve`: an OpenAI-compatible HTTP server (`/v1/models`,
-//! `/v1/chat/completions`), so the explorer can use a freshly trained model
-//! exactly like a vLLM endpoint.
+//! `/v1/chat/completions`, with `stream`), so the explorer and the official
+//! `openai` client use a trained model exactly like a vLLM endpoint.
+//!
+//! Memory is bounded by construction: at most `concurrency` generations run
+//! at once, each on one of that many blocking threads, with a context of at
+//! most `max_context` tokens (the KV cache's size); the prompt is prefilled
+//! in chunks; requests beyond the queue get 503 with `Retry-After`; freed
+//! memory goes back to the system after each request.
 
 use crate::chat::{ChatTemplate, Message};
-use crate::generate::{Finish, GenerateConfig, generate};
+use crate::generate::{Finish, GenerateConfig, Generated, generate_streaming};
 use crate::model::Model;
 use anyhow::Result;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use tokio::sync::{Semaphore, mpsc};
+
+/// How much the server takes on at once.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeLimits {
+    /// Generations running at once.
+    pub concurrency: usize,
+    /// Requests waiting for a slot; more get 503.
+    pub queue: usize,
+    /// Prompt + completion tokens of one request.
+    pub max_context: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            concurrency: 2,
+            queue: 64,
+            max_context: 2048,
+        }
+    }
+}
 
 /// What the server serves.
 pub struct Served {
@@ -24,7 +53,10 @@ pub struct Served {
     pub tokenizer: tokenizers::Tokenizer,
     pub template: ChatTemplate,
     pub eos: Vec<u32>,
+    pub limits: ServeLimits,
     requests: AtomicU64,
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
 }
 
 impl Served {
@@ -34,6 +66,16 @@ impl Served {
         tokenizer: tokenizers::Tokenizer,
         template: ChatTemplate,
     ) -> Self {
+        Served::with_limits(name, model, tokenizer, template, ServeLimits::default())
+    }
+
+    pub fn with_limits(
+        name: String,
+        model: Model,
+        tokenizer: tokenizers::Tokenizer,
+        template: ChatTemplate,
+        limits: ServeLimits,
+    ) -> Self {
         let eos = model.cfg.eos_token_id.into_iter().collect();
         Served {
             name,
@@ -41,10 +83,48 @@ impl Served {
             tokenizer,
             template,
             eos,
+            slots: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+            limits,
             requests: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
         }
     }
 }
+
+impl Served {
+    /// Requests waiting for a slot now.
+    pub fn queued(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Take every generation slot: new requests queue (then get 503) until
+    /// the permit is dropped. For maintenance and for tests of the limits.
+    pub async fn hold_all_slots(&self) -> tokio::sync::OwnedSemaphorePermit {
+        let n = self.limits.concurrency.max(1) as u32;
+        self.slots
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .expect("the semaphore is never closed")
+    }
+}
+
+/// Parameters this server implements; anything else is a 400 naming it.
+const SUPPORTED: &[&str] = &[
+    "model",
+    "messages",
+    "n",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "seed",
+    "stop",
+    "stream",
+    "stream_options",
+];
+/// Parameters that change nothing about the completion.
+const HARMLESS: &[&str] = &["user", "metadata", "store", "service_tier"];
 
 /// `stop` is a string or a list of strings.
 #[derive(Deserialize)]
@@ -52,6 +132,12 @@ impl Served {
 enum Stop {
     One(String),
     Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
 }
 
 #[derive(Deserialize)]
@@ -65,12 +151,18 @@ struct ChatRequest {
     temperature: Option<f64>,
     #[serde(default)]
     top_p: Option<f64>,
-    #[serde(default, alias = "max_completion_tokens")]
+    #[serde(default)]
     max_tokens: Option<usize>,
+    #[serde(default)]
+    max_completion_tokens: Option<usize>,
     #[serde(default)]
     seed: Option<u64>,
     #[serde(default)]
     stop: Option<Stop>,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -84,6 +176,19 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         Json(json!({ "error": { "message": message.into(), "type": kind } })),
     )
         .into_response()
+}
+
+fn busy(state: &Served) -> Response {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "the server is busy: {} generations running and {} queued; retry shortly",
+            state.limits.concurrency, state.limits.queue
+        ),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    r
 }
 
 /// The router; `serve` binds it to a port.
@@ -106,83 +211,184 @@ async fn models(State(s): State<Arc<Served>>) -> Json<Value> {
     )
 }
 
-async fn chat(State(s): State<Arc<Served>>, body: axum::body::Bytes) -> Response {
-    let req: ChatRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid request body: {e}"),
-            );
+/// A validated request, ready to generate.
+struct Job {
+    id: String,
+    prompt: Vec<u32>,
+    n: usize,
+    config: GenerateConfig,
+    stream: bool,
+    include_usage: bool,
+}
+
+/// A request refused: its status and message.
+type Refusal = (StatusCode, String);
+
+fn parse(s: &Served, body: &[u8]) -> std::result::Result<Job, Refusal> {
+    let bad = |m: String| (StatusCode::BAD_REQUEST, m);
+    let raw: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| bad(format!("invalid request body: {e}")))?;
+    for key in raw.keys() {
+        if !SUPPORTED.contains(&key.as_str()) && !HARMLESS.contains(&key.as_str()) {
+            return Err(bad(format!(
+                "unsupported parameter '{key}' (this server supports: {})",
+                SUPPORTED.join(", ")
+            )));
         }
-    };
+    }
+    let req: ChatRequest = serde_json::from_value(Value::Object(raw))
+        .map_err(|e| bad(format!("invalid request body: {e}")))?;
     if let Some(m) = &req.model
         && m != &s.name
     {
-        return error(
+        return Err((
             StatusCode::NOT_FOUND,
             format!("model '{m}' is not served here (this is '{}')", s.name),
-        );
+        ));
     }
     let n = req.n.unwrap_or(1);
-    if n == 0 || n > 128 {
-        return error(StatusCode::BAD_REQUEST, "n must be between 1 and 128");
+    if n == 0 || n > 16 {
+        return Err(bad("n must be between 1 and 16".into()));
     }
     if req.messages.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "messages is empty");
+        return Err(bad("messages is empty".into()));
     }
     let temperature = req.temperature.unwrap_or(1.0);
     let top_p = req.top_p.unwrap_or(1.0);
-    let valid = (0.0..=2.0).contains(&temperature) && top_p > 0.0 && top_p <= 1.0;
-    if !valid {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "temperature must be in [0, 2] and top_p in (0, 1]",
-        );
+    if !((0.0..=2.0).contains(&temperature) && top_p > 0.0 && top_p <= 1.0) {
+        return Err(bad(
+            "temperature must be in [0, 2] and top_p in (0, 1]".into()
+        ));
     }
-    let number = s.requests.fetch_add(1, Ordering::Relaxed);
-    let seed = req.seed.unwrap_or(number);
     let stop = match req.stop {
         None => vec![],
         Some(Stop::One(s)) => vec![s],
         Some(Stop::Many(v)) => v,
     };
-    let max_tokens = req.max_tokens.unwrap_or(256);
+    if stop.len() > 4 || stop.iter().any(|s| s.is_empty()) {
+        return Err(bad("stop takes up to 4 non-empty strings".into()));
+    }
+    let prompt = s
+        .template
+        .render(&req.messages, true)
+        .and_then(|text| crate::tokenizer::ids(&s.tokenizer, &text))
+        .map_err(|e| bad(format!("{e:#}")))?;
+    let context = s.limits.max_context;
+    if prompt.len() >= context {
+        return Err(bad(format!(
+            "the prompt has {} tokens; this server's context is {context} (--max-context)",
+            prompt.len()
+        )));
+    }
+    let number = s.requests.fetch_add(1, Ordering::Relaxed);
+    Ok(Job {
+        id: format!("chatcmpl-{number}"),
+        config: GenerateConfig {
+            max_tokens: req.max_completion_tokens.or(req.max_tokens).unwrap_or(256),
+            temperature,
+            top_p,
+            seed: req.seed.unwrap_or(number),
+            stop,
+            no_cache: false,
+            max_context: Some(context),
+        },
+        prompt,
+        n,
+        stream: req.stream,
+        include_usage: req.stream_options.is_some_and(|o| o.include_usage),
+    })
+}
+
+fn finish_reason(f: Finish) -> &'static str {
+    match f {
+        Finish::Stop => "stop",
+        Finish::Length => "length",
+    }
+}
+
+fn created() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn usage(prompt: usize, completion: usize) -> Value {
+    json!({ "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion })
+}
+
+/// Give the memory freed by a generation back to the system, so the
+/// server's resident size returns to its baseline between requests.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Generate choice `index` of `job`, handing text pieces to `on_text`.
+fn run_choice(
+    s: &Served,
+    job: &Job,
+    index: usize,
+    on_text: impl FnMut(&str) -> bool,
+) -> Result<Generated> {
+    let cfg = GenerateConfig {
+        seed: job.config.seed.wrapping_add(index as u64),
+        ..job.config.clone()
+    };
+    generate_streaming(&s.model, &s.tokenizer, &job.prompt, &s.eos, &cfg, on_text)
+}
+
+async fn chat(State(s): State<Arc<Served>>, body: Bytes) -> Response {
+    let job = match parse(&s, &body) {
+        Ok(job) => job,
+        Err((status, message)) => return error(status, message),
+    };
+    let permit = match s.slots.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(tokio::sync::TryAcquireError::Closed) => return busy(&s),
+        Err(tokio::sync::TryAcquireError::NoPermits) => {
+            // Wait for a slot, unless the queue is full.
+            if s.waiting.fetch_add(1, Ordering::SeqCst) >= s.limits.queue {
+                s.waiting.fetch_sub(1, Ordering::SeqCst);
+                return busy(&s);
+            }
+            let permit = s.slots.clone().acquire_owned().await;
+            s.waiting.fetch_sub(1, Ordering::SeqCst);
+            match permit {
+                Ok(permit) => permit,
+                Err(_) => return busy(&s),
+            }
+        }
+    };
+    if job.stream {
+        return stream(s, job, permit).await;
+    }
     let state = s.clone();
-    let messages = req.messages;
     let result = tokio::task::spawn_blocking(move || -> Result<Value> {
-        let prompt = state.template.render(&messages, true)?;
-        let ids = crate::tokenizer::ids(&state.tokenizer, &prompt)?;
+        let _permit = permit;
         let mut choices = Vec::new();
         let mut completion_tokens = 0;
-        for index in 0..n {
-            let cfg = GenerateConfig {
-                max_tokens,
-                temperature,
-                top_p,
-                seed: seed.wrapping_add(index as u64),
-                stop: stop.clone(),
-                no_cache: false,
-            };
-            let out = generate(&state.model, &state.tokenizer, &ids, &state.eos, &cfg)?;
+        for index in 0..job.n {
+            let out = run_choice(&state, &job, index, |_| true)?;
             completion_tokens += out.tokens.len();
             choices.push(json!({
                 "index": index,
                 "message": { "role": "assistant", "content": out.text },
-                "finish_reason": match out.finish { Finish::Stop => "stop", Finish::Length => "length" },
+                "logprobs": null,
+                "finish_reason": finish_reason(out.finish),
             }));
         }
+        release_memory();
         Ok(json!({
-            "id": format!("chatcmpl-{number}"),
+            "id": job.id,
             "object": "chat.completion",
-            "created": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            "created": created(),
             "model": state.name,
             "choices": choices,
-            "usage": {
-                "prompt_tokens": ids.len(),
-                "completion_tokens": completion_tokens,
-                "total_tokens": ids.len() + completion_tokens,
-            },
+            "usage": usage(job.prompt.len(), completion_tokens),
         }))
     })
     .await;
@@ -196,6 +402,86 @@ async fn chat(State(s): State<Arc<Served>>, body: axum::body::Bytes) -> Response
     }
 }
 
+/// `stream: true`: server-sent events of `chat.completion.chunk`s, each
+/// choice in turn, then `data: [DONE]`.
+async fn stream(s: Arc<Served>, job: Job, permit: tokio::sync::OwnedSemaphorePermit) -> Response {
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let state = s.clone();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let created = created();
+        let chunk = |index: usize, delta: Value, finish: Option<&str>| {
+            let v = json!({
+                "id": job.id, "object": "chat.completion.chunk", "created": created,
+                "model": state.name,
+                "choices": [{ "index": index, "delta": delta, "logprobs": null, "finish_reason": finish }],
+            });
+            Bytes::from(format!("data: {v}\n\n"))
+        };
+        let mut completion_tokens = 0;
+        for index in 0..job.n {
+            if tx
+                .blocking_send(chunk(
+                    index,
+                    json!({"role": "assistant", "content": ""}),
+                    None,
+                ))
+                .is_err()
+            {
+                return;
+            }
+            let sent = run_choice(&state, &job, index, |piece| {
+                tx.blocking_send(chunk(index, json!({ "content": piece }), None))
+                    .is_ok()
+            });
+            let out = match sent {
+                Ok(out) => out,
+                Err(e) => {
+                    let v =
+                        json!({ "error": { "message": format!("{e:#}"), "type": "server_error" } });
+                    let _ = tx.blocking_send(Bytes::from(format!("data: {v}\n\n")));
+                    return;
+                }
+            };
+            completion_tokens += out.tokens.len();
+            let done = chunk(index, json!({}), Some(finish_reason(out.finish)));
+            if tx.blocking_send(done).is_err() {
+                return;
+            }
+        }
+        release_memory();
+        if job.include_usage {
+            let v = json!({
+                "id": job.id, "object": "chat.completion.chunk", "created": created,
+                "model": state.name, "choices": [],
+                "usage": usage(job.prompt.len(), completion_tokens),
+            });
+            let _ = tx.blocking_send(Bytes::from(format!("data: {v}\n\n")));
+        }
+        let _ = tx.blocking_send(Bytes::from_static(b"data: [DONE]\n\n"));
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// A runtime whose blocking pool has one thread per generation slot, so
+/// the allocator keeps no more per-thread arenas than slots.
+pub fn runtime(limits: &ServeLimits) -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(limits.concurrency.max(1))
+        .enable_all()
+        .build()?)
+}
+
 /// Serve on an ephemeral port of 127.0.0.1 from a background thread with
 /// its own runtime (for embedding the server, and for tests); returns the
 /// address. The server lives as long as the process.
@@ -203,10 +489,7 @@ pub fn spawn_on_loopback(state: Arc<Served>) -> Result<std::net::SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = runtime(&state.limits)?;
     std::thread::Builder::new()
         .name("leafe-serve".into())
         .spawn(move || {

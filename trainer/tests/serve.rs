@@ -6,7 +6,7 @@ use common::load;
 
 use leafe_trainer::chat::ChatTemplate;
 use leafe_trainer::generate::{GenerateConfig, generate};
-use leafe_trainer::serve::{Served, spawn_on_loopback};
+use leafe_trainer::serve::{ServeLimits, Served, spawn_on_loopback};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -126,4 +126,115 @@ fn chat_completions_match_generate_and_bad_requests_are_4xx() {
     assert_eq!(status, 400);
     let (status, _) = request(addr, "GET", "/nowhere", "");
     assert_eq!(status, 404);
+}
+
+/// The raw response: status line, headers and body.
+fn raw(addr: SocketAddr, body: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[test]
+fn beyond_capacity_is_503_with_retry_after_and_long_prompts_are_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = common::tiny_model(
+        dir.path(),
+        &"user: which way? assistant: left, then down. ".repeat(40),
+        &common::small_spec(),
+    );
+    let (model, tok) = common::load_frozen(&model_dir);
+    let limits = ServeLimits {
+        concurrency: 1,
+        queue: 0,
+        max_context: 64,
+    };
+    let state = Arc::new(Served::with_limits(
+        "tiny".into(),
+        model,
+        tok,
+        ChatTemplate::load(&model_dir).unwrap(),
+        limits,
+    ));
+    let addr = spawn_on_loopback(state.clone()).unwrap();
+
+    let long = serde_json::json!({
+        "messages": [{"role": "user", "content": "which way? ".repeat(100)}],
+    });
+    let (status, e) = request(addr, "POST", "/v1/chat/completions", &long.to_string());
+    assert_eq!(status, 400);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-context"),
+        "{e}"
+    );
+
+    // All slots taken, no queue: 503 with Retry-After, and the server
+    // stays up; once the slot is free, requests pass again.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let hold = rt.block_on(state.hold_all_slots());
+    let small = r#"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1}"#;
+    let busy = raw(addr, small);
+    assert!(busy.starts_with("HTTP/1.1 503"), "{busy}");
+    assert!(
+        busy.to_ascii_lowercase().contains("retry-after: 1"),
+        "{busy}"
+    );
+    assert!(busy.contains("the server is busy"), "{busy}");
+    drop(hold);
+    assert!(raw(addr, small).starts_with("HTTP/1.1 200"));
+}
+
+#[test]
+fn a_full_queue_refuses_and_queued_requests_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = common::tiny_model(
+        dir.path(),
+        &"user: which way? assistant: left, then down. ".repeat(40),
+        &common::small_spec(),
+    );
+    let (model, tok) = common::load_frozen(&model_dir);
+    let limits = ServeLimits {
+        concurrency: 1,
+        queue: 1,
+        max_context: 256,
+    };
+    let state = Arc::new(Served::with_limits(
+        "tiny".into(),
+        model,
+        tok,
+        ChatTemplate::load(&model_dir).unwrap(),
+        limits,
+    ));
+    let addr = spawn_on_loopback(state.clone()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let hold = rt.block_on(state.hold_all_slots());
+    let small = r#"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 2}"#;
+    let queued = std::thread::spawn(move || raw(addr, small));
+    // Once the first waits in the queue, a second finds it full.
+    for _ in 0..500 {
+        if state.queued() == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(state.queued(), 1);
+    let refused = raw(addr, small);
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    drop(hold);
+    let first = queued.join().unwrap();
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
 }

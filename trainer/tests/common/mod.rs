@@ -37,6 +37,11 @@ pub fn load(dir: &Path) -> (Model, tokenizers::Tokenizer) {
     )
 }
 
+/// The model (inference only) and tokenizer of a checkpoint, on the CPU.
+pub fn load_frozen(dir: &Path) -> (Model, tokenizers::Tokenizer) {
+    checkpoint::load_for_inference(dir, &Device::Cpu).unwrap()
+}
+
 /// The prompt ids for one user turn, rendered with the checkpoint's chat template.
 pub fn chat_prompt(dir: &Path, tokenizer: &tokenizers::Tokenizer, question: &str) -> Vec<u32> {
     let prompt = ChatTemplate::load(dir)
