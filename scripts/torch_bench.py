@@ -36,6 +36,9 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", choices=["f32", "tf32", "bf16"], default="f32")
+    ap.add_argument("--generate", type=int, default=0,
+                    help="instead: greedy generation of N tokens after a 16-token prompt, batch 1, "
+                         "with the KV cache (as `leafe-trainer bench`'s generation figure)")
     a = ap.parse_args()
     if a.config:
         cfg = transformers.AutoConfig.from_pretrained(a.config)
@@ -47,6 +50,8 @@ def main():
     torch.manual_seed(0)
     dev = torch.device(a.device)
     model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.float32, attn_implementation="sdpa").to(dev)
+    if a.generate:
+        return generate(model, cfg, dev, a)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     rest = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -87,6 +92,25 @@ def main():
         out["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
         out["gpu"] = torch.cuda.get_device_name()
     print(json.dumps(out))
+
+
+def generate(model, cfg, dev, a):
+    model.eval()
+    prompt = torch.tensor([[i % min(cfg.vocab_size, 256) for i in range(16)]], device=dev)
+    kw = dict(max_new_tokens=a.generate, min_new_tokens=a.generate, do_sample=False,
+              attention_mask=torch.ones_like(prompt), pad_token_id=0)
+    with torch.no_grad():
+        model.generate(prompt, **kw)  # warm-up
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        out = model.generate(prompt, **kw)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        s = time.perf_counter() - t
+    new = out.shape[1] - prompt.shape[1]
+    print(json.dumps({"side": "pytorch", "generate": new, "tokens_per_s": new / s, "device": a.device,
+                      "threads": torch.get_num_threads(), "torch": torch.__version__}))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
 use super::{TaskSelection, check_task};
 use crate::agent::explore::{ExploreConfig, TaskRun, explore_task};
 use crate::agent::policy::spec::PolicySpec;
+use crate::agent::reflect::llm::ReflectionCounts;
 use crate::agent::reflect::spec::ReflectorSpec;
 use crate::env::component::EnvComponent;
 use crate::env::contract::Task;
@@ -74,6 +75,10 @@ pub struct Summary {
     /// Requests and tokens of a model policy, in this invocation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub llm: Option<UsageTotals>,
+    /// How the model's reflections parsed (`--reflector llm`), in this
+    /// invocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reflections: Option<ReflectionCounts>,
     pub per_task: Vec<TaskEnd>,
 }
 
@@ -226,7 +231,7 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
     finished.into_iter().collect::<Result<Vec<()>>>()?;
     done.extend(journal::read_tasks(&args.out)?);
     assemble(&args.out, &header, &done)?;
-    finish(&args.out, header, resumed, started, args.policy.usage())
+    finish(&args.out, header, resumed, started, args)
 }
 
 fn run_task(env: &Arc<EnvComponent>, args: &RunArgs, index: u32) -> Result<TaskRun> {
@@ -248,7 +253,7 @@ fn finish(
     header: Header,
     resumed: usize,
     started: Instant,
-    llm: Option<UsageTotals>,
+    args: &RunArgs,
 ) -> Result<Summary> {
     let log = log::read(&out.join(TREE))?;
     let corrections = log
@@ -281,7 +286,8 @@ fn finish(
         errors: ends.iter().filter(|e| e.error.is_some()).count(),
         resumed_tasks: resumed,
         wall_ms: started.elapsed().as_millis() as u64,
-        llm,
+        llm: args.policy.usage(),
+        reflections: args.reflector.counts(),
         per_task: ends,
     };
     let mut json = serde_json::to_vec_pretty(&summary)?;

@@ -455,6 +455,17 @@ fn the_llm_reflector_names_the_step_and_its_lesson_reaches_the_prompt() {
         fallback.starts_with("[rule-based fallback: the endpoint failed"),
         "{fallback}"
     );
+    // The summary counts how the reflections went.
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        summary["reflections"],
+        serde_json::json!({"asked": 2, "json_first_try": 0, "json_after_repair": 1,
+                           "no_mistake": 0, "fell_back": 1})
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains(
+        "reflections: 2 asked · 0 JSON at once · 1 after the repair request · 0 no mistake · 1 fell back"
+    ));
 
     let requests = server.requests();
     let reflections: Vec<&serde_json::Value> = requests

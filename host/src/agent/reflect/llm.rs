@@ -13,6 +13,7 @@ use crate::env::contract::EnvInfo;
 use crate::llm::{ChatClient, Message};
 use crate::tree::Node;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The instructions; `{name}` and `{action_hint}` are filled in.
 const SYSTEM: &str = "You review a failed attempt in the environment \"{name}\".\n\
@@ -37,6 +38,46 @@ pub struct LlmReflector {
     pub client: Arc<ChatClient>,
     pub info: EnvInfo,
     pub seed: u64,
+    pub stats: Arc<ReflectionStats>,
+}
+
+/// How the model's reflections went, counted across all tasks of a run.
+#[derive(Debug, Default)]
+pub struct ReflectionStats {
+    asked: AtomicU64,
+    first_try: AtomicU64,
+    after_repair: AtomicU64,
+    no_mistake: AtomicU64,
+    fell_back: AtomicU64,
+}
+
+/// [`ReflectionStats`] read at one moment (for `summary.json`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReflectionCounts {
+    /// Reflections and mid-rollout checks asked of the model.
+    pub asked: u64,
+    /// Usable JSON on the first reply.
+    pub json_first_try: u64,
+    /// Usable JSON only after the repair request.
+    pub json_after_repair: u64,
+    /// Mid-rollout checks that found no mistake.
+    pub no_mistake: u64,
+    /// No usable answer: the rule-based lesson was used (or, for a check,
+    /// the rollout went on).
+    pub fell_back: u64,
+}
+
+impl ReflectionStats {
+    pub fn counts(&self) -> ReflectionCounts {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ReflectionCounts {
+            asked: get(&self.asked),
+            json_first_try: get(&self.first_try),
+            json_after_repair: get(&self.after_repair),
+            no_mistake: get(&self.no_mistake),
+            fell_back: get(&self.fell_back),
+        }
+    }
 }
 
 /// A parsed reflection: the bad step (1-based action index) and the lesson.
@@ -74,6 +115,24 @@ impl LlmReflector {
     /// Ask (and once re-ask) the model; `Ok(None)` when a mid-rollout check
     /// finds no mistake, `Err` with the reason when no usable answer came.
     fn ask(&mut self, path: &[&Node], midway: bool) -> Result<Option<Experience>, String> {
+        self.stats.asked.fetch_add(1, Ordering::Relaxed);
+        let answer = self.ask_model(path, midway);
+        let counter = match &answer {
+            Ok(None) => &self.stats.no_mistake,
+            Ok(Some((_, 0))) => &self.stats.first_try,
+            Ok(Some(_)) => &self.stats.after_repair,
+            Err(_) => &self.stats.fell_back,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        answer.map(|found| found.map(|(experience, _)| experience))
+    }
+
+    /// The model's answer and on which attempt (0: first, 1: after repair).
+    fn ask_model(
+        &mut self,
+        path: &[&Node],
+        midway: bool,
+    ) -> Result<Option<(Experience, usize)>, String> {
         let steps = path.len() - 1;
         let mut question = transcript(path, midway);
         if midway {
@@ -105,12 +164,13 @@ impl LlmReflector {
             match parse_reflection(&reply, steps) {
                 Ok(r) => {
                     let (before, bad) = (path[r.step - 1], path[r.step]);
-                    return Ok(Some(Experience {
+                    let experience = Experience {
                         node: before.id,
                         obs_sha256: before.obs_sha256.clone(),
                         avoid: bad.action.clone(),
                         text: r.experience,
-                    }));
+                    };
+                    return Ok(Some((experience, attempt)));
                 }
                 Err(e) => {
                     why = format!("unusable reply ({e}): {:?}", leafe_judge::clip(&reply, 120));

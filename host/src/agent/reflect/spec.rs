@@ -1,7 +1,7 @@
 //! The one place that names every reflector and builds it for a task.
 
 use super::Reflector;
-use super::llm::LlmReflector;
+use super::llm::{LlmReflector, ReflectionCounts, ReflectionStats};
 use super::rule::RuleReflector;
 use crate::env::contract::EnvInfo;
 use crate::llm::ChatClient;
@@ -12,8 +12,9 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub enum ReflectorSpec {
     Rule,
-    /// The model behind an OpenAI-compatible endpoint.
-    Llm(Arc<ChatClient>),
+    /// The model behind an OpenAI-compatible endpoint, and how its
+    /// reflections went.
+    Llm(Arc<ChatClient>, Arc<ReflectionStats>),
 }
 
 impl std::fmt::Debug for ReflectorSpec {
@@ -26,15 +27,29 @@ impl ReflectorSpec {
     pub fn name(&self) -> &'static str {
         match self {
             ReflectorSpec::Rule => "rule",
-            ReflectorSpec::Llm(_) => "llm",
+            ReflectorSpec::Llm(..) => "llm",
+        }
+    }
+
+    /// A model reflector over `client`, with fresh counts.
+    pub fn llm(client: Arc<ChatClient>) -> ReflectorSpec {
+        ReflectorSpec::Llm(client, Arc::default())
+    }
+
+    /// How the model's reflections went so far (`None` for the rules).
+    pub fn counts(&self) -> Option<ReflectionCounts> {
+        match self {
+            ReflectorSpec::Rule => None,
+            ReflectorSpec::Llm(_, stats) => Some(stats.counts()),
         }
     }
 
     pub fn build(&self, info: &EnvInfo, seed: u64, task: u32) -> Box<dyn Reflector> {
         match self {
             ReflectorSpec::Rule => Box::new(RuleReflector),
-            ReflectorSpec::Llm(client) => Box::new(LlmReflector {
+            ReflectorSpec::Llm(client, stats) => Box::new(LlmReflector {
                 client: client.clone(),
+                stats: stats.clone(),
                 info: info.clone(),
                 seed: SplitMix::derive(seed, &[u64::from(task), 11]).next_u64(),
             }),

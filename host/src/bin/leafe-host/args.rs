@@ -210,8 +210,8 @@ impl LlmArgs {
         match name {
             "rule" => Ok(ReflectorSpec::Rule),
             "llm" => match policy {
-                PolicySpec::OpenAi { client, .. } => Ok(ReflectorSpec::Llm(client.clone())),
-                _ => Ok(ReflectorSpec::Llm(Arc::new(self.client(jobs)?))),
+                PolicySpec::OpenAi { client, .. } => Ok(ReflectorSpec::llm(client.clone())),
+                _ => Ok(ReflectorSpec::llm(Arc::new(self.client(jobs)?))),
             },
             other => bail!("unknown reflector '{other}' (available: rule, llm)"),
         }

@@ -162,6 +162,12 @@ fn summary_table(s: &Summary, out: &Path) -> String {
     if let Some(u) = &s.llm {
         t.push_str(&format!("model: {}\n", super::usage_line(u)));
     }
+    if let Some(r) = &s.reflections {
+        t.push_str(&format!(
+            "reflections: {} asked · {} JSON at once · {} after the repair request · {} no mistake · {} fell back\n",
+            r.asked, r.json_first_try, r.json_after_repair, r.no_mistake, r.fell_back
+        ));
+    }
     for e in s.per_task.iter().filter(|e| e.error.is_some()) {
         t.push_str(&format!(
             "task {} failed: {}\n",
