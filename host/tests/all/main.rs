@@ -12,3 +12,5 @@ mod python;
 mod readme;
 mod robustness;
 mod sandbox;
+mod serve;
+mod serve_clients;

@@ -87,6 +87,22 @@ impl EngineArgs {
     }
 
     /// The limits of one `exec` program.
+    /// The most one `/run_code` run of `serve` gets: `--fuel` and
+    /// `--wall-ms` if given, else the nested-run maxima (200 G fuel, 60 s),
+    /// since a request names only its own `run_timeout`.
+    pub fn server_run_limits(
+        &self,
+        options: &EngineOptions,
+        output_kb: usize,
+    ) -> Result<RunLimits> {
+        let max = RunLimits::NESTED_MAX;
+        Ok(RunLimits {
+            fuel: self.fuel.unwrap_or(max.fuel),
+            wall_ms: self.wall_ms.unwrap_or(max.wall_ms),
+            ..self.run_limits(options, output_kb)?
+        })
+    }
+
     pub fn run_limits(&self, options: &EngineOptions, output_kb: usize) -> Result<RunLimits> {
         check_range("--output-kb", output_kb, 1, MAX_OUTPUT_KB)?;
         let defaults = RunLimits::default();

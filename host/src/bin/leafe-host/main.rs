@@ -56,6 +56,15 @@ enum Command {
     Report(commands::report::ReportCmd),
     /// Measure restore vs replay, compile vs cache, pooling, steps/s, the sandbox.
     Bench(commands::bench::BenchCmd),
+    /// Serve the sandbox and the environments over HTTP.
+    ///
+    /// POST /run_code speaks SandboxFusion's protocol (python, python3);
+    /// /sessions is leafe's session API: create, step, expert, snapshot,
+    /// restore (into this or any server running the same component), list,
+    /// close; GET /health and /metrics (Prometheus). Loopback by default.
+    /// A run gets --fuel (default 200000000000 here) and at most --wall-ms
+    /// (default 60000 here); a request's run_timeout lowers the wall limit.
+    Serve(commands::serve::ServeCmd),
 }
 
 fn main() -> ExitCode {
@@ -85,5 +94,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Export(cmd) => cmd.execute(&ctx),
         Command::Report(cmd) => cmd.execute(&ctx),
         Command::Bench(cmd) => cmd.execute(&ctx),
+        Command::Serve(cmd) => cmd.execute(&ctx),
     }
 }

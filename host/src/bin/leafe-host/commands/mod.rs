@@ -10,6 +10,7 @@ pub mod play;
 pub mod replay;
 pub mod report;
 pub mod run;
+pub mod serve;
 
 use crate::args::EngineArgs;
 use leafe_host::EngineOptions;

@@ -1,0 +1,484 @@
+//! leafe's session API: environment sessions that clients step, snapshot
+//! and restore over HTTP.
+//!
+//! A snapshot is opaque bytes (base64 in JSON): the component's state plus
+//! the environment's name, the component's sha256, the task and the last
+//! observation. Any server process running the same component accepts it,
+//! so a session can move between replicas behind a load balancer with no
+//! shared memory: snapshot on one, restore (`POST /sessions` with `state`)
+//! on another.
+
+use super::{ApiError, AppState, error, parse_json, retry_later};
+use crate::env::contract::Task;
+use crate::env::session::Session;
+use crate::util::rng::fresh_token;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The format tag inside every snapshot.
+const STATE_FORMAT: &str = "leafe-session-state/1";
+
+/// One live session.
+pub struct Live {
+    pub session: Session,
+    pub env: String,
+    pub task: Task,
+    pub observation: String,
+    pub steps: u64,
+    pub last_used: Instant,
+}
+
+/// The live sessions, by id.
+pub struct Table {
+    live: Mutex<HashMap<String, Arc<Mutex<Live>>>>,
+    max: usize,
+}
+
+impl Table {
+    pub fn new(max: usize) -> Table {
+        Table {
+            live: Mutex::new(HashMap::new()),
+            max,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mutex<Live>>>> {
+        // A panic while holding the map cannot leave it half-changed.
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Mutex<Live>>> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Add a session, unless the table is full.
+    fn insert(&self, live: Live) -> Option<String> {
+        let mut map = self.lock();
+        if map.len() >= self.max {
+            return None;
+        }
+        let id = fresh_token();
+        map.insert(id.clone(), Arc::new(Mutex::new(live)));
+        Some(id)
+    }
+
+    fn remove(&self, id: &str) -> bool {
+        self.lock().remove(id).is_some()
+    }
+}
+
+/// The snapshot envelope.
+#[derive(Serialize, Deserialize)]
+struct SavedState {
+    format: String,
+    env: String,
+    component_sha256: String,
+    split: String,
+    task: u32,
+    seed: u64,
+    options: Vec<(String, String)>,
+    observation: String,
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct CreateRequest {
+    #[serde(default)]
+    env: Option<String>,
+    #[serde(default = "test_split")]
+    split: String,
+    #[serde(default)]
+    task: u32,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default)]
+    options: HashMap<String, String>,
+    /// A snapshot to continue from instead of a fresh episode.
+    #[serde(default)]
+    state: Option<String>,
+}
+
+fn test_split() -> String {
+    "test".into()
+}
+
+#[derive(Deserialize)]
+struct StepRequest {
+    action: String,
+}
+
+#[derive(Deserialize)]
+struct RestoreRequest {
+    state: String,
+}
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/envs", get(envs))
+        .route("/sessions", post(create).get(list))
+        .route("/sessions/{id}", get(show).delete(close))
+        .route("/sessions/{id}/step", post(step))
+        .route("/sessions/{id}/expert", get(expert))
+        .route("/sessions/{id}/snapshot", post(snapshot))
+        .route("/sessions/{id}/restore", post(restore))
+}
+
+async fn envs(State(s): State<Arc<AppState>>) -> Response {
+    let list: Vec<_> = s
+        .envs
+        .values()
+        .map(|e| {
+            json!({
+                "name": e.info.name, "version": e.info.version, "sha256": e.sha256,
+                "splits": e.info.splits, "max_steps": e.info.max_steps,
+                "action_hint": e.info.action_hint,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "envs": list })).into_response()
+}
+
+/// Run `f` on a blocking thread (wasm calls are synchronous).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the call failed: {e}"),
+        ))
+    })
+}
+
+fn unprocessable(what: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{what}: {e}"))
+}
+
+fn decode_state(text: &str) -> Result<SavedState, ApiError> {
+    let bad = |why: String| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("not a leafe snapshot: {why}"),
+        )
+    };
+    let bytes = BASE64.decode(text.trim()).map_err(|e| bad(e.to_string()))?;
+    let saved: SavedState = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    if saved.format != STATE_FORMAT {
+        return Err(bad(format!("format '{}'", saved.format)));
+    }
+    Ok(saved)
+}
+
+async fn create(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: CreateRequest = match parse_json(&body) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    let saved = match req.state.as_deref().map(decode_state).transpose() {
+        Ok(saved) => saved,
+        Err(r) => return r.into_response(),
+    };
+    let Some(env_name) = saved.as_ref().map(|x| x.env.clone()).or(req.env.clone()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "name an environment (\"env\") or give a snapshot (\"state\")",
+        );
+    };
+    let Some(component) = s.envs.get(&env_name).cloned() else {
+        let names: Vec<&String> = s.envs.keys().collect();
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no environment '{env_name}' here (this server has: {names:?})"),
+        );
+    };
+    if let Some(saved) = &saved
+        && saved.component_sha256 != component.sha256
+    {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "the snapshot is of component {} but this server runs {} {}",
+                saved.component_sha256, env_name, component.sha256
+            ),
+        );
+    }
+    if s.sessions.len() >= s.config.max_sessions {
+        return too_many(&s);
+    }
+    let made = blocking(move || {
+        let (task, session) = match &saved {
+            Some(x) => (
+                Task::new(&x.split, x.task, x.seed, &x.options),
+                Session::new(&component, x.seed),
+            ),
+            None => {
+                let mut options: Vec<(String, String)> = req.options.into_iter().collect();
+                options.sort();
+                (
+                    Task::new(&req.split, req.task, req.seed, &options),
+                    Session::new(&component, req.seed),
+                )
+            }
+        };
+        let mut session = session.map_err(|e| unprocessable("cannot start the environment", e))?;
+        let observation = match &saved {
+            Some(x) => {
+                let bytes = BASE64.decode(&x.state).map_err(|e| {
+                    ApiError::new(StatusCode::BAD_REQUEST, format!("bad state: {e}"))
+                })?;
+                session
+                    .restore(&bytes)
+                    .map_err(|e| unprocessable("the environment refused the snapshot", e))?;
+                x.observation.clone()
+            }
+            None => session
+                .reset(&task)
+                .map_err(|e| unprocessable("reset failed", e))?,
+        };
+        Ok(Live {
+            session,
+            env: component.info.name.clone(),
+            task,
+            observation,
+            steps: 0,
+            last_used: Instant::now(),
+        })
+    })
+    .await;
+    let live = match made {
+        Ok(live) => live,
+        Err(r) => return r.into_response(),
+    };
+    let (observation, env, sha) = (
+        live.observation.clone(),
+        live.env.clone(),
+        live.session.component().sha256.clone(),
+    );
+    match s.sessions.insert(live) {
+        Some(id) => (
+            StatusCode::CREATED,
+            axum::Json(json!({
+                "id": id, "env": env, "component_sha256": sha, "observation": observation,
+            })),
+        )
+            .into_response(),
+        None => too_many(&s),
+    }
+}
+
+fn too_many(s: &AppState) -> Response {
+    retry_later(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "too many sessions: {} are open (--max-sessions); close one or retry",
+            s.config.max_sessions
+        ),
+    )
+}
+
+fn find(s: &AppState, id: &str) -> Result<Arc<Mutex<Live>>, ApiError> {
+    s.sessions.get(id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no session '{id}' (closed, expired, or lost with a restart)"),
+        )
+    })
+}
+
+/// Run `f` on the session `id`, on a blocking thread.
+async fn with_session<T: Send + 'static>(
+    s: &AppState,
+    id: &str,
+    f: impl FnOnce(&mut Live) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let live = find(s, id)?;
+    blocking(move || {
+        let mut live = live.lock().unwrap_or_else(|e| e.into_inner());
+        live.last_used = Instant::now();
+        f(&mut live)
+    })
+    .await
+}
+
+fn reply<T: Serialize>(r: Result<T, ApiError>) -> Response {
+    match r {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn step(State(s): State<Arc<AppState>>, Path(id): Path<String>, body: Bytes) -> Response {
+    let req: StepRequest = match parse_json(&body) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    reply(
+        with_session(&s, &id, move |live| {
+            let r = live
+                .session
+                .step(&req.action)
+                .map_err(|e| unprocessable("step failed", e))?;
+            live.steps += 1;
+            live.observation = r.observation.clone();
+            Ok(json!({
+                "observation": r.observation, "reward": r.reward,
+                "terminated": r.terminated, "truncated": r.truncated, "info": r.info,
+            }))
+        })
+        .await,
+    )
+}
+
+async fn expert(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    reply(
+        with_session(&s, &id, |live| {
+            let action = live
+                .session
+                .expert_action()
+                .map_err(|e| unprocessable("expert_action failed", e))?;
+            Ok(json!({ "action": action }))
+        })
+        .await,
+    )
+}
+
+async fn show(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    reply(
+        with_session(&s, &id, |live| {
+            Ok(json!({
+                "id": null, "env": live.env, "split": live.task.split, "task": live.task.index,
+                "seed": live.task.seed, "steps": live.steps, "observation": live.observation,
+            }))
+        })
+        .await
+        .map(|mut v| {
+            v["id"] = json!(id);
+            v
+        }),
+    )
+}
+
+async fn snapshot(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    reply(
+        with_session(&s, &id, |live| {
+            let bytes = live
+                .session
+                .snapshot()
+                .map_err(|e| unprocessable("snapshot failed", e))?;
+            let saved = SavedState {
+                format: STATE_FORMAT.into(),
+                env: live.env.clone(),
+                component_sha256: live.session.component().sha256.clone(),
+                split: live.task.split.clone(),
+                task: live.task.index,
+                seed: live.task.seed,
+                options: live.task.options.clone(),
+                observation: live.observation.clone(),
+                state: BASE64.encode(bytes),
+            };
+            let text = serde_json::to_vec(&saved).map_err(|e| unprocessable("snapshot", e))?;
+            Ok(json!({ "state": BASE64.encode(text) }))
+        })
+        .await,
+    )
+}
+
+async fn restore(State(s): State<Arc<AppState>>, Path(id): Path<String>, body: Bytes) -> Response {
+    let req: RestoreRequest = match parse_json(&body) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    let saved = match decode_state(&req.state) {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
+    reply(
+        with_session(&s, &id, move |live| {
+            let sha = &live.session.component().sha256;
+            if saved.env != live.env || &saved.component_sha256 != sha {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "the snapshot is of {} {} but this session runs {} {sha}",
+                        saved.env, saved.component_sha256, live.env
+                    ),
+                ));
+            }
+            let bytes = BASE64
+                .decode(&saved.state)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad state: {e}")))?;
+            live.session
+                .restore(&bytes)
+                .map_err(|e| unprocessable("the environment refused the snapshot", e))?;
+            live.task = Task::new(&saved.split, saved.task, saved.seed, &saved.options);
+            live.observation = saved.observation;
+            Ok(json!({ "observation": live.observation }))
+        })
+        .await,
+    )
+}
+
+async fn list(State(s): State<Arc<AppState>>) -> Response {
+    let ids: Vec<(String, Arc<Mutex<Live>>)> = s
+        .sessions
+        .lock()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut out = Vec::new();
+    for (id, live) in ids {
+        // A session busy in a call is listed without waiting for it.
+        if let Ok(live) = live.try_lock() {
+            out.push(json!({
+                "id": id, "env": live.env, "task": live.task.index, "steps": live.steps,
+                "idle_s": live.last_used.elapsed().as_secs(),
+            }));
+        } else {
+            out.push(json!({ "id": id, "busy": true }));
+        }
+    }
+    axum::Json(json!({ "sessions": out, "max_sessions": s.config.max_sessions })).into_response()
+}
+
+async fn close(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    if s.sessions.remove(&id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, format!("no session '{id}'"))
+    }
+}
+
+/// Close sessions idle longer than the server allows, forever.
+pub async fn reap_idle(s: Arc<AppState>) {
+    let idle = s.config.session_idle;
+    let every = (idle / 4).clamp(
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_secs(5),
+    );
+    loop {
+        tokio::time::sleep(every).await;
+        s.sessions.lock().retain(|_, live| match live.try_lock() {
+            Ok(live) => live.last_used.elapsed() < idle,
+            Err(_) => true, // in a call: in use
+        });
+    }
+}
