@@ -1,12 +1,13 @@
 //! `leafe-host serve` driven by clients nobody here wrote: the
-//! `sandbox-fusion` PyPI client (pinned below), installed into a virtualenv
-//! under the target directory on first use.
+//! `sandbox-fusion` and `openenv-core` PyPI clients (pinned below), each
+//! installed into a virtualenv under the target directory on first use.
 
 use super::serve::Server;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const SANDBOX_FUSION: &str = "sandbox-fusion==0.3.7";
+const OPENENV: &str = "openenv-core==0.3.0";
 
 /// A virtualenv with `package` installed, made once and reused.
 fn venv_with(package: &str, import: &str) -> PathBuf {
@@ -59,5 +60,24 @@ fn the_sandbox_fusion_client_runs_code_and_all_of_mbpp_test() {
         stdout.contains("500/500 reference solutions pass, 50/50 mismatched fail"),
         "{stdout}"
     );
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn the_openenv_client_plays_episodes_and_sessions_move_between_processes() {
+    let python = venv_with(OPENENV, "openenv.core.generic_client");
+    let a = Server::start(&[]);
+    let b = Server::start(&[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/openenv_client.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&a.url)
+        .arg(&b.url)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("sokoban task 2: solved"), "{stdout}");
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }

@@ -2,6 +2,7 @@
 //! for clients outside this process.
 //!
 //! - `POST /run_code`: SandboxFusion's protocol ([`run_code`]).
+//! - `/ws`: OpenEnv's WebSocket protocol ([`openenv`]).
 //! - `/sessions`: leafe's own session API with snapshot and restore
 //!   ([`sessions`]); a snapshot is bytes, so a session can move to any
 //!   server process running the same component.
@@ -11,6 +12,7 @@
 //! `concurrency` slots, with a bounded queue (then 503 + Retry-After).
 
 pub mod metrics;
+pub mod openenv;
 pub mod run_code;
 pub mod sessions;
 
@@ -190,6 +192,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let guarded = Router::new()
         .route("/run_code", post(run_code::handle))
         .route("/metrics", get(metrics::handle))
+        .route("/ws", get(openenv::handle))
         .merge(sessions::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -8,7 +8,7 @@
 //! shared memory: snapshot on one, restore (`POST /sessions` with `state`)
 //! on another.
 
-use super::{ApiError, AppState, error, parse_json, retry_later};
+use super::{ApiError, AppState, error, parse_json};
 use crate::env::contract::Task;
 use crate::env::session::Session;
 use crate::util::rng::fresh_token;
@@ -81,7 +81,7 @@ impl Table {
         Some(id)
     }
 
-    fn remove(&self, id: &str) -> bool {
+    pub fn remove(&self, id: &str) -> bool {
         self.lock().remove(id).is_some()
     }
 }
@@ -92,29 +92,30 @@ struct SavedState {
     format: String,
     env: String,
     component_sha256: String,
-    split: String,
-    task: u32,
-    seed: u64,
+    pub split: String,
+    pub task: u32,
+    pub seed: u64,
     options: Vec<(String, String)>,
     observation: String,
     state: String,
 }
 
-#[derive(Deserialize)]
-struct CreateRequest {
+/// `POST /sessions`: a fresh episode, or a snapshot to continue.
+#[derive(Deserialize, Default)]
+pub struct CreateRequest {
     #[serde(default)]
-    env: Option<String>,
+    pub env: Option<String>,
     #[serde(default = "test_split")]
-    split: String,
+    pub split: String,
     #[serde(default)]
-    task: u32,
+    pub task: u32,
     #[serde(default)]
-    seed: u64,
+    pub seed: u64,
     #[serde(default)]
-    options: HashMap<String, String>,
+    pub options: HashMap<String, String>,
     /// A snapshot to continue from instead of a fresh episode.
     #[serde(default)]
-    state: Option<String>,
+    pub state: Option<String>,
 }
 
 fn test_split() -> String {
@@ -193,36 +194,42 @@ async fn create(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    let saved = match req.state.as_deref().map(decode_state).transpose() {
-        Ok(saved) => saved,
-        Err(r) => return r.into_response(),
-    };
+    match open(&s, req).await {
+        Ok(v) => (StatusCode::CREATED, axum::Json(v)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Open a session (fresh, or from a snapshot); returns its description
+/// with `id` and the first observation.
+pub async fn open(s: &Arc<AppState>, req: CreateRequest) -> Result<serde_json::Value, ApiError> {
+    let saved = req.state.as_deref().map(decode_state).transpose()?;
     let Some(env_name) = saved.as_ref().map(|x| x.env.clone()).or(req.env.clone()) else {
-        return error(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "name an environment (\"env\") or give a snapshot (\"state\")",
-        );
+        ));
     };
     let Some(component) = s.envs.get(&env_name).cloned() else {
         let names: Vec<&String> = s.envs.keys().collect();
-        return error(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no environment '{env_name}' here (this server has: {names:?})"),
-        );
+        ));
     };
     if let Some(saved) = &saved
         && saved.component_sha256 != component.sha256
     {
-        return error(
+        return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!(
                 "the snapshot is of component {} but this server runs {} {}",
                 saved.component_sha256, env_name, component.sha256
             ),
-        );
+        ));
     }
     if s.sessions.len() >= s.config.max_sessions {
-        return too_many(&s);
+        return Err(too_many(s));
     }
     let made = blocking(move || {
         let (task, session) = match &saved {
@@ -264,35 +271,29 @@ async fn create(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
         })
     })
     .await;
-    let live = match made {
-        Ok(live) => live,
-        Err(r) => return r.into_response(),
-    };
+    let live = made?;
     let (observation, env, sha) = (
         live.observation.clone(),
         live.env.clone(),
         live.session.component().sha256.clone(),
     );
     match s.sessions.insert(live) {
-        Some(id) => (
-            StatusCode::CREATED,
-            axum::Json(json!({
-                "id": id, "env": env, "component_sha256": sha, "observation": observation,
-            })),
-        )
-            .into_response(),
-        None => too_many(&s),
+        Some(id) => Ok(json!({
+            "id": id, "env": env, "component_sha256": sha, "observation": observation,
+        })),
+        None => Err(too_many(s)),
     }
 }
 
-fn too_many(s: &AppState) -> Response {
-    retry_later(
-        StatusCode::TOO_MANY_REQUESTS,
-        format!(
+fn too_many(s: &AppState) -> ApiError {
+    ApiError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        message: format!(
             "too many sessions: {} are open (--max-sessions); close one or retry",
             s.config.max_sessions
         ),
-    )
+        retry_after: true,
+    }
 }
 
 fn find(s: &AppState, id: &str) -> Result<Arc<Mutex<Live>>, ApiError> {
@@ -331,21 +332,28 @@ async fn step(State(s): State<Arc<AppState>>, Path(id): Path<String>, body: Byte
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    reply(
-        with_session(&s, &id, move |live| {
-            let r = live
-                .session
-                .step(&req.action)
-                .map_err(|e| unprocessable("step failed", e))?;
-            live.steps += 1;
-            live.observation = r.observation.clone();
-            Ok(json!({
-                "observation": r.observation, "reward": r.reward,
-                "terminated": r.terminated, "truncated": r.truncated, "info": r.info,
-            }))
-        })
-        .await,
-    )
+    reply(step_session(&s, &id, req.action).await)
+}
+
+/// Apply `action` in session `id`.
+pub async fn step_session(
+    s: &AppState,
+    id: &str,
+    action: String,
+) -> Result<serde_json::Value, ApiError> {
+    with_session(s, id, move |live| {
+        let r = live
+            .session
+            .step(&action)
+            .map_err(|e| unprocessable("step failed", e))?;
+        live.steps += 1;
+        live.observation = r.observation.clone();
+        Ok(json!({
+            "observation": r.observation, "reward": r.reward,
+            "terminated": r.terminated, "truncated": r.truncated, "info": r.info,
+        }))
+    })
+    .await
 }
 
 async fn expert(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {

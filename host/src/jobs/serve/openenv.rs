@@ -1,0 +1,160 @@
+//! OpenEnv's WebSocket protocol at `/ws` (what the `openenv-core` client's
+//! `EnvClient` speaks): JSON messages `{"type": "reset" | "step" | "state"
+//! | "close", "data": {...}}`, answered `{"type": "observation", "data":
+//! {"observation", "reward", "done"}}`, `{"type": "state", "data": {...}}`
+//! or `{"type": "error", "data": {"message", "code"}}`.
+//!
+//! Each connection drives one session of the session table, so the same
+//! episode is visible to the session API (`state` reports its id as
+//! `episode_id`): a client can snapshot it, or ask its expert, over HTTP.
+//! `reset` takes `env` (default `sokoban`), `split`, `task`, `seed` and
+//! `options`; `step` takes `{"action": "..."}`.
+
+use super::AppState;
+use super::sessions::{self, CreateRequest};
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The environment a `reset` without `env` opens.
+pub const DEFAULT_ENV: &str = "sokoban";
+
+pub async fn handle(State(s): State<Arc<AppState>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(move |socket| connection(s, socket))
+}
+
+fn error(code: &str, message: impl Into<String>) -> Value {
+    json!({ "type": "error", "data": { "message": message.into(), "code": code } })
+}
+
+/// The observation message of a step or reset result.
+fn observation(text: &str, reward: Option<f64>, done: bool, extra: Value) -> Value {
+    let mut obs = json!({ "text": text });
+    if let (Some(o), Some(e)) = (obs.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    json!({ "type": "observation", "data": { "observation": obs, "reward": reward, "done": done } })
+}
+
+struct Episode {
+    id: String,
+    env: String,
+    steps: u64,
+    done: bool,
+}
+
+async fn reset(s: &Arc<AppState>, data: &Value, current: &mut Option<Episode>) -> Value {
+    if let Some(old) = current.take() {
+        s.sessions.remove(&old.id);
+    }
+    let text = |k: &str| data.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let number = |k: &str| data.get(k).and_then(|v| v.as_u64());
+    let options: HashMap<String, String> = data
+        .get("options")
+        .and_then(|o| o.as_object())
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let req = CreateRequest {
+        env: Some(text("env").unwrap_or_else(|| DEFAULT_ENV.into())),
+        split: text("split").unwrap_or_else(|| "test".into()),
+        task: number("task").unwrap_or(0) as u32,
+        seed: number("seed").unwrap_or(0),
+        options,
+        state: text("state"),
+    };
+    match sessions::open(s, req).await {
+        Ok(v) => {
+            let id = v["id"].as_str().unwrap_or_default().to_string();
+            let env = v["env"].as_str().unwrap_or_default().to_string();
+            let obs = v["observation"].as_str().unwrap_or_default().to_string();
+            *current = Some(Episode {
+                id: id.clone(),
+                env: env.clone(),
+                steps: 0,
+                done: false,
+            });
+            observation(&obs, None, false, json!({ "episode_id": id, "env": env }))
+        }
+        Err(e) => error("RESET_FAILED", e.message),
+    }
+}
+
+async fn step(s: &Arc<AppState>, data: &Value, current: &mut Option<Episode>) -> Value {
+    let Some(episode) = current.as_mut() else {
+        return error("NOT_RESET", "send a reset before the first step");
+    };
+    let Some(action) = data.get("action").and_then(|a| a.as_str()) else {
+        return error("VALIDATION_ERROR", "step data needs {\"action\": \"...\"}");
+    };
+    match sessions::step_session(s, &episode.id, action.to_string()).await {
+        Ok(r) => {
+            episode.steps += 1;
+            let done =
+                r["terminated"].as_bool() == Some(true) || r["truncated"].as_bool() == Some(true);
+            episode.done = done;
+            observation(
+                r["observation"].as_str().unwrap_or_default(),
+                r["reward"].as_f64(),
+                done,
+                json!({ "info": r["info"], "truncated": r["truncated"] }),
+            )
+        }
+        Err(e) => error("STEP_FAILED", e.message),
+    }
+}
+
+async fn connection(s: Arc<AppState>, mut socket: WebSocket) {
+    let mut current: Option<Episode> = None;
+    while let Some(Ok(message)) = socket.recv().await {
+        let text = match message {
+            Message::Text(t) => t.to_string(),
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        let parsed: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                let reply = error("INVALID_JSON", format!("Invalid JSON: {e}"));
+                if socket
+                    .send(Message::Text(reply.to_string().into()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+        };
+        let data = parsed.get("data").cloned().unwrap_or(json!({}));
+        let reply = match parsed.get("type").and_then(|t| t.as_str()).unwrap_or("") {
+            "reset" => reset(&s, &data, &mut current).await,
+            "step" => step(&s, &data, &mut current).await,
+            "state" => match &current {
+                Some(e) => json!({ "type": "state", "data": {
+                    "episode_id": e.id, "step_count": e.steps, "env": e.env, "done": e.done,
+                }}),
+                None => json!({ "type": "state", "data": { "episode_id": null, "step_count": 0 } }),
+            },
+            "close" => break,
+            other => error("UNKNOWN_TYPE", format!("Unknown message type: {other}")),
+        };
+        if socket
+            .send(Message::Text(reply.to_string().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    // The connection's episode ends with it.
+    if let Some(e) = current {
+        s.sessions.remove(&e.id);
+    }
+}
