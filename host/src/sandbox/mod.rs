@@ -253,6 +253,18 @@ impl PythonSandbox {
     /// Run `source` as `python3 program.py` with `stdin`, in a fresh
     /// instance, under `limits` (lowered to [`PythonSandbox::max`]).
     pub fn run(&self, source: &str, stdin: &str, limits: &RunLimits) -> RunResult {
+        self.run_cancellable(source, stdin, limits, None)
+    }
+
+    /// [`PythonSandbox::run`] that stops (as a time limit) soon after
+    /// `cancel` is set, for callers that may stop wanting the result.
+    pub fn run_cancellable(
+        &self,
+        source: &str,
+        stdin: &str,
+        limits: &RunLimits,
+        cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    ) -> RunResult {
         let started = Instant::now();
         let limits = limits.capped_by(&self.max);
         // One byte over the cap tells "hit the limit" from "wrote exactly it".
@@ -267,7 +279,10 @@ impl PythonSandbox {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.data_mut().call = guest::CallClock::start(Duration::from_millis(limits.wall_ms));
+        store.data_mut().call = guest::CallClock {
+            cancel,
+            ..guest::CallClock::start(Duration::from_millis(limits.wall_ms))
+        };
         guest::enforce_wall_clock(&mut store);
         // An engine without fuel metering (only the compute benchmark's)
         // runs without a fuel limit.

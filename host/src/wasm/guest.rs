@@ -73,7 +73,7 @@ pub struct GuestState {
 /// long the host spent on the guest's behalf since (nested sandbox runs):
 /// the guest's own time is the difference, and the limit applies to that
 /// alone.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct CallClock {
     pub started: std::time::Instant,
     pub limit: Duration,
@@ -81,6 +81,10 @@ pub struct CallClock {
     /// The part of `nested` spent running nested programs (their shared
     /// budget's measure).
     pub nested_runs: Duration,
+    /// Set by whoever asked for the call when it no longer wants the
+    /// result (a server's client went away): the call stops at the next
+    /// epoch tick.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl CallClock {
@@ -90,7 +94,15 @@ impl CallClock {
             limit,
             nested: Duration::ZERO,
             nested_runs: Duration::ZERO,
+            cancel: None,
         }
+    }
+
+    /// Whether the caller gave up on this call.
+    pub fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// The guest's own time in this call so far.
@@ -106,7 +118,7 @@ impl CallClock {
 pub fn enforce_wall_clock(store: &mut wasmtime::Store<GuestState>) {
     store.epoch_deadline_callback(|ctx| {
         let call = &ctx.data().call;
-        Ok(if call.own_time() < call.limit {
+        Ok(if call.own_time() < call.limit && !call.cancelled() {
             wasmtime::UpdateDeadline::Continue(1)
         } else {
             wasmtime::UpdateDeadline::Interrupt

@@ -388,3 +388,42 @@ fn sigterm_finishes_the_running_request_and_exits_0() {
     assert_eq!(v["run_result"]["status"], "TimeLimitExceeded");
     assert!(server.wait().success());
 }
+
+#[test]
+fn a_client_that_leaves_mid_run_frees_its_slot_and_a_slow_upload_gets_408() {
+    use std::io::{Read, Write};
+    let server = Server::start(&["--concurrency", "1", "--body-timeout-secs", "1"]);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let body =
+        json!({"code": "while True: pass", "language": "python", "run_timeout": 60}).to_string();
+    let mut gone = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        gone,
+        "POST /run_code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    drop(gone);
+    // The one slot comes back long before the abandoned run's 60 s.
+    let started = std::time::Instant::now();
+    let hello = run_code(&server, json!({"code": "print(1)", "language": "python"}));
+    assert_eq!(hello["status"], "Success", "{hello}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the abandoned run kept its slot for {:?}",
+        started.elapsed()
+    );
+
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        slow,
+        "POST /run_code HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"code\""
+    )
+    .unwrap();
+    let mut reply = String::new();
+    let _ = slow.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+}

@@ -49,6 +49,8 @@ pub struct ServeConfig {
     pub queue: usize,
     /// The most any run gets (a request's `run_timeout` is capped by it).
     pub run_limits: RunLimits,
+    /// A request body not received in full within this is refused (408).
+    pub body_timeout: Duration,
 }
 
 /// The server's state, shared by every request.
@@ -183,6 +185,52 @@ async fn require_token(State(s): State<Arc<AppState>>, req: Request, next: Next)
     next.run(req).await
 }
 
+/// Read the whole body first, within the size cap (413) and the time
+/// limit (408), so that a slow or oversized upload never reaches a
+/// handler, and handlers get it as one buffer.
+async fn read_body(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let limit = s.config.max_body_bytes;
+    let read = tokio::time::timeout(s.config.body_timeout, axum::body::to_bytes(body, limit));
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            // axum reports the cap as a "length limit exceeded" error.
+            let mut chain: Option<&dyn std::error::Error> = Some(&e);
+            let mut too_big = false;
+            while let Some(c) = chain {
+                too_big |= c.to_string().contains("length limit");
+                chain = c.source();
+            }
+            return if too_big {
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the request body is over {} KiB (--max-body-kb)",
+                        limit >> 10
+                    ),
+                )
+            } else {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the request body: {e}"),
+                )
+            };
+        }
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    s.config.body_timeout.as_secs()
+                ),
+            );
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
 async fn health() -> Response {
     axum::Json(json!({ "status": "ok" })).into_response()
 }
@@ -202,6 +250,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .merge(guarded)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            read_body,
+        ))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Languages this server runs.
 pub const LANGUAGES: [&str; 2] = ["python", "python3"];
@@ -105,6 +106,15 @@ pub fn translate(r: &RunResult, limits: &RunLimits) -> Response {
     }
 }
 
+/// Sets the flag when dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 pub async fn handle(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
     let req: RunCodeRequest = match parse_json(&body) {
         Ok(r) => r,
@@ -141,12 +151,18 @@ pub async fn handle(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
         );
     };
     let state = s.clone();
+    // If the client goes away, this handler is dropped and so is the guard:
+    // the run stops at the next epoch tick and frees its slot.
+    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+    let flag = cancel.0.clone();
     let result = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let sandbox = state.runtime.python()?;
-        anyhow::Ok(sandbox.run(&req.code, req.stdin.as_deref().unwrap_or(""), &limits))
+        let stdin = req.stdin.as_deref().unwrap_or("");
+        anyhow::Ok(sandbox.run_cancellable(&req.code, stdin, &limits, Some(flag)))
     })
     .await;
+    drop(cancel);
     match result {
         Ok(Ok(r)) => {
             s.metrics.verdict(r.verdict);

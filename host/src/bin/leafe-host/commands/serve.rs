@@ -40,6 +40,9 @@ pub struct ServeCmd {
     /// Also serve these environment components (paths); every built-in is served.
     #[arg(long)]
     env: Vec<String>,
+    /// Seconds a client has to send its whole request body; slower get 408.
+    #[arg(long, default_value_t = 30)]
+    body_timeout_secs: u64,
     /// On SIGTERM or Ctrl-C: stop accepting, and give running requests this
     /// many seconds to finish.
     #[arg(long, default_value_t = 30)]
@@ -51,6 +54,7 @@ impl ServeCmd {
         check_range("--max-sessions", self.max_sessions, 1, 100_000)?;
         check_range("--session-idle-secs", self.session_idle_secs, 1, 7 * 86_400)?;
         check_range("--max-body-kb", self.max_body_kb, 1, 1 << 20)?;
+        check_range("--body-timeout-secs", self.body_timeout_secs, 1, 3600)?;
         let concurrency = self.concurrency.unwrap_or_else(default_jobs);
         check_range("--concurrency", concurrency, 1, 4096)?;
         let token = match &self.token_env {
@@ -94,6 +98,7 @@ impl ServeCmd {
             concurrency,
             queue: self.queue,
             run_limits,
+            body_timeout: Duration::from_secs(self.body_timeout_secs),
         };
         let state = Arc::new(AppState::new(config, runtime, envs));
         let tokio = tokio::runtime::Builder::new_multi_thread()

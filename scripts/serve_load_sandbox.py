@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Load `leafe-host serve`'s POST /run_code next to a baseline server that
+runs each request's program with `python3` in a subprocess, on this
+machine, in the same run (docs/BENCHMARKS.md).
+
+CLIENTS concurrent clients send requests for SECONDS to each server in turn:
+a mix of short programs, MBPP reference solutions with their asserts, and
+ADVERSARIAL percent hostile programs (an endless loop with run_timeout 1, a
+memory bomb, an output flood, deep recursion). Reports per server:
+throughput, p50/p99 latency of the well-behaved requests, transport errors,
+responses that are not a valid verdict, and (for leafe) the peak resident
+memory. The baseline caps each process's address space at 256 MiB, as the
+sandbox caps its memory. Loopback only; bounded in count and time. Standard library only.
+
+usage: scripts/serve_load_sandbox.py [--binary target/release/leafe-host]
+          [--clients 128] [--seconds 60] [--adversarial 5]
+          [--baseline-python /usr/bin/python3] [--mbpp envs-wasm/code/data/mbpp.jsonl]
+"""
+import argparse
+import http.client
+import http.server
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+SHORT = [
+    "print(sum(range(1000)))",
+    "print(input()[::-1])",
+    "import math\nprint(math.factorial(30))",
+    "xs = [i * i for i in range(2000)]\nprint(len(xs), xs[-1])",
+    "print(sorted('the quick brown fox'.split()))",
+]
+HOSTILE = [
+    "while True:\n    pass",
+    "x = bytearray(1 << 34)",
+    "while True:\n    print('x' * 10000)",
+    "def f(n):\n    return f(n + 1)\nf(0)",
+]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def rss_kib(pid, field="VmRSS"):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Baseline(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+
+def limit_memory():
+    # The same cap as the sandbox's default (256 MiB), so a memory bomb
+    # fails there as it does in leafe instead of taking the machine.
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (256 << 20, 256 << 20))
+
+
+def baseline_handler(python):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            t = time.time()
+            try:
+                p = subprocess.run([python, "-c", req["code"]], input=(req.get("stdin") or "").encode(),
+                                   capture_output=True, timeout=req.get("run_timeout", 10),
+                                   preexec_fn=limit_memory)
+                run = {"status": "Finished", "return_code": p.returncode,
+                       "stdout": p.stdout[:65536].decode(errors="replace"),
+                       "stderr": p.stderr[:65536].decode(errors="replace")}
+                status = "Success" if p.returncode == 0 else "Failed"
+            except subprocess.TimeoutExpired:
+                run = {"status": "TimeLimitExceeded", "return_code": None, "stdout": "", "stderr": ""}
+                status = "Failed"
+            run["execution_time"] = time.time() - t
+            body = json.dumps({"status": status, "message": "", "run_result": run}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+    return Handler
+
+
+def requests_mix(mbpp_path):
+    mbpp = []
+    if mbpp_path and os.path.exists(mbpp_path):
+        rows = [json.loads(l) for l in open(mbpp_path)]
+        rows = [r for r in rows if 11 <= r["task_id"] <= 510 and r["task_id"] != 123]
+        mbpp = ["\n".join([r["code"], r.get("test_setup_code") or ""] + r["test_list"]) for r in rows]
+    return mbpp
+
+
+def load(port, clients, seconds, adversarial, mbpp, pid=None):
+    stats = {"ok": 0, "hostile": 0, "transport_errors": 0, "invalid": 0, "busy": 0, "lat": [], "hostile_lat": []}
+    lock = threading.Lock()
+    stop_at = time.time() + seconds
+    peak = [rss_kib(pid) if pid else 0]
+
+    def sample():
+        while pid and time.time() < stop_at + 1:
+            peak[0] = max(peak[0], rss_kib(pid))
+            time.sleep(0.1)
+
+    def client(i):
+        rng = random.Random(i)
+        conn = None
+        while time.time() < stop_at:
+            hostile = rng.random() * 100 < adversarial
+            if hostile:
+                req = {"code": rng.choice(HOSTILE), "language": "python", "run_timeout": 1}
+            elif mbpp and rng.random() < 0.5:
+                req = {"code": rng.choice(mbpp), "language": "python", "run_timeout": 10}
+            else:
+                req = {"code": rng.choice(SHORT), "stdin": "abc\n", "language": "python", "run_timeout": 10}
+            body = json.dumps(req)
+            t = time.time()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                conn.request("POST", "/run_code", body, {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                data = r.read()
+                dt = time.time() - t
+                if r.status == 503:
+                    with lock:
+                        stats["busy"] += 1
+                    time.sleep(1)
+                    continue
+                v = json.loads(data)
+                valid = r.status == 200 and v.get("status") in ("Success", "Failed") and v.get("run_result")
+                with lock:
+                    if not valid:
+                        stats["invalid"] += 1
+                    elif hostile:
+                        stats["hostile"] += 1
+                        stats["hostile_lat"].append(dt)
+                    else:
+                        stats["ok"] += 1
+                        stats["lat"].append(dt)
+            except Exception:
+                with lock:
+                    stats["transport_errors"] += 1
+                conn = None
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    t0 = time.time()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.time() - t0
+    sampler.join()
+    lat = sorted(stats["lat"]) or [0]
+    q = lambda p: round(lat[min(len(lat) - 1, int(p * len(lat)))], 3)
+    out = {
+        "requests_per_s": round((stats["ok"] + stats["hostile"]) / elapsed, 1),
+        "well_behaved": stats["ok"], "hostile": stats["hostile"], "busy_503": stats["busy"],
+        "transport_errors": stats["transport_errors"], "invalid_responses": stats["invalid"],
+        "p50_s": q(0.5), "p99_s": q(0.99),
+        "hostile_max_s": round(max(stats["hostile_lat"] or [0]), 2),
+    }
+    if pid:
+        out["rss_peak_mb"] = round(max(peak[0], rss_kib(pid, "VmHWM")) / 1024)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default="target/release/leafe-host")
+    ap.add_argument("--clients", type=int, default=128)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--adversarial", type=float, default=5)
+    ap.add_argument("--baseline-python", default="/usr/bin/python3")
+    ap.add_argument("--mbpp", default="envs-wasm/code/data/mbpp.jsonl")
+    ap.add_argument("--concurrency", type=int, default=os.cpu_count())
+    a = ap.parse_args()
+    mbpp = requests_mix(a.mbpp)
+    python = os.path.realpath(a.baseline_python)
+
+    port = free_port()
+    server = subprocess.Popen([a.binary, "serve", "--bind", f"127.0.0.1:{port}", "--concurrency",
+                               str(a.concurrency), "--queue", "4096"],
+                              stderr=subprocess.PIPE, text=True)
+    while True:
+        line = server.stderr.readline()
+        if not line:
+            sys.exit("leafe-host serve exited before listening")
+        if line.startswith("serving on"):
+            break
+    threading.Thread(target=lambda: server.stderr.read(), daemon=True).start()
+    leafe = load(port, a.clients, a.seconds, a.adversarial, mbpp, server.pid)
+    leafe["server_alive"] = server.poll() is None
+    server.terminate()
+    server.wait(timeout=60)
+
+    bport = free_port()
+    base = Baseline(("127.0.0.1", bport), baseline_handler(python))
+    threading.Thread(target=base.serve_forever, daemon=True).start()
+    baseline = load(bport, a.clients, a.seconds, a.adversarial, mbpp)
+    base.shutdown()
+
+    print(json.dumps({
+        "clients": a.clients, "seconds": a.seconds, "adversarial_percent": a.adversarial,
+        "cores": os.cpu_count(), "baseline_python": python,
+        "leafe": leafe, "baseline": baseline,
+        "throughput_ratio": round(leafe["requests_per_s"] / max(baseline["requests_per_s"], 1e-9), 2),
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
