@@ -12,6 +12,10 @@ responses that are not a valid verdict, and (for leafe) the peak resident
 memory. The baseline caps each process's address space at 256 MiB, as the
 sandbox caps its memory. Loopback only; bounded in count and time. Standard library only.
 
+With --sessions N: N concurrent Sokoban sessions stepping (the expert's
+moves), snapshotting every 3 steps and restoring every 7 for SECONDS;
+reports steps/s, errors and peak memory.
+
 usage: scripts/serve_load_sandbox.py [--binary target/release/leafe-host]
           [--clients 128] [--seconds 60] [--adversarial 5]
           [--baseline-python /usr/bin/python3] [--mbpp envs-wasm/code/data/mbpp.jsonl]
@@ -188,6 +192,92 @@ def load(port, clients, seconds, adversarial, mbpp, pid=None):
     return out
 
 
+def load_sessions(port, clients, seconds, pid):
+    """CLIENTS sessions stepping Sokoban with the expert's moves, a snapshot
+    every 3 steps and a restore every 7, a new episode when one ends."""
+    stats = {"steps": 0, "snapshots": 0, "restores": 0, "episodes": 0, "errors": 0}
+    lock = threading.Lock()
+    stop_at = time.time() + seconds
+    peak = [rss_kib(pid)]
+
+    def call(conn, method, path, body=None):
+        conn.request(method, path, json.dumps(body) if body is not None else None,
+                     {"Content-Type": "application/json"})
+        r = conn.getresponse()
+        data = r.read()
+        if r.status >= 400:
+            raise RuntimeError(f"{method} {path}: {r.status} {data[:200]!r}")
+        return json.loads(data) if data else None
+
+    def client(i):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        task, sid, n, state = i, None, 0, None
+        while time.time() < stop_at:
+            try:
+                if sid is None:
+                    sid = call(conn, "POST", "/sessions", {"env": "sokoban", "task": task % 500})["id"]
+                    n, state = 0, None
+                move = call(conn, "GET", f"/sessions/{sid}/expert")["action"]
+                r = call(conn, "POST", f"/sessions/{sid}/step", {"action": move or "up"})
+                n += 1
+                with lock:
+                    stats["steps"] += 1
+                if n % 3 == 0:
+                    state = call(conn, "POST", f"/sessions/{sid}/snapshot")["state"]
+                    with lock:
+                        stats["snapshots"] += 1
+                if n % 7 == 0 and state:
+                    call(conn, "POST", f"/sessions/{sid}/restore", {"state": state})
+                    with lock:
+                        stats["restores"] += 1
+                if r["terminated"] or r["truncated"] or n > 200:
+                    call(conn, "DELETE", f"/sessions/{sid}")
+                    sid, task = None, task + clients
+                    with lock:
+                        stats["episodes"] += 1
+            except Exception as e:
+                with lock:
+                    stats["errors"] += 1
+                    if stats["errors"] < 5:
+                        print("error:", e, file=sys.stderr)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                sid = None
+
+    def sample():
+        while time.time() < stop_at + 1:
+            peak[0] = max(peak[0], rss_kib(pid))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    t0 = time.time()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.time() - t0
+    sampler.join()
+    stats["steps_per_s"] = round(stats["steps"] / elapsed, 1)
+    stats["rss_peak_mb"] = round(peak[0] / 1024)
+    return stats
+
+
+def start_leafe(binary, concurrency, extra=()):
+    port = free_port()
+    server = subprocess.Popen([binary, "serve", "--bind", f"127.0.0.1:{port}", "--concurrency",
+                               str(concurrency), "--queue", "4096", *extra],
+                              stderr=subprocess.PIPE, text=True)
+    while True:
+        line = server.stderr.readline()
+        if not line:
+            sys.exit("leafe-host serve exited before listening")
+        if line.startswith("serving on"):
+            break
+    threading.Thread(target=lambda: server.stderr.read(), daemon=True).start()
+    return port, server
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", default="target/release/leafe-host")
@@ -197,21 +287,21 @@ def main():
     ap.add_argument("--baseline-python", default="/usr/bin/python3")
     ap.add_argument("--mbpp", default="envs-wasm/code/data/mbpp.jsonl")
     ap.add_argument("--concurrency", type=int, default=os.cpu_count())
+    ap.add_argument("--sessions", type=int, default=0,
+                    help="instead: this many concurrent environment sessions stepping and snapshotting")
     a = ap.parse_args()
+    if a.sessions:
+        port, server = start_leafe(a.binary, a.concurrency)
+        stats = load_sessions(port, a.sessions, a.seconds, server.pid)
+        stats["server_alive"] = server.poll() is None
+        server.terminate()
+        server.wait(timeout=60)
+        print(json.dumps({"sessions": a.sessions, "seconds": a.seconds, **stats}, indent=1))
+        return
     mbpp = requests_mix(a.mbpp)
     python = os.path.realpath(a.baseline_python)
 
-    port = free_port()
-    server = subprocess.Popen([a.binary, "serve", "--bind", f"127.0.0.1:{port}", "--concurrency",
-                               str(a.concurrency), "--queue", "4096"],
-                              stderr=subprocess.PIPE, text=True)
-    while True:
-        line = server.stderr.readline()
-        if not line:
-            sys.exit("leafe-host serve exited before listening")
-        if line.startswith("serving on"):
-            break
-    threading.Thread(target=lambda: server.stderr.read(), daemon=True).start()
+    port, server = start_leafe(a.binary, a.concurrency)
     leafe = load(port, a.clients, a.seconds, a.adversarial, mbpp, server.pid)
     leafe["server_alive"] = server.poll() is None
     server.terminate()
