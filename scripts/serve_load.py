@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -25,21 +24,11 @@ import time
 import urllib.error
 import urllib.request
 
-
-def rss_kib(pid, field="VmRSS"):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
+from loadkit import free_port, rss_kib, run_clients
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+
+
 
 
 WORDS = ("box goal wall left right up down push player level move the a of to and is "
@@ -84,12 +73,6 @@ def main():
     stats = {"ok": 0, "busy": 0, "errors": 0, "tokens": 0, "prompt_tokens": 0, "latency": []}
     lock = threading.Lock()
     stop_at = time.time() + a.seconds
-    peak = [rest]
-
-    def sample():
-        while time.time() < stop_at + 1:
-            peak[0] = max(peak[0], rss_kib(server.pid))
-            time.sleep(0.05)
 
     def client(i):
         rng = random.Random(i)
@@ -117,16 +100,7 @@ def main():
                 with lock:
                     stats["errors"] += 1
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    t0 = time.time()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(a.clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.time() - t0
-    sampler.join()
+    elapsed, peak = run_clients(client, a.clients, stop_at, server.pid)
     time.sleep(1)
     after = rss_kib(server.pid)
     hwm = rss_kib(server.pid, "VmHWM")
@@ -140,7 +114,7 @@ def main():
         "mean_prompt_tokens": round(stats["prompt_tokens"] / max(1, stats["ok"])),
         "completion_tokens_per_s": round(stats["tokens"] / elapsed, 1),
         "latency_p50_s": round(lat[len(lat) // 2], 2), "latency_max_s": round(lat[-1], 2),
-        "rss_rest_mb": round(rest / 1024), "rss_peak_mb": round(max(peak[0], hwm) / 1024),
+        "rss_rest_mb": round(rest / 1024), "rss_peak_mb": round(max(peak, hwm) / 1024),
         "rss_after_mb": round(after / 1024),
     }
     print(json.dumps(report))

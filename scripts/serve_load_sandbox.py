@@ -26,11 +26,12 @@ import http.server
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
 import time
+
+from loadkit import free_port, rss_kib, run_clients
 
 SHORT = [
     "print(sum(range(1000)))",
@@ -47,23 +48,8 @@ HOSTILE = [
 ]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
-def rss_kib(pid, field="VmRSS"):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 class Baseline(http.server.ThreadingHTTPServer):
@@ -120,12 +106,6 @@ def load(port, clients, seconds, adversarial, mbpp, pid=None):
     stats = {"ok": 0, "hostile": 0, "transport_errors": 0, "invalid": 0, "busy": 0, "lat": [], "hostile_lat": []}
     lock = threading.Lock()
     stop_at = time.time() + seconds
-    peak = [rss_kib(pid) if pid else 0]
-
-    def sample():
-        while pid and time.time() < stop_at + 1:
-            peak[0] = max(peak[0], rss_kib(pid))
-            time.sleep(0.1)
 
     def client(i):
         rng = random.Random(i)
@@ -168,16 +148,7 @@ def load(port, clients, seconds, adversarial, mbpp, pid=None):
                     stats["transport_errors"] += 1
                 conn = None
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    t0 = time.time()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.time() - t0
-    sampler.join()
+    elapsed, peak = run_clients(client, clients, stop_at, pid)
     lat = sorted(stats["lat"]) or [0]
     q = lambda p: round(lat[min(len(lat) - 1, int(p * len(lat)))], 3)
     out = {
@@ -188,7 +159,7 @@ def load(port, clients, seconds, adversarial, mbpp, pid=None):
         "hostile_max_s": round(max(stats["hostile_lat"] or [0]), 2),
     }
     if pid:
-        out["rss_peak_mb"] = round(max(peak[0], rss_kib(pid, "VmHWM")) / 1024)
+        out["rss_peak_mb"] = round(max(peak, rss_kib(pid, "VmHWM")) / 1024)
     return out
 
 
@@ -198,7 +169,6 @@ def load_sessions(port, clients, seconds, pid):
     stats = {"steps": 0, "snapshots": 0, "restores": 0, "episodes": 0, "errors": 0}
     lock = threading.Lock()
     stop_at = time.time() + seconds
-    peak = [rss_kib(pid)]
 
     def call(conn, method, path, body=None):
         conn.request(method, path, json.dumps(body) if body is not None else None,
@@ -243,23 +213,9 @@ def load_sessions(port, clients, seconds, pid):
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
                 sid = None
 
-    def sample():
-        while time.time() < stop_at + 1:
-            peak[0] = max(peak[0], rss_kib(pid))
-            time.sleep(0.1)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    t0 = time.time()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.time() - t0
-    sampler.join()
+    elapsed, peak = run_clients(client, clients, stop_at, pid)
     stats["steps_per_s"] = round(stats["steps"] / elapsed, 1)
-    stats["rss_peak_mb"] = round(peak[0] / 1024)
+    stats["rss_peak_mb"] = round(peak / 1024)
     return stats
 
 

@@ -32,31 +32,6 @@ fn permute(t: &Tensor, heads: usize) -> Tensor {
         .unwrap()
 }
 
-fn gguf_name(hf: &str) -> String {
-    match hf {
-        "model.embed_tokens.weight" => return "token_embd.weight".into(),
-        "model.norm.weight" => return "output_norm.weight".into(),
-        "lm_head.weight" => return "output.weight".into(),
-        _ => {}
-    }
-    let rest = hf.strip_prefix("model.layers.").unwrap();
-    let (layer, part) = rest.split_once('.').unwrap();
-    let (module, kind) = part.rsplit_once('.').unwrap();
-    let short = match module {
-        "input_layernorm" => "attn_norm",
-        "self_attn.q_proj" => "attn_q",
-        "self_attn.k_proj" => "attn_k",
-        "self_attn.v_proj" => "attn_v",
-        "self_attn.o_proj" => "attn_output",
-        "post_attention_layernorm" => "ffn_norm",
-        "mlp.gate_proj" => "ffn_gate",
-        "mlp.up_proj" => "ffn_up",
-        "mlp.down_proj" => "ffn_down",
-        other => panic!("{other}"),
-    };
-    format!("blk.{layer}.{short}.{kind}")
-}
-
 /// How to spoil the file, for the error tests.
 #[derive(Default)]
 struct Spoil {
@@ -86,7 +61,7 @@ fn write_gguf(dir: &Path, dtype: GgmlDType, spoil: &Spoil) -> PathBuf {
                 t = permute(&t, cfg.num_key_value_heads);
             }
         }
-        let gname = gguf_name(name);
+        let gname = leafe_trainer::gguf::gguf_name(name).unwrap();
         if spoil.drop_tensor == Some(gname.as_str()) {
             continue;
         }

@@ -3,11 +3,9 @@
 
 mod common;
 
-use leafe_trainer::chat::ChatTemplate;
-use leafe_trainer::serve::{Served, spawn_on_loopback};
+use leafe_trainer::serve::ServeLimits;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 const OPENAI: &str = "openai==3.51.0";
 
@@ -40,20 +38,7 @@ fn client_python() -> PathBuf {
 
 #[test]
 fn the_openai_client_gets_completions_streams_and_clear_400s() {
-    let dir = tempfile::tempdir().unwrap();
-    let model_dir = common::tiny_model(
-        dir.path(),
-        &"user: which way? assistant: left, then down. ".repeat(40),
-        &common::small_spec(),
-    );
-    let (model, tok) = common::load_frozen(&model_dir);
-    let state = Arc::new(Served::new(
-        "tiny".into(),
-        model,
-        tok,
-        ChatTemplate::load(&model_dir).unwrap(),
-    ));
-    let addr = spawn_on_loopback(state).unwrap();
+    let (_dir, _state, addr) = common::serve_tiny(ServeLimits::default());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/openai_chat.py");
     let out = Command::new(client_python())
         .arg(script)

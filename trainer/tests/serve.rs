@@ -144,26 +144,11 @@ fn raw(addr: SocketAddr, body: &str) -> String {
 
 #[test]
 fn beyond_capacity_is_503_with_retry_after_and_long_prompts_are_400() {
-    let dir = tempfile::tempdir().unwrap();
-    let model_dir = common::tiny_model(
-        dir.path(),
-        &"user: which way? assistant: left, then down. ".repeat(40),
-        &common::small_spec(),
-    );
-    let (model, tok) = common::load_frozen(&model_dir);
-    let limits = ServeLimits {
+    let (_dir, state, addr) = common::serve_tiny(ServeLimits {
         concurrency: 1,
         queue: 0,
         max_context: 64,
-    };
-    let state = Arc::new(Served::with_limits(
-        "tiny".into(),
-        model,
-        tok,
-        ChatTemplate::load(&model_dir).unwrap(),
-        limits,
-    ));
-    let addr = spawn_on_loopback(state.clone()).unwrap();
+    });
 
     let long = serde_json::json!({
         "messages": [{"role": "user", "content": "which way? ".repeat(100)}],
@@ -198,26 +183,11 @@ fn beyond_capacity_is_503_with_retry_after_and_long_prompts_are_400() {
 
 #[test]
 fn a_full_queue_refuses_and_queued_requests_finish() {
-    let dir = tempfile::tempdir().unwrap();
-    let model_dir = common::tiny_model(
-        dir.path(),
-        &"user: which way? assistant: left, then down. ".repeat(40),
-        &common::small_spec(),
-    );
-    let (model, tok) = common::load_frozen(&model_dir);
-    let limits = ServeLimits {
+    let (_dir, state, addr) = common::serve_tiny(ServeLimits {
         concurrency: 1,
         queue: 1,
         max_context: 256,
-    };
-    let state = Arc::new(Served::with_limits(
-        "tiny".into(),
-        model,
-        tok,
-        ChatTemplate::load(&model_dir).unwrap(),
-        limits,
-    ));
-    let addr = spawn_on_loopback(state.clone()).unwrap();
+    });
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

@@ -248,8 +248,9 @@ pub fn model_config(g: &GgufFile) -> Result<ModelConfig> {
     Ok(cfg)
 }
 
-/// The GGUF name of a transformers parameter name.
-fn gguf_name(hf: &str) -> Result<String> {
+/// The GGUF name of a transformers parameter name (llama.cpp's names:
+/// `model.layers.3.self_attn.q_proj.weight` is `blk.3.attn_q.weight`).
+pub fn gguf_name(hf: &str) -> Result<String> {
     let fixed = match hf {
         "model.embed_tokens.weight" => Some("token_embd.weight"),
         "model.norm.weight" => Some("output_norm.weight"),

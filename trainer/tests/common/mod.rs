@@ -50,3 +50,30 @@ pub fn chat_prompt(dir: &Path, tokenizer: &tokenizers::Tokenizer, question: &str
         .unwrap();
     leafe_trainer::tokenizer::ids(tokenizer, &prompt).unwrap()
 }
+
+/// A tiny model served on a loopback port as "tiny", with `limits`; the
+/// directory lives as long as the returned guard.
+pub fn serve_tiny(
+    limits: leafe_trainer::serve::ServeLimits,
+) -> (
+    tempfile::TempDir,
+    std::sync::Arc<leafe_trainer::serve::Served>,
+    std::net::SocketAddr,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = tiny_model(
+        dir.path(),
+        &"user: which way? assistant: left, then down. ".repeat(40),
+        &small_spec(),
+    );
+    let (model, tok) = load_frozen(&model_dir);
+    let state = std::sync::Arc::new(leafe_trainer::serve::Served::with_limits(
+        "tiny".into(),
+        model,
+        tok,
+        ChatTemplate::load(&model_dir).unwrap(),
+        limits,
+    ));
+    let addr = leafe_trainer::serve::spawn_on_loopback(state.clone()).unwrap();
+    (dir, state, addr)
+}
