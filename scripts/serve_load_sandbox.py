@@ -221,8 +221,8 @@ def load_sessions(port, clients, seconds, pid):
 
 def start_leafe(binary, concurrency, extra=()):
     port = free_port()
-    server = subprocess.Popen([binary, "serve", "--bind", f"127.0.0.1:{port}", "--concurrency",
-                               str(concurrency), "--queue", "4096", *extra],
+    flags = ["--concurrency", str(concurrency)] if concurrency else []
+    server = subprocess.Popen([binary, "serve", "--bind", f"127.0.0.1:{port}", "--queue", "4096", *flags, *extra],
                               stderr=subprocess.PIPE, text=True)
     while True:
         line = server.stderr.readline()
@@ -242,7 +242,7 @@ def main():
     ap.add_argument("--adversarial", type=float, default=5)
     ap.add_argument("--baseline-python", default="/usr/bin/python3")
     ap.add_argument("--mbpp", default="envs-wasm/code/data/mbpp.jsonl")
-    ap.add_argument("--concurrency", type=int, default=os.cpu_count())
+    ap.add_argument("--concurrency", type=int, help="leafe's --concurrency [default: the server's]")
     ap.add_argument("--sessions", type=int, default=0,
                     help="instead: this many concurrent environment sessions stepping and snapshotting")
     a = ap.parse_args()

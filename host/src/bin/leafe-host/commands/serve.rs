@@ -28,7 +28,9 @@ pub struct ServeCmd {
     /// Largest request body in KiB; larger get 413.
     #[arg(long, default_value_t = 1024)]
     max_body_kb: usize,
-    /// Sandbox runs at once [default: the cores].
+    /// Sandbox runs at once [default: 4 per core]. More than the cores:
+    /// a run that waits out its wall-clock limit (a hostile program, a slow
+    /// one) holds a slot but little CPU, and must not starve the others.
     #[arg(long)]
     concurrency: Option<usize>,
     /// Sandbox runs that may wait for a slot; more get 503 with Retry-After.
@@ -55,7 +57,7 @@ impl ServeCmd {
         check_range("--session-idle-secs", self.session_idle_secs, 1, 7 * 86_400)?;
         check_range("--max-body-kb", self.max_body_kb, 1, 1 << 20)?;
         check_range("--body-timeout-secs", self.body_timeout_secs, 1, 3600)?;
-        let concurrency = self.concurrency.unwrap_or_else(default_jobs);
+        let concurrency = self.concurrency.unwrap_or_else(|| 4 * default_jobs());
         check_range("--concurrency", concurrency, 1, 4096)?;
         let token = match &self.token_env {
             Some(var) => {
