@@ -6,7 +6,7 @@ machine, in the same run (docs/BENCHMARKS.md).
 CLIENTS concurrent clients send requests for SECONDS to each server in turn:
 a mix of short programs, MBPP reference solutions with their asserts, and
 ADVERSARIAL percent hostile programs (an endless loop with run_timeout 1, a
-memory bomb, an output flood, deep recursion). Reports per server:
+memory bomb (a list that grows without end), an output flood, deep recursion). Reports per server:
 throughput, p50/p99 latency of the well-behaved requests, transport errors,
 responses that are not a valid verdict, and (for leafe) the peak resident
 memory. The baseline caps each process's address space at 256 MiB, as the
@@ -42,7 +42,7 @@ SHORT = [
 ]
 HOSTILE = [
     "while True:\n    pass",
-    "x = bytearray(1 << 34)",
+    "x = []\nwhile True:\n    x.append([0] * 10**6)",
     "while True:\n    print('x' * 10000)",
     "def f(n):\n    return f(n + 1)\nf(0)",
 ]

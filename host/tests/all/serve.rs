@@ -427,3 +427,59 @@ fn a_client_that_leaves_mid_run_frees_its_slot_and_a_slow_upload_gets_408() {
     let _ = slow.read_to_string(&mut reply);
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
 }
+
+#[test]
+fn hostile_programs_through_the_server_never_reach_the_host() {
+    let marker = format!("leafe-escape-{}", std::process::id());
+    let server = Server::start_with_env(&[], &[("LEAFE_HOST_SECRET", "do-not-leak")]);
+    let url = server.url.clone();
+    let port = url.rsplit(':').next().unwrap().to_string();
+    let programs = [
+        format!("open('/tmp/{marker}', 'w').write('x')"),
+        format!("import os\nos.makedirs('/tmp/{marker}-dir')"),
+        "import os\nprint(dict(os.environ))".to_string(),
+        format!("import subprocess\nsubprocess.run(['touch', '/tmp/{marker}-sub'])"),
+        format!("import os\nos.system('touch /tmp/{marker}-sys')"),
+        format!(
+            "import socket\ns = socket.create_connection(('127.0.0.1', {port}), 2)\ns.sendall(b'GET /health HTTP/1.0\\r\\n\\r\\n')\nprint(s.recv(100))"
+        ),
+        "import ctypes\nctypes.CDLL(None).abort()".to_string(),
+        "import threading\nthreading.Thread(target=lambda: None).start()".to_string(),
+    ];
+    for program in &programs {
+        let v = run_code(&server, json!({"code": program, "language": "python"}));
+        let out = format!("{v}");
+        assert!(!out.contains("do-not-leak"), "{program}: {out}");
+        assert!(!out.contains("200 OK"), "{program}: {out}");
+        assert!(v["run_result"]["status"] == "Finished", "{program}: {out}");
+    }
+    for suffix in ["", "-dir", "-sub", "-sys"] {
+        let path = format!("/tmp/{marker}{suffix}");
+        assert!(!std::path::Path::new(&path).exists(), "{path} was created");
+    }
+    // The limits hold too, and say which in `message`.
+    let bomb = run_code(
+        &server,
+        json!({"code": "x = []\nwhile True:\n    x.append([0] * 10**6)", "language": "python"}),
+    );
+    assert_eq!(bomb["run_result"]["return_code"], 137, "{bomb}");
+    assert!(
+        bomb["message"].as_str().unwrap().contains("memory limit"),
+        "{bomb}"
+    );
+    let flood = run_code(
+        &server,
+        json!({"code": "while True: print('x' * 1000)", "language": "python"}),
+    );
+    assert!(
+        flood["message"].as_str().unwrap().contains("output limit"),
+        "{flood}"
+    );
+    let deep = run_code(
+        &server,
+        json!({"code": "def f(n): return f(n + 1)\nf(0)", "language": "python"}),
+    );
+    assert_eq!(deep["status"], "Failed", "{deep}");
+    let (status, _, _) = call("GET", &format!("{url}/health"), None, None);
+    assert_eq!(status, 200);
+}
