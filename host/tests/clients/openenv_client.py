@@ -45,6 +45,19 @@ with GenericEnvClient(base_url=base).sync() as env:
     except RuntimeError as e:
         check("action" in str(e), f"the error says what is wrong: {e}")
 
+# OpenEnv's HTTP face: /reset keeps the episode, /step names it.
+first = requests.post(f"{base}/reset", json={"env": "guess", "task": 1}, timeout=30).json()
+episode = first["observation"]["episode_id"]
+check(first["done"] is False and first["reward"] is None, "HTTP reset")
+result, steps = first, 0
+while not result["done"] and steps < 50:
+    result = requests.post(f"{base}/step", json={"action": {"action": expert(episode)}, "episode_id": episode},
+                           timeout=30).json()
+    steps += 1
+check(result["done"] and result["reward"] > 0, f"HTTP episode solved: {result}")
+bad = requests.post(f"{base}/step", json={"action": {"action": "1"}}, timeout=30)
+check(bad.status_code == 422 and "episode_id" in bad.text, "HTTP step without an episode")
+
 # The session API from Python: snapshot at step k, play on, restore, and the
 # same observation comes back, here and in another server process.
 s = requests.post(f"{base}/sessions", json={"env": "sokoban", "task": 5}, timeout=30).json()

@@ -241,6 +241,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/run_code", post(run_code::handle))
         .route("/metrics", get(metrics::handle))
         .route("/ws", get(openenv::handle))
+        .route("/reset", post(openenv::http_reset))
+        .route("/step", post(openenv::http_step))
         .merge(sessions::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

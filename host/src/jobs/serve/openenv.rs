@@ -9,11 +9,18 @@
 //! `episode_id`): a client can snapshot it, or ask its expert, over HTTP.
 //! `reset` takes `env` (default `sokoban`), `split`, `task`, `seed` and
 //! `options`; `step` takes `{"action": "..."}`.
+//!
+//! The HTTP face (`POST /reset`, `POST /step`) answers the same data;
+//! OpenEnv's own HTTP routes are stateless, here `/reset` keeps the episode
+//! as a session and `/step` names it by `episode_id`.
 
-use super::AppState;
 use super::sessions::{self, CreateRequest};
+use super::{ApiError, AppState, parse_json};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -31,12 +38,13 @@ fn error(code: &str, message: impl Into<String>) -> Value {
 }
 
 /// The observation message of a step or reset result.
+/// An observation's data: `{"observation", "reward", "done"}`.
 fn observation(text: &str, reward: Option<f64>, done: bool, extra: Value) -> Value {
     let mut obs = json!({ "text": text });
     if let (Some(o), Some(e)) = (obs.as_object_mut(), extra.as_object()) {
         o.extend(e.clone());
     }
-    json!({ "type": "observation", "data": { "observation": obs, "reward": reward, "done": done } })
+    json!({ "observation": obs, "reward": reward, "done": done })
 }
 
 struct Episode {
@@ -46,10 +54,8 @@ struct Episode {
     done: bool,
 }
 
-async fn reset(s: &Arc<AppState>, data: &Value, current: &mut Option<Episode>) -> Value {
-    if let Some(old) = current.take() {
-        s.sessions.remove(&old.id);
-    }
+/// The session request a `reset`'s data names.
+fn create_request(data: &Value) -> CreateRequest {
     let text = |k: &str| data.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let number = |k: &str| data.get(k).and_then(|v| v.as_u64());
     let options: HashMap<String, String> = data
@@ -61,26 +67,65 @@ async fn reset(s: &Arc<AppState>, data: &Value, current: &mut Option<Episode>) -
                 .collect()
         })
         .unwrap_or_default();
-    let req = CreateRequest {
+    CreateRequest {
         env: Some(text("env").unwrap_or_else(|| DEFAULT_ENV.into())),
         split: text("split").unwrap_or_else(|| "test".into()),
         task: number("task").unwrap_or(0) as u32,
         seed: number("seed").unwrap_or(0),
         options,
         state: text("state"),
+    }
+}
+
+/// Open the episode `data` names: its id, environment and first
+/// observation message data.
+async fn open_episode(s: &Arc<AppState>, data: &Value) -> Result<(Episode, Value), ApiError> {
+    let v = sessions::open(s, create_request(data)).await?;
+    let id = v["id"].as_str().unwrap_or_default().to_string();
+    let env = v["env"].as_str().unwrap_or_default().to_string();
+    let obs = v["observation"].as_str().unwrap_or_default().to_string();
+    let data = observation(&obs, None, false, json!({ "episode_id": id, "env": env }));
+    let episode = Episode {
+        id,
+        env,
+        steps: 0,
+        done: false,
     };
-    match sessions::open(s, req).await {
-        Ok(v) => {
-            let id = v["id"].as_str().unwrap_or_default().to_string();
-            let env = v["env"].as_str().unwrap_or_default().to_string();
-            let obs = v["observation"].as_str().unwrap_or_default().to_string();
-            *current = Some(Episode {
-                id: id.clone(),
-                env: env.clone(),
-                steps: 0,
-                done: false,
-            });
-            observation(&obs, None, false, json!({ "episode_id": id, "env": env }))
+    Ok((episode, data))
+}
+
+/// Apply the action of a step's `data` to `episode`.
+async fn step_episode(
+    s: &AppState,
+    episode: &mut Episode,
+    data: &Value,
+) -> Result<Value, ApiError> {
+    let Some(action) = data.get("action").and_then(|a| a.as_str()) else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "step data needs {\"action\": \"...\"}",
+        ));
+    };
+    let r = sessions::step_session(s, &episode.id, action.to_string()).await?;
+    episode.steps += 1;
+    let done = r["terminated"].as_bool() == Some(true) || r["truncated"].as_bool() == Some(true);
+    episode.done = done;
+    Ok(observation(
+        r["observation"].as_str().unwrap_or_default(),
+        r["reward"].as_f64(),
+        done,
+        json!({ "info": r["info"], "truncated": r["truncated"] }),
+    ))
+}
+
+async fn reset(s: &Arc<AppState>, data: &Value, current: &mut Option<Episode>) -> Value {
+    if let Some(old) = current.take() {
+        s.sessions.remove(&old.id);
+    }
+    match open_episode(s, data).await {
+        Ok((episode, message)) => {
+            *current = Some(episode);
+            ws_message("observation", message)
         }
         Err(e) => error("RESET_FAILED", e.message),
     }
@@ -90,23 +135,62 @@ async fn step(s: &Arc<AppState>, data: &Value, current: &mut Option<Episode>) ->
     let Some(episode) = current.as_mut() else {
         return error("NOT_RESET", "send a reset before the first step");
     };
-    let Some(action) = data.get("action").and_then(|a| a.as_str()) else {
-        return error("VALIDATION_ERROR", "step data needs {\"action\": \"...\"}");
-    };
-    match sessions::step_session(s, &episode.id, action.to_string()).await {
-        Ok(r) => {
-            episode.steps += 1;
-            let done =
-                r["terminated"].as_bool() == Some(true) || r["truncated"].as_bool() == Some(true);
-            episode.done = done;
-            observation(
-                r["observation"].as_str().unwrap_or_default(),
-                r["reward"].as_f64(),
-                done,
-                json!({ "info": r["info"], "truncated": r["truncated"] }),
-            )
+    match step_episode(s, episode, data).await {
+        Ok(message) => ws_message("observation", message),
+        Err(e)
+            if e.status == StatusCode::UNPROCESSABLE_ENTITY && e.message.contains("step data") =>
+        {
+            error("VALIDATION_ERROR", e.message)
         }
         Err(e) => error("STEP_FAILED", e.message),
+    }
+}
+
+fn ws_message(kind: &str, data: Value) -> Value {
+    json!({ "type": kind, "data": data })
+}
+
+/// `POST /reset` (OpenEnv's HTTP face): opens an episode as a session of
+/// the session table, kept until closed or idle; its id is the
+/// observation's `episode_id`.
+pub async fn http_reset(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+    let data: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match parse_json(&body) {
+            Ok(v) => v,
+            Err(e) => return e.into_response(),
+        }
+    };
+    match open_episode(&s, &data).await {
+        Ok((_, message)) => axum::Json(message).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /step` with `{"action": {...}, "episode_id": "..."}`.
+pub async fn http_step(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: Value = match parse_json(&body) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let Some(id) = req.get("episode_id").and_then(|i| i.as_str()) else {
+        return ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name the episode: {\"action\": {...}, \"episode_id\": ...} (from /reset)",
+        )
+        .into_response();
+    };
+    let mut episode = Episode {
+        id: id.to_string(),
+        env: String::new(),
+        steps: 0,
+        done: false,
+    };
+    let action = req.get("action").cloned().unwrap_or(json!({}));
+    match step_episode(&s, &mut episode, &action).await {
+        Ok(message) => axum::Json(message).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
