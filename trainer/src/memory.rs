@@ -35,6 +35,9 @@ pub fn weights(cfg: &ModelConfig) -> u64 {
 
 /// Training: weights, gradients, two AdamW moments, and the activations kept
 /// for the backward pass of a `batch` x `seq` batch (a rough upper bound).
+/// The attention keeps about six `heads x seq x seq` tensors per layer
+/// (scores, scaled, masked, shifted, exponentiated, normalised): at long
+/// contexts that term dominates (SmolLM2 at 2,048 tokens: ~27 GB).
 pub fn training(cfg: &ModelConfig, batch: usize, seq: usize) -> u64 {
     let (b, t) = (batch as u64, seq as u64);
     let (h, i, v) = (
@@ -43,7 +46,7 @@ pub fn training(cfg: &ModelConfig, batch: usize, seq: usize) -> u64 {
         cfg.vocab_size as u64,
     );
     let heads = cfg.num_attention_heads as u64;
-    let per_layer = b * t * (12 * h + 4 * i) + 3 * b * heads * t * t;
+    let per_layer = b * t * (12 * h + 4 * i) + 6 * b * heads * t * t;
     let activations = (cfg.num_hidden_layers as u64 * per_layer + 4 * b * t * v) * 4;
     weights(cfg) * 4 + activations
 }
