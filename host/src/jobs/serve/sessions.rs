@@ -370,18 +370,15 @@ async fn expert(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Respo
 }
 
 async fn show(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let name = id.clone();
     reply(
-        with_session(&s, &id, |live| {
+        with_session(&s, &id, move |live| {
             Ok(json!({
-                "id": null, "env": live.env, "split": live.task.split, "task": live.task.index,
+                "id": name, "env": live.env, "split": live.task.split, "task": live.task.index,
                 "seed": live.task.seed, "steps": live.steps, "observation": live.observation,
             }))
         })
-        .await
-        .map(|mut v| {
-            v["id"] = json!(id);
-            v
-        }),
+        .await,
     )
 }
 
