@@ -59,9 +59,10 @@ enum Command {
     /// Serve the sandbox and the environments over HTTP.
     ///
     /// POST /run_code speaks SandboxFusion's protocol (python, python3);
-    /// /sessions is leafe's session API: create, step, expert, snapshot,
-    /// restore (into this or any server running the same component), list,
-    /// close; GET /health and /metrics (Prometheus). Loopback by default.
+    /// /ws (and POST /reset, /step) OpenEnv's; /sessions is leafe's session
+    /// API: create, step, expert, snapshot, restore (into this or any server
+    /// running the same component), list, close; GET /envs, /health and
+    /// /metrics (Prometheus). Loopback by default.
     /// A run gets --fuel (default 200000000000 here) and at most --wall-ms
     /// (default 60000 here); a request's run_timeout lowers the wall limit.
     Serve(commands::serve::ServeCmd),
