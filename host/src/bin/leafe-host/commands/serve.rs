@@ -113,7 +113,7 @@ impl ServeCmd {
                 .await
                 .with_context(|| format!("cannot listen on {}", self.bind))?;
             eprintln!(
-                "serving on http://{} · environments: {} · POST /run_code (SandboxFusion), /sessions, GET /health, /metrics",
+                "serving on http://{} · environments: {} · POST /run_code (SandboxFusion), /ws (OpenEnv), /sessions, GET /health, /metrics",
                 listener.local_addr()?,
                 names.join(", ")
             );
