@@ -484,7 +484,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 "imported a {:?} model ({} parameters, vocabulary {}, tensors: {}) to {}",
                 done.config.arch,
                 done.config.parameter_count(),
-                done.vocab,
+                done.config.vocab_size,
                 types.join(", "),
                 done.out.display()
             );

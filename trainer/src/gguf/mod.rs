@@ -29,7 +29,6 @@ pub struct Imported {
     pub config: ModelConfig,
     /// Tensors by GGUF type (e.g. "Q4_1" -> 210).
     pub tensor_types: Vec<(String, usize)>,
-    pub vocab: usize,
     pub out: PathBuf,
 }
 
@@ -430,7 +429,6 @@ pub fn import(gguf: &Path, out: &Path, dtype: DType) -> Result<Imported> {
         return Err(e);
     }
     Ok(Imported {
-        vocab: cfg.vocab_size,
         config: cfg,
         tensor_types: tensor_types(&g),
         out: out.to_path_buf(),

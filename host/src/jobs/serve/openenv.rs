@@ -94,28 +94,26 @@ async fn open_episode(s: &Arc<AppState>, data: &Value) -> Result<(Episode, Value
     Ok((episode, data))
 }
 
-/// Apply the action of a step's `data` to `episode`.
-async fn step_episode(
-    s: &AppState,
-    episode: &mut Episode,
-    data: &Value,
-) -> Result<Value, ApiError> {
-    let Some(action) = data.get("action").and_then(|a| a.as_str()) else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "step data needs {\"action\": \"...\"}",
-        ));
-    };
-    let r = sessions::step_session(s, &episode.id, action.to_string()).await?;
-    episode.steps += 1;
+/// What a step's data must hold.
+const STEP_DATA: &str = "step data needs {\"action\": \"...\"}";
+
+/// The action of a step's data.
+fn action_of(data: &Value) -> Option<&str> {
+    data.get("action").and_then(|a| a.as_str())
+}
+
+/// Apply `action` in session `id`: the observation data, and whether the
+/// episode ended.
+async fn step_episode(s: &AppState, id: &str, action: &str) -> Result<(Value, bool), ApiError> {
+    let r = sessions::step_session(s, id, action.to_string()).await?;
     let done = r["terminated"].as_bool() == Some(true) || r["truncated"].as_bool() == Some(true);
-    episode.done = done;
-    Ok(observation(
+    let message = observation(
         r["observation"].as_str().unwrap_or_default(),
         r["reward"].as_f64(),
         done,
         json!({ "info": r["info"], "truncated": r["truncated"] }),
-    ))
+    );
+    Ok((message, done))
 }
 
 async fn reset(s: &Arc<AppState>, data: &Value, current: &mut Option<Episode>) -> Value {
@@ -135,12 +133,14 @@ async fn step(s: &Arc<AppState>, data: &Value, current: &mut Option<Episode>) ->
     let Some(episode) = current.as_mut() else {
         return error("NOT_RESET", "send a reset before the first step");
     };
-    match step_episode(s, episode, data).await {
-        Ok(message) => ws_message("observation", message),
-        Err(e)
-            if e.status == StatusCode::UNPROCESSABLE_ENTITY && e.message.contains("step data") =>
-        {
-            error("VALIDATION_ERROR", e.message)
+    let Some(action) = action_of(data) else {
+        return error("VALIDATION_ERROR", STEP_DATA);
+    };
+    match step_episode(s, &episode.id, action).await {
+        Ok((message, done)) => {
+            episode.steps += 1;
+            episode.done = done;
+            ws_message("observation", message)
         }
         Err(e) => error("STEP_FAILED", e.message),
     }
@@ -181,15 +181,11 @@ pub async fn http_step(State(s): State<Arc<AppState>>, body: Bytes) -> Response 
         )
         .into_response();
     };
-    let mut episode = Episode {
-        id: id.to_string(),
-        env: String::new(),
-        steps: 0,
-        done: false,
+    let Some(action) = req.get("action").and_then(action_of) else {
+        return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, STEP_DATA).into_response();
     };
-    let action = req.get("action").cloned().unwrap_or(json!({}));
-    match step_episode(&s, &mut episode, &action).await {
-        Ok(message) => axum::Json(message).into_response(),
+    match step_episode(&s, id, action).await {
+        Ok((message, _)) => axum::Json(message).into_response(),
         Err(e) => e.into_response(),
     }
 }
