@@ -256,6 +256,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             read_body,
         ))
+        // `read_body` enforces the cap; this lifts axum's own 2 MB default
+        // for the extractors so that a larger --max-body-kb holds.
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
