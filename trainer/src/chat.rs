@@ -11,6 +11,45 @@ use std::path::Path;
 /// The ChatML template of Qwen2 instruct models.
 pub const QWEN2_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
+/// The same ChatML with transformers' `{% generation %}` markers around
+/// what an assistant turn trains on (its content and end of turn), so that
+/// `return_assistant_tokens_mask` and TRL's `assistant_only_loss=True` see
+/// the turns `leafe-trainer sft` trains. It renders exactly as
+/// [`QWEN2_TEMPLATE`]; leafe writes it into the models it makes.
+pub const TRAINABLE_CHATML_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}{% if message['role'] == 'assistant' %}{{ '<|im_start|>assistant\n' }}{% generation %}{{ message['content'] + '<|im_end|>' + '\n' }}{% endgeneration %}{% else %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+/// transformers' `{% generation %}` / `{% endgeneration %}` tags mark
+/// assistant tokens and render nothing; minijinja does not know them, so
+/// each becomes an empty expression with the same whitespace control.
+fn without_generation_tags(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(start) = rest.find("{%") {
+        out.push_str(&rest[..start]);
+        let tag = &rest[start..];
+        let Some(end) = tag.find("%}") else {
+            break;
+        };
+        let inner = &tag[2..end];
+        let (left, body) = match inner.strip_prefix('-') {
+            Some(b) => ("-", b),
+            None => ("", inner),
+        };
+        let (body, right) = match body.strip_suffix('-') {
+            Some(b) => (b, "-"),
+            None => (body, ""),
+        };
+        if matches!(body.trim(), "generation" | "endgeneration") {
+            out.push_str(&format!("{{{{{left} '' {right}}}}}"));
+        } else {
+            out.push_str(&tag[..end + 2]);
+        }
+        rest = &tag[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// One turn of a conversation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
@@ -67,7 +106,7 @@ impl ChatTemplate {
                 ))
             },
         );
-        env.add_template_owned("chat", source.to_string())
+        env.add_template_owned("chat", without_generation_tags(source))
             .map_err(|e| anyhow!("bad chat template: {e}"))?;
         Ok(ChatTemplate {
             env,
@@ -175,6 +214,9 @@ pub struct Example {
     pub trained: Vec<bool>,
     /// The example's weight in the loss (a record's `weight`; 1 by default).
     pub weight: f32,
+    /// Which set of records it belongs to (its record's `kind`; an index
+    /// into [`crate::data::Dataset::sets`]): the loss averages per set.
+    pub set: usize,
 }
 
 /// Tokenise a conversation, marking assistant tokens.
@@ -220,6 +262,7 @@ pub fn encode_conversation(
         ids: enc.get_ids().to_vec(),
         trained,
         weight: 1.0,
+        set: 0,
     })
 }
 
@@ -249,6 +292,28 @@ mod tests {
         );
         let (full, spans) = t.render_with_spans(&msgs).unwrap();
         assert_eq!(&full[spans[0].clone()], "Hello!<|im_end|>\n");
+    }
+
+    #[test]
+    fn generation_markers_render_nothing() {
+        let plain = ChatTemplate::new(QWEN2_TEMPLATE, "", "<|im_end|>").unwrap();
+        let marked = ChatTemplate::new(TRAINABLE_CHATML_TEMPLATE, "", "<|im_end|>").unwrap();
+        let msgs = [
+            Message::new("system", "Be brief."),
+            Message::new("user", "Hi"),
+            Message::new("assistant", "Hello!"),
+            Message::new("user", "Again"),
+        ];
+        for generation_prompt in [false, true] {
+            assert_eq!(
+                marked.render(&msgs, generation_prompt).unwrap(),
+                plain.render(&msgs, generation_prompt).unwrap()
+            );
+        }
+        assert_eq!(
+            without_generation_tags("a {%- generation -%} b {% endgeneration %}{% if x %}"),
+            "a {{- '' -}} b {{ '' }}{% if x %}"
+        );
     }
 
     #[test]

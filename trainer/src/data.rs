@@ -1,8 +1,12 @@
 //! SFT data: chat JSONL, one `{"messages": [{"role", "content"}, ...]}` per
-//! line (the conversational format TRL and LLaMA-Factory read). Optional, as
-//! in OpenAI's fine-tuning format: `"weight": 0` on an assistant message
-//! makes it context only; a record's own `"weight"` (>= 0) scales its loss
-//! (how `leafe-host export` mixes rehearsal data in with beta).
+//! line (the conversational format TRL and LLaMA-Factory read), or TRL's
+//! prompt-completion form `{"prompt": [...], "completion": [...]}` where only
+//! the completion is trained. Optional, as in OpenAI's fine-tuning format:
+//! `"weight": 0` on an assistant message makes it context only; a record's
+//! own `"weight"` (>= 0) scales its loss, and its `"kind"` names the set it
+//! belongs to: the loss is a mean per set (see [`crate::sft`]), which is how
+//! `leafe-host export` mixes rehearsal (`reh`, weight beta) with
+//! corrections (`cf`).
 
 use crate::chat::{ChatTemplate, Example, Message, encode_conversation};
 use anyhow::{Context, Result, bail};
@@ -19,14 +23,46 @@ pub enum OnBadLine {
 
 #[derive(serde::Deserialize)]
 struct Line {
-    messages: Vec<Message>,
+    #[serde(default)]
+    messages: Option<Vec<Message>>,
+    #[serde(default)]
+    prompt: Option<Vec<Message>>,
+    #[serde(default)]
+    completion: Option<Vec<Message>>,
     #[serde(default)]
     weight: Option<f32>,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+impl Line {
+    /// The conversation, with the prompt half of a prompt-completion record
+    /// as context only.
+    fn conversation(self) -> Result<Vec<Message>> {
+        match (self.messages, self.prompt, self.completion) {
+            (Some(messages), None, None) => Ok(messages),
+            (None, Some(prompt), Some(completion)) => Ok(prompt
+                .into_iter()
+                .map(|m| Message {
+                    weight: (m.role == "assistant").then_some(0),
+                    ..m
+                })
+                .chain(completion)
+                .collect()),
+            _ => bail!(
+                "a record holds either \"messages\" or both \"prompt\" and \"completion\" \
+                 (lists of {{\"role\", \"content\"}})"
+            ),
+        }
+    }
 }
 
 /// Tokenised examples and what was dropped or cut on the way.
 pub struct Dataset {
     pub examples: Vec<Example>,
+    /// The sets of records by `kind`, in order of first appearance (records
+    /// without a kind form the set "").
+    pub sets: Vec<String>,
     /// (line number, reason) of each skipped line.
     pub skipped: Vec<(usize, String)>,
     /// Examples cut to `max_len`, and the tokens cut from them.
@@ -59,6 +95,7 @@ pub fn load_chat_jsonl(
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut data = Dataset {
         examples: Vec::new(),
+        sets: Vec::new(),
         skipped: Vec::new(),
         truncated: 0,
         truncated_tokens: 0,
@@ -75,8 +112,16 @@ pub fn load_chat_jsonl(
                 if !weight.is_finite() || weight < 0.0 {
                     bail!("the record's weight must be a number >= 0, got {weight}");
                 }
-                let mut e = encode_conversation(template, tokenizer, &l.messages)?;
+                let kind = l.kind.clone().unwrap_or_default();
+                let mut e = encode_conversation(template, tokenizer, &l.conversation()?)?;
                 e.weight = weight;
+                e.set = match data.sets.iter().position(|k| *k == kind) {
+                    Some(i) => i,
+                    None => {
+                        data.sets.push(kind);
+                        data.sets.len() - 1
+                    }
+                };
                 Ok(e)
             })
             .and_then(|mut e| {

@@ -54,8 +54,14 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Supervised fine-tuning on chat JSONL ({"messages": [...]} per line),
-    /// loss on assistant tokens only.
+    /// Supervised fine-tuning on chat JSONL ({"messages": [...]} or
+    /// {"prompt": [...], "completion": [...]} per line), loss on assistant
+    /// tokens only.
+    ///
+    /// Records may carry a "weight" (per assistant message: 0 = context; per
+    /// record: scales its loss) and a "kind": the loss of a step is the sum
+    /// over kinds of each kind's weighted mean token loss, so LEAFE data
+    /// trains on L_cf + beta * L_reh whatever the sets' sizes.
     Sft {
         /// Checkpoint directory to start from (Hugging Face format).
         #[arg(long)]

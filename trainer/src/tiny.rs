@@ -2,7 +2,7 @@
 //! a BPE tokenizer trained on a corpus, saved in Hugging Face format — for
 //! tests and demos, without any download.
 
-use crate::chat::QWEN2_TEMPLATE;
+use crate::chat::TRAINABLE_CHATML_TEMPLATE;
 use crate::config::{Arch, ModelConfig};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
@@ -78,7 +78,7 @@ pub fn init_tiny(corpus: &Path, out: &Path, spec: &TinySpec) -> Result<ModelConf
     crate::memory::check(crate::memory::weights(&cfg), "this model")?;
     let tokenizer_config = serde_json::json!({
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "chat_template": QWEN2_TEMPLATE,
+        "chat_template": TRAINABLE_CHATML_TEMPLATE,
         "bos_token": null,
         "eos_token": "<|im_end|>",
         "pad_token": "<|endoftext|>",

@@ -12,7 +12,7 @@ use leafe_trainer::config::{Arch, ModelConfig};
 use leafe_trainer::generate::{GenerateConfig, generate};
 use leafe_trainer::model::Model;
 use leafe_trainer::params::init_params;
-use leafe_trainer::sft::{SftConfig, make_batch, masked_nll_sum, train};
+use leafe_trainer::sft::{SetNorm, SftConfig, make_batch, masked_nll_sum, train};
 use leafe_trainer::tiny::TinySpec;
 use std::path::{Path, PathBuf};
 
@@ -120,7 +120,7 @@ fn only_assistant_tokens_carry_gradient() {
         trained >= 2 && trained < example.ids.len() / 2,
         "{example:?}"
     );
-    let batch = make_batch(&[&example], 0, &Device::Cpu).unwrap();
+    let batch = make_batch(&[&example], 0, &Device::Cpu, &SetNorm::none()).unwrap();
     // The gradient of every parameter, for the given targets.
     let grads = |targets: &Tensor| -> Vec<Vec<f32>> {
         let logits = model.forward(&batch.inputs, None).unwrap();

@@ -5,7 +5,7 @@ mod common;
 
 use leafe_trainer::chat::ChatTemplate;
 use leafe_trainer::data::{OnBadLine, load_chat_jsonl};
-use leafe_trainer::sft::make_batch;
+use leafe_trainer::sft::{SetNorm, SftConfig, make_batch, masked_nll_sum, train};
 
 #[test]
 fn message_and_record_weights_shape_the_loss_mask() {
@@ -57,6 +57,7 @@ fn message_and_record_weights_shape_the_loss_mask() {
         &[&set.examples[0], &set.examples[2]],
         0,
         &candle_core::Device::Cpu,
+        &SetNorm::none(),
     )
     .unwrap();
     let mask: Vec<Vec<f32>> = batch.mask.to_vec2().unwrap();
@@ -80,4 +81,70 @@ fn message_and_record_weights_shape_the_loss_mask() {
             .unwrap();
         assert!(format!("{err:#}").contains(why), "{err:#}");
     }
+}
+
+/// L = L_cf + beta * L_reh, each a mean over its own set's tokens: checked
+/// against the two records' losses computed one by one.
+#[test]
+fn a_mixed_set_is_the_sum_of_per_set_means() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::tiny_model(
+        dir.path(),
+        &"up down left right the box is on the goal ".repeat(50),
+        &common::small_spec(),
+    );
+    let beta = 0.3;
+    // Different lengths, so a mean over all tokens would differ.
+    let records = [
+        serde_json::json!({"kind": "cf", "weight": 1.0, "messages": [
+            {"role": "user", "content": "the box"},
+            {"role": "assistant", "content": "up"}]}),
+        serde_json::json!({"kind": "reh", "weight": beta, "prompt": [
+            {"role": "user", "content": "the goal"},
+            {"role": "assistant", "content": "left left"},
+            {"role": "user", "content": "the box is on the goal"}],
+            "completion": [{"role": "assistant", "content": "down down right right up the box"}]}),
+    ];
+    let data = dir.path().join("mixed.jsonl");
+    let lines: Vec<String> = records.iter().map(|r| r.to_string()).collect();
+    std::fs::write(&data, lines.join("\n")).unwrap();
+
+    let template = ChatTemplate::load(&model).unwrap();
+    let (net, tokenizer) = common::load(&model);
+    let set = load_chat_jsonl(&data, &template, &tokenizer, 512, OnBadLine::Stop).unwrap();
+    assert_eq!(set.sets, ["cf", "reh"]);
+    // The prompt half of a prompt-completion record is context only.
+    let trained = |i: usize| set.examples[i].trained.iter().filter(|t| **t).count();
+    assert!(trained(1) > 2 * trained(0), "{} {}", trained(0), trained(1));
+    let mean_loss = |i: usize| {
+        let e = &set.examples[i];
+        let batch = make_batch(&[e], 0, &candle_core::Device::Cpu, &SetNorm::none()).unwrap();
+        let logits = net.forward(&batch.inputs, None).unwrap();
+        let sum = masked_nll_sum(&logits, &batch.targets, &batch.mask).unwrap();
+        f64::from(sum.to_scalar::<f32>().unwrap()) / f64::from(e.weight) / batch.tokens as f64
+    };
+    let expected = mean_loss(0) + beta * mean_loss(1);
+
+    let out = dir.path().join("out");
+    let report = train(
+        &model,
+        &data,
+        &out,
+        &SftConfig {
+            epochs: 1,
+            batch_size: 2,
+            max_steps: Some(1),
+            ..SftConfig::default()
+        },
+        &candle_core::Device::Cpu,
+        false,
+        false,
+    )
+    .unwrap();
+    // The logged loss is the one of the step, before its update.
+    assert!(
+        (report.final_loss - expected).abs() < 1e-4 * expected,
+        "{} vs {expected}",
+        report.final_loss
+    );
 }

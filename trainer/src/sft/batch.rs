@@ -1,5 +1,12 @@
 //! Batches and the loss: examples packed into padded batches, length-bucketed
 //! and shuffled per epoch, and the masked next-token loss.
+//!
+//! A data set may mix sets of records (their `kind`, e.g. LEAFE's `cf` and
+//! `reh`). The loss of an optimizer step is the sum over the sets present
+//! of each set's mean token loss, each token weighted by its record's
+//! weight: L = L_cf + beta * L_reh with `reh` records at weight beta. So
+//! beta weighs the sets against each other without changing the step size,
+//! and a single set gives the plain weighted mean.
 
 use crate::chat::Example;
 use crate::init::SeededRng;
@@ -16,8 +23,45 @@ pub struct Batch {
     pub tokens: usize,
 }
 
-/// Pack examples into one padded batch: position t predicts token t+1.
-pub fn make_batch(examples: &[&Example], pad: u32, device: &Device) -> Result<Batch> {
+/// Each set's share of an optimizer step's loss: 1 / its trained tokens in
+/// the step.
+pub struct SetNorm {
+    factors: Vec<f32>,
+}
+
+impl SetNorm {
+    /// The norms of a step over `examples` (every micro-batch of it).
+    pub fn of<'a>(examples: impl IntoIterator<Item = &'a Example>) -> SetNorm {
+        let mut tokens: Vec<usize> = Vec::new();
+        for e in examples {
+            if tokens.len() <= e.set {
+                tokens.resize(e.set + 1, 0);
+            }
+            tokens[e.set] += e.trained.iter().skip(1).filter(|t| **t).count();
+        }
+        SetNorm {
+            factors: tokens.iter().map(|n| 1.0 / (*n).max(1) as f32).collect(),
+        }
+    }
+
+    /// No normalisation: the mask holds the record weights themselves.
+    pub fn none() -> SetNorm {
+        SetNorm { factors: vec![] }
+    }
+
+    fn factor(&self, set: usize) -> f32 {
+        self.factors.get(set).copied().unwrap_or(1.0)
+    }
+}
+
+/// Pack examples into one padded batch: position t predicts token t+1; the
+/// mask holds each trained token's weight in the step's loss.
+pub fn make_batch(
+    examples: &[&Example],
+    pad: u32,
+    device: &Device,
+    norm: &SetNorm,
+) -> Result<Batch> {
     let t = examples
         .iter()
         .map(|e| e.ids.len() - 1)
@@ -27,13 +71,14 @@ pub fn make_batch(examples: &[&Example], pad: u32, device: &Device) -> Result<Ba
     let mut tokens = 0;
     for e in examples {
         let n = e.ids.len() - 1;
+        let scale = e.weight * norm.factor(e.set);
         for i in 0..t {
             let real = i < n;
             inputs.push(if real { e.ids[i] } else { pad });
             targets.push(if real { e.ids[i + 1] } else { pad });
             let trained = real && e.trained[i + 1];
             tokens += usize::from(trained);
-            mask.push(if trained { e.weight } else { 0.0 });
+            mask.push(if trained { scale } else { 0.0 });
         }
     }
     let b = examples.len();
@@ -45,7 +90,8 @@ pub fn make_batch(examples: &[&Example], pad: u32, device: &Device) -> Result<Ba
     })
 }
 
-/// Summed negative log-likelihood of `targets` where `mask` is 1.
+/// Negative log-likelihood of `targets`, each position weighted by `mask`
+/// and summed.
 pub fn masked_nll_sum(
     logits: &Tensor,
     targets: &Tensor,

@@ -6,7 +6,7 @@ mod batch;
 mod checkpoint;
 mod report;
 
-pub use batch::{Batch, make_batch, masked_nll_sum};
+pub use batch::{Batch, SetNorm, make_batch, masked_nll_sum};
 pub use report::{LogEntry, loss_curve_svg};
 
 use crate::chat::{ChatTemplate, Example};
@@ -183,11 +183,12 @@ pub fn train(
                 break 'epochs;
             }
             let step_started = Instant::now();
+            let norm = SetNorm::of(group.iter().flatten().map(|i| &dataset.examples[*i]));
             let batches: Vec<Batch> = group
                 .iter()
                 .map(|idx| {
                     let exs: Vec<&Example> = idx.iter().map(|i| &dataset.examples[*i]).collect();
-                    make_batch(&exs, pad, device)
+                    make_batch(&exs, pad, device, &norm)
                 })
                 .collect::<Result<_>>()?;
             let tokens: usize = batches.iter().map(|b| b.tokens).sum();
@@ -195,8 +196,8 @@ pub fn train(
             let mut loss_sum = 0.0;
             for batch in &batches {
                 let logits = model.forward(&batch.inputs, None)?;
-                let loss =
-                    (masked_nll_sum(&logits, &batch.targets, &batch.mask)? / tokens.max(1) as f64)?;
+                // The mask already divides by each set's tokens in the step.
+                let loss = masked_nll_sum(&logits, &batch.targets, &batch.mask)?;
                 loss_sum += f64::from(loss.to_scalar::<f32>()?);
                 let store = loss.backward()?;
                 for ((_, var), slot) in opt.vars().zip(grads.iter_mut()) {
