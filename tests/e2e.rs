@@ -160,6 +160,7 @@ fn exploration_backtracks_on_guess_and_is_deterministic() {
         method: leafe_host::Method::Leafe,
         reflect_every: 0,
         budget: 60,
+        budget_unit: Default::default(),
         max_depth: 6,
         snapshot_every: 2,
     };

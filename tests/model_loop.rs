@@ -99,6 +99,7 @@ fn a_served_tiny_model_plays_through_the_openai_policy() {
         method: Method::Leafe,
         reflect_every: 0,
         budget: 4,
+        budget_unit: Default::default(),
         max_depth: 1,
         snapshot_every: 1,
     };
@@ -126,7 +127,9 @@ fn a_served_tiny_model_plays_through_the_openai_policy() {
 #[test]
 fn exported_distillation_data_is_what_the_trainer_reads() {
     use leafe_host::jobs::TaskSelection;
-    use leafe_host::jobs::export::{ExportArgs, ExportData, export};
+    use leafe_host::jobs::export::{
+        ExportArgs, ExportData, ExportTarget, PromptOverride, WeightLayout, export,
+    };
     use leafe_host::jobs::run::{RunArgs, run};
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
@@ -145,11 +148,13 @@ fn exported_distillation_data_is_what_the_trainer_reads() {
             seed: 0,
             options: vec![("boxes".into(), "2".into())],
             policy: PolicySpec::Oracle { noise: 0.5 },
+            prompt: Default::default(),
             reflector: leafe_host::ReflectorSpec::Rule,
             explore: ExploreConfig {
                 method: Method::Leafe,
                 reflect_every: 0,
                 budget: 200,
+                budget_unit: Default::default(),
                 max_depth: 8,
                 snapshot_every: 1,
             },
@@ -163,8 +168,13 @@ fn exported_distillation_data_is_what_the_trainer_reads() {
     .unwrap();
     let template = ChatTemplate::load(&model).unwrap();
     let tokenizer = leafe_trainer::tokenizer::load(&model).unwrap();
-    for data in [ExportData::Leafe, ExportData::Rft, ExportData::Iwm] {
-        let file = dir.path().join(format!("{data:?}.jsonl"));
+    let layouts = [WeightLayout::Inline, WeightLayout::Split];
+    let mut trained_inline = std::collections::BTreeMap::new();
+    for (data, weights) in [ExportData::Leafe, ExportData::Rft, ExportData::Iwm]
+        .into_iter()
+        .flat_map(|d| layouts.map(|w| (d, w)))
+    {
+        let file = dir.path().join(format!("{data:?}-{weights:?}.jsonl"));
         let summary = export(
             &runtime,
             &ExportArgs {
@@ -176,11 +186,14 @@ fn exported_distillation_data_is_what_the_trainer_reads() {
                 beta: 0.5,
                 seed: 0,
                 // A short history: this tokenizer never saw a sokoban board.
-                prompt: PromptConfig {
-                    history_chars: 1_500,
-                    ..PromptConfig::default()
+                prompt: PromptOverride {
+                    system: None,
+                    history_chars: Some(1_500),
                 },
                 keep_experience: false,
+                target: ExportTarget::Action,
+                cf_from: Default::default(),
+                weights,
             },
         )
         .unwrap();
@@ -192,7 +205,17 @@ fn exported_distillation_data_is_what_the_trainer_reads() {
             leafe_trainer::data::OnBadLine::Stop,
         )
         .unwrap();
-        assert_eq!(set.examples.len(), summary.records, "{data:?}");
+        assert_eq!(set.examples.len(), summary.records, "{data:?} {weights:?}");
         assert!(set.trained_tokens() > 0);
+        if data == ExportData::Leafe {
+            let mut sets = set.sets.clone();
+            sets.sort();
+            assert_eq!(sets, ["cf", "reh"], "{weights:?}");
+        }
+        // Both layouts train the same tokens.
+        let trained = *trained_inline
+            .entry(format!("{data:?}"))
+            .or_insert(set.trained_tokens());
+        assert_eq!(trained, set.trained_tokens(), "{data:?} {weights:?}");
     }
 }

@@ -35,6 +35,7 @@
 //!     method: Method::Leafe,
 //!     reflect_every: 0,
 //!     budget: 100,
+//!     budget_unit: Default::default(),
 //!     max_depth: 10,
 //!     snapshot_every: 1,
 //! };
@@ -67,7 +68,7 @@ pub use env::contract::{EnvError, EnvInfo, StepResult, Task};
 pub use env::runtime::Runtime;
 pub use env::session::{GuestFailure, Session, SessionError};
 pub use sandbox::{PythonSandbox, RunLimits, RunResult, Verdict};
-pub use tree::{Header, Method, Node, Record, TaskEnd};
+pub use tree::{BudgetUnit, Header, Method, Node, PromptConfig, Record, TaskEnd};
 pub use util::hash::sha256_hex;
 pub use wasm::cache::{Origin, default_dir as default_cache_dir};
 pub use wasm::engine::EngineOptions;

@@ -1,7 +1,7 @@
 //! The backtracking explorer: LEAFE's first stage, with a rule-based
 //! reflector or any other [`Reflector`].
 //!
-//! Per task, under a budget of environment steps: roll out with the policy
+//! Per task, under a budget ([`BudgetUnit`]): roll out with the policy
 //! until success, a terminal failure, a dead end or truncation. On failure
 //! the reflector names a state to go back to and an experience; that branch
 //! request joins a FIFO queue (the rollback tree is expanded breadth-first,
@@ -16,7 +16,7 @@ use crate::env::component::EnvComponent;
 use crate::env::contract::{EnvError, EnvInfo, Task};
 use crate::env::session::{Session, SessionError};
 use crate::tree::path::ancestors;
-use crate::tree::{Method, Node, Record, TaskEnd};
+use crate::tree::{BudgetUnit, Method, Node, Record, TaskEnd};
 use crate::util::hash::sha256_hex;
 use anyhow::{Result, bail};
 use std::collections::{BTreeMap, VecDeque};
@@ -28,8 +28,9 @@ pub struct ExploreConfig {
     pub method: Method,
     /// Also reflect every this many steps of a rollout (0: only on failure).
     pub reflect_every: u32,
-    /// Environment steps per task, over all rollouts.
+    /// Steps per task, over all rollouts, counted in `budget_unit`.
     pub budget: u32,
+    pub budget_unit: BudgetUnit,
     /// How many backtracks deep the rollback tree may grow.
     pub max_depth: u32,
     /// Snapshot every Nth node (the root always); 1 = every state.
@@ -99,6 +100,22 @@ impl Explorer<'_> {
         ancestors(&self.nodes, id)
     }
 
+    fn budget_left(&self) -> bool {
+        self.end.spent(self.cfg.budget_unit) < self.cfg.budget
+    }
+
+    /// Whether a rollout from `from` can take a step within the budget once
+    /// it has gone back there (in env steps, going back costs the path).
+    fn room_for_rollout_from(&self, from: u32) -> bool {
+        let back = match self.cfg.budget_unit {
+            BudgetUnit::Env if self.at != Some(from) || self.session.is_dead() => {
+                self.path(from).len() as u32 - 1
+            }
+            _ => 0,
+        };
+        self.end.spent(self.cfg.budget_unit) + back < self.cfg.budget
+    }
+
     fn add_node(&mut self, mut node: Node, snapshot_wanted: bool) -> Result<u32, ExploreError> {
         if snapshot_wanted {
             let bytes = self.session.snapshot()?;
@@ -154,14 +171,14 @@ impl Explorer<'_> {
         let mut at = req.from;
         let mut first = !req.resumes;
         let mut taken = 0;
-        while self.end.steps < self.cfg.budget {
+        while self.budget_left() {
             let admissible = self.session.admissible_actions()?;
             let expert = if policy.needs_expert() {
                 self.session.expert_action()?
             } else {
                 None
             };
-            let action = {
+            let decision = {
                 let path = self.path(at);
                 let ctx = Context {
                     info,
@@ -174,7 +191,7 @@ impl Explorer<'_> {
                     .act(&ctx)
                     .map_err(|e| ExploreError::Policy(format!("{e:#}")))?
             };
-            let out = self.session.step(&action)?;
+            let out = self.session.step(&decision.action)?;
             self.end.steps += 1;
             let id = self.nodes.len() as u32;
             let lesson = req.experiences.last().filter(|_| first && req.depth > 0);
@@ -184,7 +201,8 @@ impl Explorer<'_> {
                 parent: Some(at),
                 branch,
                 depth: req.depth,
-                action: Some(action),
+                action: Some(decision.action),
+                answer: decision.answer,
                 obs_sha256: sha256_hex(out.observation.as_bytes()),
                 observation: out.observation.clone(),
                 reward: out.reward,
@@ -195,6 +213,13 @@ impl Explorer<'_> {
                 snapshot: None,
                 experience: lesson.map(|e| e.text.clone()),
                 rejected: lesson.and_then(|e| e.avoid.clone()),
+                earlier_experiences: match lesson {
+                    Some(_) => req.experiences[..req.experiences.len() - 1]
+                        .iter()
+                        .map(|e| e.text.clone())
+                        .collect(),
+                    None => Vec::new(),
+                },
             };
             let ends = node.success || node.terminated || node.truncated || node.dead_end.is_some();
             at = self.add_node(node, id.is_multiple_of(self.cfg.snapshot_every))?;
@@ -204,7 +229,7 @@ impl Explorer<'_> {
                 break;
             }
             let every = self.cfg.reflect_every;
-            if every > 0 && taken % every == 0 && self.end.steps < self.cfg.budget {
+            if every > 0 && taken % every == 0 && self.budget_left() {
                 return Ok((at, true));
             }
         }
@@ -280,6 +305,7 @@ pub fn explore(
         branch: 0,
         depth: 0,
         action: None,
+        answer: None,
         obs_sha256: sha256_hex(first.as_bytes()),
         observation: first,
         reward: 0.0,
@@ -290,6 +316,7 @@ pub fn explore(
         snapshot: None,
         experience: None,
         rejected: None,
+        earlier_experiences: Vec::new(),
     };
     let mut branch_queue = VecDeque::from([BranchRequest {
         from: 0,
@@ -301,8 +328,8 @@ pub fn explore(
         ex.add_node(root, true)?;
         let mut branch = 0;
         while let Some(req) = branch_queue.pop_front() {
-            if ex.end.steps >= cfg.budget {
-                break;
+            if !ex.room_for_rollout_from(req.from) {
+                continue; // a branch nearer the start may still fit
             }
             if req.depth > 0 && !req.resumes {
                 ex.end.backtracks += 1;
@@ -315,7 +342,7 @@ pub fn explore(
             if paused {
                 // Every K steps: a lesson means going back now; none, going on.
                 let lesson = (cfg.method == Method::Leafe && req.depth < cfg.max_depth)
-                    .then(|| reflector.check(&ex.path(leaf)))
+                    .then(|| reflector.check(&ex.path(leaf), cfg.reflect_every as usize))
                     .flatten();
                 match lesson {
                     Some(lesson) => {
@@ -331,7 +358,7 @@ pub fn explore(
                 continue;
             }
             branch += 1;
-            if req.depth >= cfg.max_depth || ex.end.steps >= cfg.budget {
+            if req.depth >= cfg.max_depth || !ex.budget_left() {
                 continue;
             }
             let next = match cfg.method {

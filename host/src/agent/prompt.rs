@@ -21,21 +21,16 @@ const ACTION_LINE_FORMAT: &str =
     "Think briefly if you need to, then give your action on the last line as `Action: <action>`.";
 const FREE_FORMAT: &str = "Your whole reply is your action.";
 
-/// Prompt settings shared by every task of a run.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PromptConfig {
-    /// The system prompt template.
-    pub system: String,
-    /// The history's budget in characters (about 4 per token); the oldest
-    /// turns after the first observation are dropped to fit it.
-    pub history_chars: usize,
-}
+pub use crate::tree::PromptConfig;
 
+// Defined here, not next to the struct: the default texts are the agent's.
 impl Default for PromptConfig {
     fn default() -> Self {
         PromptConfig {
             system: DEFAULT_SYSTEM_PROMPT.to_string(),
             history_chars: 24_000,
+            action_line_format: ACTION_LINE_FORMAT.to_string(),
+            free_format: FREE_FORMAT.to_string(),
         }
     }
 }
@@ -59,10 +54,21 @@ impl PromptConfig {
 
 /// The chat for the current state of `ctx`.
 pub fn messages(prompt: &PromptConfig, ctx: &Context) -> Vec<Message> {
+    build(prompt, ctx, true)
+}
+
+/// The chat the policy was asked with at the current state of `ctx`, with
+/// the lessons left out and nothing else changed: the history window is the
+/// one the lessons' length left room for. `export`'s corrections are this.
+pub fn messages_without_lessons(prompt: &PromptConfig, ctx: &Context) -> Vec<Message> {
+    build(prompt, ctx, false)
+}
+
+fn build(prompt: &PromptConfig, ctx: &Context, show_lessons: bool) -> Vec<Message> {
     let format = if ctx.admissible.is_some() {
-        ACTION_LINE_FORMAT
+        &prompt.action_line_format
     } else {
-        FREE_FORMAT
+        &prompt.free_format
     };
     let system = fill(&prompt.system, ctx.info, format);
     let action_line = ctx.admissible.is_some();
@@ -78,12 +84,15 @@ pub fn messages(prompt: &PromptConfig, ctx: &Context) -> Vec<Message> {
     if let Some(actions) = &ctx.admissible {
         last.push_str(&format!("\n\nValid actions: {}", actions.join(", ")));
     }
+    let mut lessons = String::new();
     if !ctx.experiences.is_empty() {
-        last.push_str("\n\nLessons from earlier attempts:");
+        lessons.push_str("\n\nLessons from earlier attempts:");
         for e in ctx.experiences {
-            last.push_str(&format!("\n- {}", e.text));
+            lessons.push_str(&format!("\n- {}", e.text));
         }
     }
+    let without_lessons = last.len();
+    last.push_str(&lessons);
     turns.push((last, None));
 
     // Keep the first observation (the task) and as many recent turns as fit.
@@ -98,6 +107,9 @@ pub fn messages(prompt: &PromptConfig, ctx: &Context) -> Vec<Message> {
     }
     // The current observation is always sent, even over budget.
     keep_from = keep_from.min(turns.len() - 1).max(1);
+    if !show_lessons && let Some(last) = turns.last_mut() {
+        last.0.truncate(without_lessons);
+    }
 
     let mut out = vec![Message::new("system", system)];
     let push_turn = |out: &mut Vec<Message>, (obs, action): &(String, Option<String>)| {

@@ -224,6 +224,7 @@ fn run_sample(
         method: Method::Sample,
         reflect_every: 0,
         budget,
+        budget_unit: Default::default(),
         max_depth: 0,
         snapshot_every: u32::MAX,
     };

@@ -2,31 +2,35 @@
 //! `leafe-trainer sft` (and TRL / LLaMA-Factory / OpenAI fine-tuning).
 //!
 //! Every record is a conversation in exactly the form the `openai` policy
-//! prompts with (same system prompt, history and "valid actions" line), so
-//! that what is learned is what is asked at test time. Earlier actions in
-//! the history are context (`"weight": 0`); only the target action is
-//! trained on. Each record carries its source (`run`, `task`, `node`) and
-//! its `kind`:
+//! prompts with, rebuilt from the prompt settings the run's header records
+//! (system prompt, history budget, answer formats), so that what is learned
+//! is what is asked at test time. Earlier actions in the history are context
+//! (`"weight": 0`, or the `prompt` half with `--weights split`); only the
+//! target turn is trained on: the action, or with `--target answer` the
+//! model's whole answer. Each record carries its source (`run`, `task`,
+//! `node`) and its `kind`:
 //!
 //! - `leafe` data: `cf` records — at each branch point whose revised branch
-//!   succeeded, the history *without* the experience and the revised action
-//!   (at most `cf_per_task` per task) — and `reh` records — every step of a
-//!   random `reh_fraction` of the successful trajectories, with record
-//!   weight `beta` (L = L_cf + beta * L_reh);
+//!   succeeded (or, `--cf-from improved`, beat the branch it replaced), the
+//!   prompt the policy saw there with the lessons' text left out and the
+//!   revised action (at most `cf_per_task` per task; revisions that repeat
+//!   the rejected action are dropped and counted) — and `reh` records —
+//!   every step of a random `reh_fraction` of the successful trajectories,
+//!   with record weight `beta` (L = L_cf + beta * L_reh);
 //! - `rft`: every step of every successful trajectory (rejection-sampling
 //!   fine-tuning, the baseline trained on `sample` runs);
 //! - `iwm`: implicit world modelling (Early Experience): from the history and
 //!   an action, predict the next observation, for every transition.
 
 use super::open::{OpenRun, open_run, task_of};
-use crate::agent::prompt::{PromptConfig, answer_text, messages};
+use crate::agent::prompt::{PromptConfig, answer_text, messages, messages_without_lessons};
 use crate::agent::{Context, Experience};
 use crate::env::component::EnvComponent;
 use crate::env::contract::Task;
 use crate::env::runtime::Runtime;
 use crate::env::session::{Session, SessionError};
 use crate::llm::Message;
-use crate::tree::path::{ancestors, corrections};
+use crate::tree::path::{CorrectionCriterion, ancestors, corrections, same_action_revisions};
 use crate::tree::{Header, Node};
 use crate::util::fs::write_atomic;
 use crate::util::rng::SplitMix;
@@ -55,10 +59,59 @@ pub struct ExportArgs {
     pub reh_fraction: f64,
     pub beta: f64,
     pub seed: u64,
-    pub prompt: PromptConfig,
+    /// Changes to each run's recorded prompt settings (none: as recorded).
+    pub prompt: PromptOverride,
     /// Keep the experience in the prompt of `cf` records: data that teaches
     /// a base policy to *follow* lessons (not LEAFE's L_cf, which drops them).
     pub keep_experience: bool,
+    pub target: ExportTarget,
+    pub cf_from: CorrectionCriterion,
+    pub weights: WeightLayout,
+}
+
+/// Prompt settings that replace a run's recorded ones, for data meant for a
+/// policy that will be asked differently.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PromptOverride {
+    pub system: Option<String>,
+    pub history_chars: Option<usize>,
+}
+
+impl PromptOverride {
+    /// The prompt of a run recorded with `recorded` (older logs: the defaults).
+    pub fn apply(&self, recorded: Option<&PromptConfig>) -> PromptConfig {
+        let mut prompt = recorded.cloned().unwrap_or_default();
+        if let Some(system) = &self.system {
+            prompt.system = system.clone();
+        }
+        if let Some(chars) = self.history_chars {
+            prompt.history_chars = chars;
+        }
+        prompt
+    }
+}
+
+/// What the trained assistant turn holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportTarget {
+    /// The action, written as the policy is asked to answer (`Action: X`).
+    #[default]
+    Action,
+    /// The model's whole answer (reasoning and action) where the tree keeps
+    /// one (a model policy's run); the action elsewhere.
+    Answer,
+}
+
+/// How context turns are kept out of the loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightLayout {
+    /// `{"messages": [...]}` with `"weight": 0` on context assistant turns
+    /// (OpenAI's fine-tuning format; `leafe-trainer sft` reads it).
+    #[default]
+    Inline,
+    /// `{"prompt": [...], "completion": [target]}`: TRL's conversational
+    /// prompt-completion format, where only the completion is trained.
+    Split,
 }
 
 /// What was written.
@@ -68,14 +121,49 @@ pub struct ExportSummary {
     pub by_kind: BTreeMap<String, usize>,
     pub tasks: usize,
     pub successful_trajectories: usize,
+    /// Revised branches left out because they repeat the rejected action.
+    pub same_action_dropped: usize,
 }
 
 #[derive(Serialize)]
 struct Record<'a> {
-    messages: Vec<OutMessage>,
+    #[serde(flatten)]
+    chat: Chat,
     weight: f64,
     kind: &'static str,
     source: Source<'a>,
+}
+
+/// A record's conversation in one of the [`WeightLayout`]s.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Chat {
+    Messages {
+        messages: Vec<OutMessage>,
+    },
+    Split {
+        prompt: Vec<OutMessage>,
+        completion: Vec<OutMessage>,
+    },
+}
+
+impl Chat {
+    /// `messages` (whose last turn is the one trained) in `layout`.
+    fn new(mut messages: Vec<OutMessage>, layout: WeightLayout) -> Chat {
+        match layout {
+            WeightLayout::Inline => Chat::Messages { messages },
+            WeightLayout::Split => {
+                let target = messages.pop().expect("a record has a trained turn");
+                for m in &mut messages {
+                    m.weight = None;
+                }
+                Chat::Split {
+                    prompt: messages,
+                    completion: vec![target],
+                }
+            }
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -129,37 +217,46 @@ impl<'a> TaskTree<'a> {
         Ok(())
     }
 
-    /// The policy's prompt at the last state of `path`, with no lessons,
-    /// and `action` written as the policy is asked to answer.
+    /// The policy's prompt at the last state of `path`, with the lessons
+    /// `shown` to it (`show_lessons`: their text kept, else left out with the
+    /// history window unchanged), and `node`'s action as the trained turn.
     fn prompt(
         &mut self,
-        prompt: &PromptConfig,
+        shape: &Shape,
         path: &[&Node],
-        action: &str,
-    ) -> Result<Vec<OutMessage>> {
-        self.prompt_with(prompt, path, action, &[])
-    }
-
-    fn prompt_with(
-        &mut self,
-        prompt: &PromptConfig,
-        path: &[&Node],
-        action: &str,
-        experiences: &[Experience],
-    ) -> Result<Vec<OutMessage>> {
+        node: &Node,
+        shown: &[Experience],
+        show_lessons: bool,
+    ) -> Result<Chat> {
         self.admissible_along(path)?;
         let here = path.last().context("empty path")?;
         let admissible = self.admissible.get(&here.id).cloned().flatten();
-        let target = answer_text(action, admissible.is_some());
+        let action = node.action.as_deref().unwrap_or("");
+        let target = match (shape.target, &node.answer) {
+            (ExportTarget::Answer, Some(answer)) => answer.clone(),
+            _ => answer_text(action, admissible.is_some()),
+        };
         let ctx = Context {
             info: &self.env.info,
             path,
-            experiences,
+            experiences: shown,
             admissible,
             expert: None,
         };
-        Ok(with_target(messages(prompt, &ctx), &target))
+        let prompt = if show_lessons {
+            messages(&shape.prompt, &ctx)
+        } else {
+            messages_without_lessons(&shape.prompt, &ctx)
+        };
+        Ok(Chat::new(with_target(prompt, &target), shape.weights))
     }
+}
+
+/// How one run's records are written.
+struct Shape {
+    prompt: PromptConfig,
+    target: ExportTarget,
+    weights: WeightLayout,
 }
 
 /// The prompt's messages with earlier actions as context and `target` as
@@ -225,7 +322,7 @@ impl<'a> Origin<'a> {
 fn trajectory(
     out: &mut Writer,
     tree: &mut TaskTree,
-    prompt: &PromptConfig,
+    shape: &Shape,
     origin: Origin,
     leaf: u32,
     kind: &'static str,
@@ -233,9 +330,8 @@ fn trajectory(
 ) -> Result<()> {
     let path = tree.path(leaf);
     for t in 1..path.len() {
-        let action = path[t].action.as_deref().unwrap_or("");
         out.push(&Record {
-            messages: tree.prompt(prompt, &path[..t], action)?,
+            chat: tree.prompt(shape, &path[..t], path[t], &[], false)?,
             weight,
             kind,
             source: origin.at(path[t].id),
@@ -263,6 +359,11 @@ pub fn export(runtime: &Arc<Runtime>, args: &ExportArgs) -> Result<ExportSummary
             by_task,
         } = open_run(runtime, run, None).with_context(|| format!("run {}", run.display()))?;
         let run_name = run.display().to_string();
+        let shape = Shape {
+            prompt: args.prompt.apply(header.prompt.as_ref()),
+            target: args.target,
+            weights: args.weights,
+        };
         // Which successful trajectories are rehearsed: a seeded choice over the run.
         let mut all_successes: Vec<(u32, u32)> = by_task
             .iter()
@@ -292,44 +393,35 @@ pub fn export(runtime: &Arc<Runtime>, args: &ExportArgs) -> Result<ExportSummary
             let successes: Vec<u32> = nodes.iter().filter(|n| n.success).map(|n| n.id).collect();
             match args.data {
                 ExportData::Leafe => {
-                    for n in corrections(nodes).take(args.cf_per_task) {
+                    out.summary.same_action_dropped += same_action_revisions(nodes);
+                    for n in corrections(nodes, args.cf_from).take(args.cf_per_task) {
                         let path = tree.path(n.parent.unwrap_or(0));
-                        let action = n.action.as_deref().unwrap_or("");
-                        let lesson: Vec<Experience> = n
-                            .experience
-                            .iter()
-                            .filter(|_| args.keep_experience)
-                            .map(|text| Experience::advice(text.clone()))
+                        let shown: Vec<Experience> = n
+                            .lessons_shown()
+                            .into_iter()
+                            .map(Experience::advice)
                             .collect();
                         out.push(&Record {
-                            messages: tree.prompt_with(&args.prompt, &path, action, &lesson)?,
+                            chat: tree.prompt(&shape, &path, n, &shown, args.keep_experience)?,
                             weight: 1.0,
                             kind: "cf",
                             source: origin.at(n.id),
                         })?;
                     }
                     for &(_, leaf) in rehearsed.iter().filter(|(t, _)| t == index) {
-                        trajectory(
-                            &mut out,
-                            &mut tree,
-                            &args.prompt,
-                            origin,
-                            leaf,
-                            "reh",
-                            args.beta,
-                        )?;
+                        trajectory(&mut out, &mut tree, &shape, origin, leaf, "reh", args.beta)?;
                     }
                 }
                 ExportData::Rft => {
                     for &leaf in &successes {
-                        trajectory(&mut out, &mut tree, &args.prompt, origin, leaf, "rft", 1.0)?;
+                        trajectory(&mut out, &mut tree, &shape, origin, leaf, "rft", 1.0)?;
                     }
                 }
                 ExportData::Iwm => {
                     for n in nodes.iter().filter(|n| n.parent.is_some()) {
                         let path = tree.path(n.id);
                         out.push(&Record {
-                            messages: world_model_messages(&env, &path),
+                            chat: Chat::new(world_model_messages(&env, &path), args.weights),
                             weight: 1.0,
                             kind: "iwm",
                             source: origin.at(n.id),

@@ -11,6 +11,7 @@
 use super::{TaskSelection, check_task};
 use crate::agent::explore::{ExploreConfig, TaskRun, explore_task};
 use crate::agent::policy::spec::PolicySpec;
+use crate::agent::prompt::PromptConfig;
 use crate::agent::reflect::llm::ReflectionCounts;
 use crate::agent::reflect::spec::ReflectorSpec;
 use crate::env::component::EnvComponent;
@@ -19,7 +20,7 @@ use crate::env::load;
 use crate::env::runtime::Runtime;
 use crate::llm::UsageTotals;
 use crate::tree::rundir::{SUMMARY, TREE};
-use crate::tree::{self, Header, Method, Record, TaskEnd, journal, log};
+use crate::tree::{self, BudgetUnit, Header, Method, Record, TaskEnd, journal, log};
 use crate::util::fs::{write_atomic, write_durable};
 use crate::util::parallel::map_indexed;
 use crate::util::progress::progress_bar;
@@ -39,6 +40,9 @@ pub struct RunArgs {
     pub seed: u64,
     pub options: Vec<(String, String)>,
     pub policy: PolicySpec,
+    /// The prompt the header records for `export`; a model policy's own
+    /// prompt takes its place.
+    pub prompt: PromptConfig,
     pub reflector: ReflectorSpec,
     pub explore: ExploreConfig,
     pub out: PathBuf,
@@ -58,7 +62,14 @@ pub struct Summary {
     pub tasks: usize,
     pub solved: usize,
     pub solve_rate: f64,
+    /// The budget's unit (`policy` or `env`).
+    pub budget_unit: BudgetUnit,
+    /// Policy decisions (one per action chosen, replays excluded).
     pub steps: u64,
+    /// Environment steps a reset-and-replay implementation would execute:
+    /// `steps` plus the path to every state gone back to
+    /// ([`TaskEnd::env_steps`]).
+    pub env_steps: u64,
     pub backtracks: u64,
     pub restores: u64,
     pub replayed_steps: u64,
@@ -96,11 +107,13 @@ fn header(args: &RunArgs, env: &EnvComponent, tasks: &[u32]) -> Header {
         policy: args.policy.name().to_string(),
         noise: args.policy.noise(),
         budget: args.explore.budget,
+        budget_unit: args.explore.budget_unit,
         method: args.explore.method,
         reflector: args.reflector.name().to_string(),
         reflect_every: args.explore.reflect_every,
         max_depth: args.explore.max_depth,
         snapshot_every: args.explore.snapshot_every,
+        prompt: Some(args.policy.prompt().unwrap_or(&args.prompt).clone()),
     }
 }
 
@@ -259,7 +272,7 @@ fn finish(
     let corrections = log
         .nodes_by_task()
         .values()
-        .map(|nodes| tree::path::corrections(nodes).count())
+        .map(|nodes| tree::path::corrections(nodes, Default::default()).count())
         .sum();
     let ends = log.ends();
     let sum = |f: fn(&TaskEnd) -> u32| ends.iter().map(|e| u64::from(f(e))).sum::<u64>();
@@ -276,7 +289,9 @@ fn finish(
         } else {
             solved as f64 / ends.len() as f64
         },
+        budget_unit: header.budget_unit,
         steps: sum(|e| e.steps),
+        env_steps: sum(|e| e.env_steps()),
         backtracks: sum(|e| e.backtracks),
         restores: sum(|e| e.restores),
         replayed_steps: sum(|e| e.replayed_steps),

@@ -40,8 +40,31 @@ pub struct Header {
     #[serde(default)]
     pub reflect_every: u32,
     pub budget: u32,
+    /// What the budget counts (absent in older logs: policy decisions).
+    #[serde(default)]
+    pub budget_unit: BudgetUnit,
     pub max_depth: u32,
     pub snapshot_every: u32,
+    /// Everything that shapes a model policy's prompt, so that `export`
+    /// rebuilds the prompts the policy saw (absent in older logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<PromptConfig>,
+}
+
+/// Prompt settings shared by every task of a run (built and used by
+/// `agent::prompt`, which also holds the defaults).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PromptConfig {
+    /// The system prompt template: `{name}`, `{action_hint}` and
+    /// `{answer_format}` are filled in.
+    pub system: String,
+    /// The history's budget in characters (about 4 per token); the oldest
+    /// turns after the first observation are dropped to fit it.
+    pub history_chars: usize,
+    /// `{answer_format}` where the environment lists its valid actions.
+    pub action_line_format: String,
+    /// `{answer_format}` where it does not (the whole answer is the action).
+    pub free_format: String,
 }
 
 fn rule() -> String {
@@ -74,6 +97,29 @@ impl Method {
     }
 }
 
+/// What a task's budget counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BudgetUnit {
+    /// Policy decisions: one per action chosen (what an LLM call costs).
+    /// Going back to a state is free.
+    #[default]
+    Policy,
+    /// Environment steps executed, as an implementation without snapshots
+    /// pays them: every action chosen, plus, for each return to an earlier
+    /// state, the steps a reset-and-replay from the task start re-executes.
+    Env,
+}
+
+impl BudgetUnit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetUnit::Policy => "policy",
+            BudgetUnit::Env => "env",
+        }
+    }
+}
+
 /// One environment state reached: the root of a task (after `reset`), or
 /// the result of `action` taken in the parent state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -86,6 +132,10 @@ pub struct Node {
     /// How many backtracks led to this rollout.
     pub depth: u32,
     pub action: Option<String>,
+    /// The model's whole answer the action was read from (reasoning and
+    /// action), for a model policy; absent for policies that only act.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
     pub observation: String,
     pub obs_sha256: String,
     pub reward: f64,
@@ -99,6 +149,20 @@ pub struct Node {
     /// and the action it replaced at the parent state.
     pub experience: Option<String>,
     pub rejected: Option<String>,
+    /// With `experience`: the lessons already in force before it, oldest
+    /// first (the prompt showed them all; `export` needs their length).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_experiences: Vec<String>,
+}
+
+impl Node {
+    /// Every lesson the policy was shown when it chose this node's action,
+    /// if this is the first node of a revised rollout.
+    pub fn lessons_shown(&self) -> Vec<String> {
+        let mut all = self.earlier_experiences.clone();
+        all.extend(self.experience.clone());
+        all
+    }
 }
 
 /// What a task came to.
@@ -118,6 +182,23 @@ pub struct TaskEnd {
     pub nodes: u32,
     /// Set when the environment failed and the task could not go on.
     pub error: Option<String>,
+}
+
+impl TaskEnd {
+    /// Environment steps a reset-and-replay implementation would have
+    /// executed: the steps taken plus, for every return to an earlier state,
+    /// the path from the task start to it ([`BudgetUnit::Env`]).
+    pub fn env_steps(&self) -> u32 {
+        self.steps + self.replayed_steps + self.replay_avoided_steps
+    }
+
+    /// What the budget has spent, in `unit`.
+    pub fn spent(&self, unit: BudgetUnit) -> u32 {
+        match unit {
+            BudgetUnit::Policy => self.steps,
+            BudgetUnit::Env => self.env_steps(),
+        }
+    }
 }
 
 /// One line of `tree.jsonl`.

@@ -1052,3 +1052,88 @@ fn eval_episodes_take_the_tasks_own_max_steps() {
         "option max-steps=\"lots\" is not valid",
     );
 }
+
+/// `--budget-unit env` charges every return to an earlier state the steps a
+/// reset-and-replay would re-execute; the summary counts both units either
+/// way, and the header records the unit and the prompt.
+#[test]
+fn the_budget_unit_decides_what_a_backtrack_costs() {
+    let dir = tmp();
+    let summary_of = |unit: &str| -> (serde_json::Value, serde_json::Value) {
+        let out = dir.path().join(unit);
+        run(&out, &["--budget", "60", "--budget-unit", unit]);
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        let header: serde_json::Value = serde_json::from_str(
+            std::fs::read_to_string(out.join("tree.jsonl"))
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap(),
+        )
+        .unwrap();
+        (summary, header)
+    };
+    let runs = [summary_of("policy"), summary_of("env")];
+    for (unit, (s, header)) in ["policy", "env"].into_iter().zip(&runs) {
+        assert_eq!(header["budget_unit"], unit);
+        assert_eq!(s["budget_unit"], unit);
+        assert!(
+            header["prompt"]["system"]
+                .as_str()
+                .unwrap()
+                .contains("{action_hint}")
+        );
+        assert_eq!(header["prompt"]["history_chars"], 24_000);
+        let u = |k: &str| s[k].as_u64().unwrap();
+        assert_eq!(
+            u("env_steps"),
+            u("steps") + u("replayed_steps") + u("replay_avoided_steps")
+        );
+        for t in s["per_task"].as_array().unwrap() {
+            let t = |k: &str| t[k].as_u64().unwrap();
+            let spent = match unit {
+                "policy" => t("steps"),
+                _ => t("steps") + t("replayed_steps") + t("replay_avoided_steps"),
+            };
+            assert!(spent <= 60, "{unit}: {spent} steps spent of 60");
+        }
+        if unit == "env" {
+            assert!(u("replay_avoided_steps") > 0, "backtracks were charged");
+            assert!(
+                u("steps") < runs[0].0["steps"].as_u64().unwrap(),
+                "the same budget buys fewer actions when going back costs steps"
+            );
+        }
+    }
+}
+
+/// The rule reflector's mid-rollout check: when K steps bring no reward it
+/// goes back to where they began, saying so with the environment's feedback.
+#[test]
+fn the_rule_reflector_checks_every_k_steps() {
+    let dir = tmp();
+    let out = dir.path().join("run");
+    run(&out, &["--reflect-every", "6", "--budget", "80"]);
+    let nodes = tree_nodes(&out);
+    let stalled: Vec<&serde_json::Value> = nodes
+        .iter()
+        .filter(|n| {
+            n["experience"]
+                .as_str()
+                .is_some_and(|e| e.contains("brought no reward; the last feedback was:"))
+        })
+        .collect();
+    assert!(!stalled.is_empty(), "some windows of 6 steps stalled");
+    for n in &stalled {
+        // It names the first step of the stalled window: an earlier child
+        // of the same state, K steps before the check.
+        let replaced = nodes.iter().find(|o| {
+            o["task"] == n["task"] && o["parent"] == n["parent"] && o["action"] == n["rejected"]
+        });
+        let replaced = replaced.expect("the rejected step is in the tree");
+        assert!(replaced["id"].as_u64() < n["id"].as_u64());
+    }
+    let replay = ok(&["replay", out.to_str().unwrap()]);
+    assert!(replay.starts_with("replay ok"), "{replay}");
+}

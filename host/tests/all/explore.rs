@@ -128,7 +128,7 @@ struct Scripted {
 }
 
 impl Policy for Scripted {
-    fn act(&mut self, ctx: &Context) -> anyhow::Result<String> {
+    fn act(&mut self, ctx: &Context) -> anyhow::Result<leafe_host::agent::policy::Decision> {
         self.calls += 1;
         if self.fail_at == Some(self.calls) {
             anyhow::bail!("the endpoint answered HTTP 401");
@@ -139,10 +139,10 @@ impl Policy for Scripted {
         while let Some(next) = self.script.first().copied() {
             self.script.remove(0);
             if !rejected.contains(&next) {
-                return Ok(next.to_string());
+                return Ok(next.to_string().into());
             }
         }
-        Ok("forward".into())
+        Ok(String::from("forward").into())
     }
 }
 
@@ -156,7 +156,7 @@ impl Reflector for Checker {
     fn reflect(&mut self, path: &[&Node]) -> Option<Experience> {
         RuleReflector.reflect(path)
     }
-    fn check(&mut self, path: &[&Node]) -> Option<Experience> {
+    fn check(&mut self, path: &[&Node], _window: usize) -> Option<Experience> {
         self.asked += 1;
         let answer = self.checks.get(self.asked - 1).copied().flatten()?;
         let before = path[path.len() - 2];
@@ -174,6 +174,7 @@ fn config(method: Method) -> ExploreConfig {
         method,
         reflect_every: 0,
         budget: 40,
+        budget_unit: Default::default(),
         max_depth: 5,
         snapshot_every: 1,
     }

@@ -559,3 +559,168 @@ fn reflect_every_k_steps_checks_midway_and_goes_on_when_nothing_is_wrong() {
         .count();
     assert_eq!(checks, 2);
 }
+
+/// A run's recorded prompt settings let `export` rebuild each correction's
+/// prompt exactly as the policy saw it, less the lessons (with the history
+/// window the lessons left room for); the model's whole answer is kept.
+#[test]
+fn export_rebuilds_the_prompts_the_policy_saw_without_the_lessons() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    // The secret of guess task 0, from the expert.
+    let expert = leafe(&[
+        "run",
+        "--env",
+        "guess",
+        "--task",
+        "0",
+        "--noise",
+        "0",
+        "--out",
+        &path("expert"),
+    ]);
+    assert!(expert.status.success());
+    let secret = tree_nodes(&dir.path().join("expert"))
+        .iter()
+        .find(|n| n["success"] == true)
+        .and_then(|n| n["action"].as_str().map(str::to_string))
+        .unwrap();
+
+    let lesson = format!(
+        "Guessing 101 again and again wastes steps. {}",
+        "Go lower. ".repeat(40)
+    );
+    let server = Server::routed(
+        vec![
+            answer("Hmm.\nAction: 101"),
+            answer("Hmm.\nAction: 101"),
+            answer("Hmm.\nAction: 101"),
+            answer("Hmm.\nAction: 101"),
+            answer(&format!("I know it now.\nAction: {secret}")),
+        ],
+        vec![answer(
+            &serde_json::json!({"step": 3, "experience": lesson}).to_string(),
+        )],
+    );
+    let run = leafe(&[
+        "run",
+        "--env",
+        "guess",
+        "--policy",
+        "openai",
+        "--reflector",
+        "llm",
+        "--base-url",
+        &server.url(),
+        "--model",
+        "m",
+        "--task",
+        "0",
+        "--opt",
+        "max-steps=4",
+        "--budget",
+        "8",
+        "--max-depth",
+        "1",
+        // Room for the history without the lesson, not with it.
+        "--history-chars",
+        "1000",
+        "--out",
+        &path("run"),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let nodes = tree_nodes(&dir.path().join("run"));
+    let fixed = nodes.iter().find(|n| n["experience"].is_string()).unwrap();
+    assert_eq!(
+        (fixed["parent"].as_u64(), fixed["success"].as_bool()),
+        (Some(2), Some(true))
+    );
+    assert_eq!(fixed["answer"], format!("I know it now.\nAction: {secret}"));
+
+    // What the policy was asked at the branch point, lesson and all.
+    let asked: Vec<serde_json::Value> = server
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            let last = r["messages"].as_array().unwrap().last().unwrap();
+            last["content"]
+                .as_str()
+                .unwrap()
+                .contains("Lessons from earlier attempts")
+        })
+        .map(|r| r["messages"].clone())
+        .collect();
+    assert_eq!(asked.len(), 1);
+    let mut expected: Vec<(String, String)> = asked[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().into(),
+                m["content"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        expected
+            .iter()
+            .any(|m| m.1.contains("[1 earlier steps are left out]")),
+        "the lesson pushed a turn out of the window: {expected:?}"
+    );
+    let last = expected.last_mut().unwrap();
+    let cut = last.1.find("\n\nLessons from earlier attempts:").unwrap();
+    last.1.truncate(cut);
+
+    let records = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let (out, run) = (path("data.jsonl"), path("run"));
+        let mut args = vec!["export", &run, "--out", &out];
+        args.extend(extra);
+        let done = leafe(&args);
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|r: &serde_json::Value| r["kind"] == "cf")
+            .collect()
+    };
+    let turns = |list: &serde_json::Value| -> Vec<(String, String)> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["role"].as_str().unwrap().into(),
+                    m["content"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let inline = records(&[]);
+    assert_eq!(inline.len(), 1);
+    let mut messages = turns(&inline[0]["messages"]);
+    assert_eq!(
+        messages.pop().unwrap(),
+        ("assistant".into(), format!("Action: {secret}"))
+    );
+    assert_eq!(messages, expected, "the prompt as asked, less the lesson");
+
+    let split = records(&["--target", "answer", "--weights", "split"]);
+    assert_eq!(turns(&split[0]["prompt"]), expected);
+    assert_eq!(
+        turns(&split[0]["completion"]),
+        [(
+            "assistant".to_string(),
+            format!("I know it now.\nAction: {secret}")
+        )]
+    );
+}

@@ -1,7 +1,7 @@
 //! The `human` policy: the person at the terminal sees each observation
 //! (and the lessons) on stderr and types the action on stdin.
 
-use super::Policy;
+use super::{Decision, Policy};
 use crate::agent::Context;
 use anyhow::{Result, bail};
 
@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 pub struct Human;
 
 impl Policy for Human {
-    fn act(&mut self, ctx: &Context) -> Result<String> {
+    fn act(&mut self, ctx: &Context) -> Result<Decision> {
         use std::io::{BufRead, Write};
         let mut err = std::io::stderr().lock();
         let here = ctx.current();
@@ -33,6 +33,6 @@ impl Policy for Human {
         if std::io::stdin().lock().read_line(&mut line)? == 0 {
             bail!("standard input ended: the human policy has no more actions");
         }
-        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+        Ok(line.trim_end_matches(['\r', '\n']).to_string().into())
     }
 }

@@ -4,7 +4,7 @@
 //! with format feedback, which costs a step like any action, instead of a
 //! crash.
 
-use super::Policy;
+use super::{Decision, Policy};
 use crate::agent::Context;
 use crate::agent::prompt::{PromptConfig, messages, parse_action};
 use crate::llm::ChatClient;
@@ -21,7 +21,7 @@ pub struct OpenAiPolicy {
 }
 
 impl Policy for OpenAiPolicy {
-    fn act(&mut self, ctx: &Context) -> Result<String> {
+    fn act(&mut self, ctx: &Context) -> Result<Decision> {
         let messages = messages(&self.prompt, ctx);
         let seed = self.rng.next_u64() >> 1;
         let answers = self
@@ -29,6 +29,9 @@ impl Policy for OpenAiPolicy {
             .complete(&messages, 1, Some(seed))
             .map_err(anyhow::Error::from)?;
         let answer = answers.into_iter().next().unwrap_or_default();
-        Ok(parse_action(&answer, ctx.admissible.as_deref()))
+        Ok(Decision {
+            action: parse_action(&answer, ctx.admissible.as_deref()),
+            answer: Some(answer),
+        })
     }
 }

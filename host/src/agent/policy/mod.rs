@@ -16,5 +16,23 @@ pub trait Policy: Send {
     fn needs_expert(&self) -> bool {
         false
     }
-    fn act(&mut self, ctx: &Context) -> Result<String>;
+    fn act(&mut self, ctx: &Context) -> Result<Decision>;
+}
+
+/// An action chosen, and the model's whole answer it was read from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub action: String,
+    /// The answer as the model gave it (reasoning and action); `None` for
+    /// policies that only name an action.
+    pub answer: Option<String>,
+}
+
+impl From<String> for Decision {
+    fn from(action: String) -> Decision {
+        Decision {
+            action,
+            answer: None,
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! experiences: an action an experience rejected in a state is not taken
 //! there again.
 
-use super::Policy;
+use super::{Decision, Policy};
 use crate::agent::Context;
 use crate::util::rng::SplitMix;
 use anyhow::{Result, bail};
@@ -17,9 +17,9 @@ impl Policy for Reference {
         true
     }
 
-    fn act(&mut self, ctx: &Context) -> Result<String> {
+    fn act(&mut self, ctx: &Context) -> Result<Decision> {
         match &ctx.expert {
-            Some(answer) => Ok(answer.clone()),
+            Some(answer) => Ok(answer.clone().into()),
             None => bail!(
                 "environment '{}' has no reference answer here (the reference policy needs \
                  the environment's expert-action)",
@@ -47,7 +47,7 @@ impl Policy for Oracle {
         true
     }
 
-    fn act(&mut self, ctx: &Context) -> Result<String> {
+    fn act(&mut self, ctx: &Context) -> Result<Decision> {
         let admissible: Vec<&String> = ctx.admissible.iter().flatten().collect();
         let mut rejected = ctx.rejected_here();
         // Lessons are advice: when they rule out every move, they are set aside.
@@ -70,9 +70,11 @@ impl Policy for Oracle {
             .as_ref()
             .filter(|a| !rejected.contains(&a.as_str()));
         match (expert, allowed.is_empty()) {
-            (Some(a), true) => Ok(a.clone()),
-            (Some(a), false) if roll >= self.noise => Ok(a.clone()),
-            (_, false) => Ok(allowed[(pick % allowed.len() as u64) as usize].clone()),
+            (Some(a), true) => Ok(a.clone().into()),
+            (Some(a), false) if roll >= self.noise => Ok(a.clone().into()),
+            (_, false) => Ok(allowed[(pick % allowed.len() as u64) as usize]
+                .clone()
+                .into()),
             (None, true) => bail!(
                 "the oracle has nothing to play: environment '{}' gives no expert action and no \
                  admissible actions here",

@@ -94,6 +94,14 @@ impl PolicySpec {
         }
     }
 
+    /// The prompt a model policy asks with.
+    pub fn prompt(&self) -> Option<&PromptConfig> {
+        match self {
+            PolicySpec::OpenAi { prompt, .. } => Some(prompt),
+            _ => None,
+        }
+    }
+
     /// The oracle's noise (0 for every other policy), as the log records it.
     pub fn noise(&self) -> f64 {
         match self {

@@ -102,7 +102,7 @@ impl Reflector for LlmReflector {
         }
     }
 
-    fn check(&mut self, path: &[&Node]) -> Option<Experience> {
+    fn check(&mut self, path: &[&Node], _window: usize) -> Option<Experience> {
         if path.len() < 2 {
             return None;
         }

@@ -16,9 +16,9 @@ pub trait Reflector: Send {
     fn reflect(&mut self, path: &[&Node]) -> Option<Experience>;
 
     /// Mid-rollout (every K steps, `--reflect-every`): a lesson if a step so
-    /// far was a mistake, `None` to go on. The rule-based reflector only
-    /// reacts to failures, which end rollouts by themselves.
-    fn check(&mut self, _path: &[&Node]) -> Option<Experience> {
+    /// far was a mistake, `None` to go on. The last `window` nodes of `path`
+    /// are the steps taken since the rollout began or was last checked.
+    fn check(&mut self, _path: &[&Node], _window: usize) -> Option<Experience> {
         None
     }
 }

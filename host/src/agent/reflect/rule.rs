@@ -3,7 +3,10 @@
 //!    the state before the step that caused it and reject that action there;
 //! 2. a terminal failure: go back one step and reject the last action;
 //! 3. running out of steps: go back to the last state that made progress
-//!    (positive reward), or the start, and reject what was tried from there.
+//!    (positive reward), or the start, and reject what was tried from there;
+//! 4. mid-rollout (`--reflect-every K`): when none of the last K steps
+//!    brought a positive reward, go back to where they began and reject the
+//!    first of them, quoting the feedback they ended with.
 
 use super::Reflector;
 use crate::agent::Experience;
@@ -82,6 +85,36 @@ impl Reflector for RuleReflector {
             ),
         ))
     }
+
+    fn check(&mut self, path: &[&Node], window: usize) -> Option<Experience> {
+        RuleReflector::stalled(path, window)
+    }
+}
+
+impl RuleReflector {
+    /// Rule 4: the window's steps made no progress.
+    fn stalled(path: &[&Node], window: usize) -> Option<Experience> {
+        let last = path.len().checked_sub(1)?;
+        if window == 0 || window > last {
+            return None;
+        }
+        let first = last + 1 - window;
+        if path[first..].iter().any(|n| n.reward > 0.0) {
+            return None;
+        }
+        let (start, next) = (path[first - 1], path[first]);
+        let action = next.action.as_deref().unwrap_or("?");
+        let feedback = leafe_judge::clip(path[last].observation.trim(), 200);
+        Some(lesson(
+            start,
+            next,
+            format!(
+                "Steps {first} to {last} brought no reward; the last feedback was: {feedback} \
+                 Go back to the state after step {} and do not play '{action}' there.",
+                first - 1
+            ),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -96,6 +129,7 @@ mod tests {
             branch: 0,
             depth: 0,
             action: action.map(str::to_string),
+            answer: None,
             observation: format!("obs{id}"),
             obs_sha256: format!("h{id}"),
             reward,
@@ -106,6 +140,7 @@ mod tests {
             snapshot: None,
             experience: None,
             rejected: None,
+            earlier_experiences: Vec::new(),
         }
     }
 
@@ -159,5 +194,28 @@ mod tests {
         let e = RuleReflector.reflect(&path).unwrap();
         assert_eq!((e.node, e.avoid.as_deref()), (1, Some("b")));
         assert!(RuleReflector.reflect(&path[..1]).is_none());
+    }
+
+    #[test]
+    fn a_stalled_window_goes_back_to_its_start_quoting_the_feedback() {
+        let mut nodes = vec![node(0, None, 0.0), node(1, Some("a"), 0.9)];
+        for (id, action) in [(2, "b"), (3, "c"), (4, "d")] {
+            nodes.push(node(id, Some(action), -0.1));
+        }
+        nodes[4].observation = "You hit a wall.".into();
+        let path: Vec<&Node> = nodes.iter().collect();
+        let e = RuleReflector.check(&path, 3).unwrap();
+        assert_eq!((e.node, e.avoid.as_deref()), (1, Some("b")));
+        assert!(
+            e.text.contains("Steps 2 to 4 brought no reward")
+                && e.text.contains("You hit a wall.")
+                && e.text.contains("do not play 'b'"),
+            "{}",
+            e.text
+        );
+        // A window with progress in it, or longer than the path: go on.
+        assert!(RuleReflector.check(&path, 4).is_none());
+        assert!(RuleReflector.check(&path, 5).is_none());
+        assert!(RuleReflector.check(&path, 0).is_none());
     }
 }

@@ -257,7 +257,14 @@ impl LlmArgs {
 
     /// The prompt settings (`--system-prompt`, `--history-chars`).
     pub fn prompt(&self) -> Result<leafe_host::agent::prompt::PromptConfig> {
-        prompt_config(self.system_prompt.as_deref(), self.history_chars)
+        let prompt = leafe_host::agent::prompt::PromptConfig {
+            history_chars: self.history_chars,
+            ..Default::default()
+        };
+        match &self.system_prompt {
+            Some(path) => prompt.with_template_file(path),
+            None => Ok(prompt),
+        }
     }
 
     /// The policy `name` (`noise` for the oracle).
@@ -270,20 +277,5 @@ impl LlmArgs {
             client: Arc::new(self.client(jobs)?),
             prompt: Arc::new(prompt),
         })
-    }
-}
-
-/// Prompt settings from a template file and a history budget.
-pub fn prompt_config(
-    template: Option<&std::path::Path>,
-    history_chars: usize,
-) -> Result<leafe_host::agent::prompt::PromptConfig> {
-    let prompt = leafe_host::agent::prompt::PromptConfig {
-        history_chars,
-        ..Default::default()
-    };
-    match template {
-        Some(path) => prompt.with_template_file(path),
-        None => Ok(prompt),
     }
 }

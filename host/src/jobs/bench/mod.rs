@@ -230,6 +230,7 @@ fn host_figures(
             method: Method::Leafe,
             reflect_every: 0,
             budget: 400,
+            budget_unit: Default::default(),
             max_depth: 12,
             snapshot_every,
         };

@@ -1,11 +1,14 @@
 //! `leafe-host export`.
 
 use super::Ctx;
-use crate::args::prompt_config;
 use anyhow::Result;
 use clap::Args;
+use leafe_host::PromptConfig;
 use leafe_host::Runtime;
-use leafe_host::jobs::export::{ExportArgs, ExportData, default_out, export};
+use leafe_host::jobs::export::{
+    ExportArgs, ExportData, ExportTarget, PromptOverride, WeightLayout, default_out, export,
+};
+use leafe_host::tree::path::CorrectionCriterion;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -39,12 +42,30 @@ pub struct ExportCmd {
     /// base policy to follow lessons (LEAFE's own L_cf leaves them out).
     #[arg(long)]
     keep_experience: bool,
-    /// The system prompt template the policy will be run with (as `run --system-prompt`).
+    /// What the trained assistant turn holds: `action` (`Action: X`, as
+    /// the history shows actions) or `answer` (the model's whole answer,
+    /// reasoning included, where the run kept one: a model policy's run).
+    #[arg(long, value_enum, default_value = "action")]
+    target: ExportTarget,
+    /// Which revised branches are corrections: `success` (it led to a
+    /// success) or `improved` (it reached a higher reward than the branch it
+    /// replaced, success or not).
+    #[arg(long, value_enum, default_value = "success")]
+    cf_from: CorrectionCriterion,
+    /// How context turns are kept out of the loss: `inline` (`"weight": 0`
+    /// on them; leafe-trainer and OpenAI read it) or `split` (TRL's
+    /// prompt-completion records: the context in `prompt`, the target in
+    /// `completion`). Record weights (beta) are written either way; TRL
+    /// ignores them.
+    #[arg(long, value_enum, default_value = "inline")]
+    weights: WeightLayout,
+    /// A system prompt template that replaces the run's (by default the
+    /// prompt is rebuilt exactly as the run's header records it).
     #[arg(long, value_name = "FILE")]
     system_prompt: Option<PathBuf>,
-    /// The history budget the policy will be run with (as `run --history-chars`).
-    #[arg(long, default_value_t = 24_000)]
-    history_chars: usize,
+    /// A history budget that replaces the run's recorded one.
+    #[arg(long)]
+    history_chars: Option<usize>,
 }
 
 /// The one output format so far; the flag exists so that others can come.
@@ -55,7 +76,14 @@ enum ExportFormat {
 
 impl ExportCmd {
     pub fn execute(self, ctx: &Ctx) -> Result<()> {
-        let prompt = prompt_config(self.system_prompt.as_deref(), self.history_chars)?;
+        let system = match &self.system_prompt {
+            Some(path) => Some(PromptConfig::default().with_template_file(path)?.system),
+            None => None,
+        };
+        let prompt = PromptOverride {
+            system,
+            history_chars: self.history_chars,
+        };
         let out = match self.out {
             Some(out) => out,
             None => default_out(&self.runs, self.data)?,
@@ -73,6 +101,9 @@ impl ExportCmd {
                 seed: self.seed,
                 prompt,
                 keep_experience: self.keep_experience,
+                target: self.target,
+                cf_from: self.cf_from,
+                weights: self.weights,
             },
         )?;
         let kinds: Vec<String> = summary
@@ -87,6 +118,12 @@ impl ExportCmd {
             summary.tasks,
             out.display()
         );
+        if summary.same_action_dropped > 0 {
+            println!(
+                "left out {} revised branches that repeat the rejected action",
+                summary.same_action_dropped
+            );
+        }
         Ok(())
     }
 }

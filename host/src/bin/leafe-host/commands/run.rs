@@ -7,7 +7,7 @@ use clap::Args;
 use leafe_host::jobs::TaskSelection;
 use leafe_host::jobs::run::{RunArgs, Summary, run};
 use leafe_host::tree::rundir::{SUMMARY, TREE, fresh_out_dir};
-use leafe_host::{ExploreConfig, Method, Runtime};
+use leafe_host::{BudgetUnit, ExploreConfig, Method, Runtime};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -47,17 +47,25 @@ pub struct RunCmd {
     #[arg(long, default_value = "rule")]
     reflector: String,
     /// Also reflect every K steps of a rollout, not only when it fails
-    /// (0: only on failure; for the llm reflector).
+    /// (0: only on failure). The llm reflector is asked whether a step so far
+    /// was a mistake; the rule reflector goes back when none of the last K
+    /// steps brought a positive reward.
     #[arg(long, value_name = "K", default_value_t = 0)]
     reflect_every: u32,
     /// How the budget is spent: leafe (reflect, roll back, revise),
     /// sample (independent rollouts) or refine (restart with the lessons).
     #[arg(long, value_enum, default_value = "leafe")]
     method: Method,
-    /// Environment steps per task, all branches together (for code
+    /// Steps per task, all branches together, in --budget-unit (for code
     /// environments a step is one submitted program).
     #[arg(long, default_value_t = 300)]
     budget: u32,
+    /// What the budget counts: `policy` (actions chosen, what model calls
+    /// cost; going back is free) or `env` (environment steps executed, as a
+    /// reset-and-replay implementation pays them: every return to an earlier
+    /// state costs the steps from the start to it). summary.json reports both.
+    #[arg(long, value_enum, default_value = "policy")]
+    budget_unit: BudgetUnit,
     /// How many backtracks deep the rollback tree may grow.
     #[arg(long, default_value_t = 10)]
     max_depth: u32,
@@ -108,10 +116,12 @@ impl RunCmd {
             options: self.task.options,
             reflector: self.llm.reflector(&self.reflector, &policy, self.jobs)?,
             policy,
+            prompt: self.llm.prompt()?,
             explore: ExploreConfig {
                 method: self.method,
                 reflect_every: self.reflect_every,
                 budget: self.budget,
+                budget_unit: self.budget_unit,
                 max_depth: self.max_depth,
                 snapshot_every: self.snapshot_every,
             },
@@ -154,10 +164,13 @@ fn summary_table(s: &Summary, out: &Path) -> String {
         s.wall_ms as f64 / 1000.0
     ));
     t.push_str(&format!(
-        "solve rate {:.1}% · {} corrections · restores skipped {} replayed steps\n",
+        "solve rate {:.1}% · {} corrections · restores skipped {} replayed steps · {} env steps \
+         (budget in {} steps)\n",
         s.solve_rate * 100.0,
         s.corrections,
-        s.replay_avoided_steps
+        s.replay_avoided_steps,
+        s.env_steps,
+        s.budget_unit.as_str()
     ));
     if let Some(u) = &s.llm {
         t.push_str(&format!("model: {}\n", super::usage_line(u)));
