@@ -219,3 +219,167 @@ fn exported_distillation_data_is_what_the_trainer_reads() {
         assert_eq!(trained, set.trained_tokens(), "{data:?} {weights:?}");
     }
 }
+
+/// GRPO from leafe's pieces (`scripts/grpo.sh`): a tiny model that answers
+/// guess-the-number (1 to 4) at random learns task 0's secret from group
+/// sampling, advantage-weighted updates and weight reloads in the server.
+#[test]
+fn grpo_raises_the_success_rate_of_a_tiny_model() {
+    use leafe_host::jobs::TaskSelection;
+    use leafe_host::jobs::export::{ExportArgs, ExportData, ExportTarget, WeightLayout, export};
+    use leafe_host::jobs::run::{RunArgs, run};
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(EngineOptions {
+        cache: None,
+        ..Default::default()
+    })
+    .unwrap();
+    let opts = vec![
+        ("max".to_string(), "4".to_string()),
+        ("max-steps".to_string(), "1".to_string()),
+    ];
+    // The prompt of task 0, from a random player's successful guesses.
+    let played = dir.path().join("played");
+    run(
+        &runtime,
+        &RunArgs {
+            env: "guess".into(),
+            split: "test".into(),
+            tasks: TaskSelection::One(0),
+            seed: 0,
+            options: opts.clone(),
+            policy: PolicySpec::Oracle { noise: 1.0 },
+            prompt: Default::default(),
+            reflector: leafe_host::ReflectorSpec::Rule,
+            explore: ExploreConfig {
+                method: Method::Group,
+                reflect_every: 0,
+                budget: 32,
+                budget_unit: Default::default(),
+                max_depth: 31,
+                snapshot_every: 1,
+            },
+            out: played.clone(),
+            resume: false,
+            force: false,
+            jobs: 1,
+            progress: false,
+        },
+    )
+    .unwrap();
+    let won = dir.path().join("won.jsonl");
+    export(
+        &runtime,
+        &ExportArgs {
+            runs: vec![played],
+            out: won.clone(),
+            data: ExportData::Rft,
+            cf_per_task: 3,
+            reh_fraction: 0.0,
+            beta: 1.0,
+            seed: 0,
+            prompt: Default::default(),
+            keep_experience: false,
+            target: ExportTarget::Action,
+            cf_from: Default::default(),
+            weights: WeightLayout::Inline,
+        },
+    )
+    .unwrap();
+    // A base policy that answers 1, 2, 3 or 4 evenly: SFT on all four.
+    let text = std::fs::read_to_string(&won).unwrap();
+    let mut record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let (mut data, mut corpus) = (String::new(), String::new());
+    for k in 0..40 {
+        let messages = record["messages"].as_array_mut().unwrap();
+        messages.last_mut().unwrap()["content"] = format!("Action: {}", k % 4 + 1).into();
+        for m in messages.iter() {
+            corpus.push_str(m["content"].as_str().unwrap());
+            corpus.push('\n');
+        }
+        data.push_str(&format!("{record}\n"));
+    }
+    std::fs::write(dir.path().join("corpus.txt"), corpus).unwrap();
+    std::fs::write(dir.path().join("uniform.jsonl"), data).unwrap();
+    let init = dir.path().join("init");
+    init_tiny(
+        &dir.path().join("corpus.txt"),
+        &init,
+        &TinySpec {
+            vocab_size: 300,
+            ..TinySpec::default()
+        },
+    )
+    .unwrap();
+    let base = dir.path().join("base");
+    let cfg = leafe_trainer::sft::SftConfig {
+        epochs: 25,
+        batch_size: 8,
+        lr: 3e-3,
+        ..Default::default()
+    };
+    leafe_trainer::sft::train(
+        &init,
+        &dir.path().join("uniform.jsonl"),
+        &base,
+        &cfg,
+        &candle_core::Device::Cpu,
+        false,
+        false,
+    )
+    .unwrap();
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let work = dir.path().join("grpo");
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/grpo.sh"))
+        .arg(&base)
+        .arg(&work)
+        .args([
+            "--env",
+            "guess",
+            "--opt",
+            "max=4",
+            "--opt",
+            "max-steps=1",
+            "--task",
+            "0",
+        ])
+        .envs([
+            ("ITERS", "8"),
+            ("GROUP", "16"),
+            ("STEPS", "1"),
+            ("LR", "1e-3"),
+            ("MAX_TOKENS", "6"),
+        ])
+        .env("PORT", port.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rates: Vec<f64> = std::fs::read_to_string(work.join("grpo_log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["success_rate"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(rates.len(), 8);
+    let mean = |r: &[f64]| r.iter().sum::<f64>() / r.len() as f64;
+    // From about chance (1 in 4) to well above it.
+    assert!(
+        mean(&rates[..2]) < 0.4 && mean(&rates[4..]) > mean(&rates[..2]) + 0.2,
+        "{rates:?}"
+    );
+    assert!(work.join("final/model.safetensors").exists());
+}

@@ -3,7 +3,8 @@
 //! prompt-completion form `{"prompt": [...], "completion": [...]}` where only
 //! the completion is trained. Optional, as in OpenAI's fine-tuning format:
 //! `"weight": 0` on an assistant message makes it context only; a record's
-//! own `"weight"` (>= 0) scales its loss, and its `"kind"` names the set it
+//! own `"weight"` scales its loss (below 0 only for policy-gradient data,
+//! see [`crate::sft::SftConfig::allow_negative_weights`]), and its `"kind"` names the set it
 //! belongs to: the loss is a mean per set (see [`crate::sft`]), which is how
 //! `leafe-host export` mixes rehearsal (`reh`, weight beta) with
 //! corrections (`cf`).
@@ -109,8 +110,8 @@ pub fn load_chat_jsonl(
             .map_err(anyhow::Error::from)
             .and_then(|l| {
                 let weight = l.weight.unwrap_or(1.0);
-                if !weight.is_finite() || weight < 0.0 {
-                    bail!("the record's weight must be a number >= 0, got {weight}");
+                if !weight.is_finite() {
+                    bail!("the record's weight must be a finite number, got {weight}");
                 }
                 let kind = l.kind.clone().unwrap_or_default();
                 let mut e = encode_conversation(template, tokenizer, &l.conversation()?)?;

@@ -100,6 +100,11 @@ enum Command {
         resume: bool,
         #[arg(long, value_enum, default_value = "stop")]
         on_bad_line: OnBadLine,
+        /// Accept record weights below 0: policy-gradient data, whose weights
+        /// are advantages (`leafe-host export --data grpo`); a negative weight
+        /// makes its answer less likely.
+        #[arg(long)]
+        allow_negative_weights: bool,
         /// Train a LoRA adapter of this rank instead of all weights (saved as a
         /// PEFT adapter in OUT/adapter and merged into OUT).
         #[arg(long)]
@@ -135,7 +140,7 @@ enum Command {
         stop: Vec<String>,
     },
     /// Serve the model over an OpenAI-compatible HTTP API
-    /// (/v1/models, /v1/chat/completions).
+    /// (/v1/models, /v1/chat/completions; with --allow-reload, /v1/reload).
     Serve {
         #[arg(long)]
         model: PathBuf,
@@ -156,6 +161,12 @@ enum Command {
         /// whatever the model's max_position_embeddings says).
         #[arg(long, default_value_t = ServeLimits::default().max_context)]
         max_context: usize,
+        /// Accept `POST /v1/reload {"model": "DIR"}`, which swaps in the
+        /// weights of another checkpoint directory without a restart (for
+        /// on-policy training loops such as GRPO). It reads paths on this
+        /// machine: keep the server on loopback.
+        #[arg(long)]
+        allow_reload: bool,
     },
     /// Measure training tokens/s and FLOP/s against plain matmul, and
     /// generation speed with and without the KV cache, on random models.
@@ -293,6 +304,7 @@ fn real_main(cli: Cli) -> Result<()> {
             save_every,
             resume,
             on_bad_line,
+            allow_negative_weights,
             lora_rank,
             lora_alpha,
             lora_targets,
@@ -319,6 +331,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 seed,
                 save_every,
                 on_bad_line,
+                allow_negative_weights,
                 lora,
             };
             let report = train(
@@ -384,6 +397,7 @@ fn real_main(cli: Cli) -> Result<()> {
             concurrency,
             queue,
             max_context,
+            allow_reload,
         } => {
             if concurrency == 0 || max_context < 2 {
                 bail!("--concurrency must be at least 1 and --max-context at least 2");
@@ -401,13 +415,17 @@ fn real_main(cli: Cli) -> Result<()> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "model".into())
             });
-            let state = std::sync::Arc::new(leafe_trainer::serve::Served::with_limits(
+            let mut served = leafe_trainer::serve::Served::with_limits(
                 name.clone(),
                 m,
                 tokenizer,
                 template,
                 limits,
-            ));
+            );
+            if allow_reload {
+                served = served.allowing_reload();
+            }
+            let state = std::sync::Arc::new(served);
             let runtime = leafe_trainer::serve::runtime(&limits)
                 .context("cannot start the server runtime")?;
             runtime.block_on(async {

@@ -49,14 +49,42 @@ impl Default for ServeLimits {
 pub struct Served {
     /// The name clients pass as `model`.
     pub name: String,
+    /// The weights in use; a reload swaps them whole, and requests already
+    /// running finish with the ones they started with.
+    current: std::sync::RwLock<Arc<ServedModel>>,
+    pub limits: ServeLimits,
+    /// Whether `POST /v1/reload` may load other weights.
+    reload_allowed: bool,
+    requests: AtomicU64,
+    reloads: AtomicU64,
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+/// One set of weights with its tokenizer and chat template.
+pub struct ServedModel {
     pub model: Model,
     pub tokenizer: tokenizers::Tokenizer,
     pub template: ChatTemplate,
     pub eos: Vec<u32>,
-    pub limits: ServeLimits,
-    requests: AtomicU64,
-    slots: Arc<Semaphore>,
-    waiting: AtomicUsize,
+}
+
+impl ServedModel {
+    pub fn new(model: Model, tokenizer: tokenizers::Tokenizer, template: ChatTemplate) -> Self {
+        let eos = model.cfg.eos_token_id.into_iter().collect();
+        ServedModel {
+            model,
+            tokenizer,
+            template,
+            eos,
+        }
+    }
+
+    /// A checkpoint directory's weights, on `device`, for inference.
+    pub fn load(dir: &std::path::Path, device: &candle_core::Device) -> Result<Self> {
+        let (model, tokenizer) = crate::checkpoint::load_for_inference(dir, device)?;
+        Ok(ServedModel::new(model, tokenizer, ChatTemplate::load(dir)?))
+    }
 }
 
 impl Served {
@@ -76,18 +104,31 @@ impl Served {
         template: ChatTemplate,
         limits: ServeLimits,
     ) -> Self {
-        let eos = model.cfg.eos_token_id.into_iter().collect();
         Served {
             name,
-            model,
-            tokenizer,
-            template,
-            eos,
+            current: std::sync::RwLock::new(Arc::new(ServedModel::new(model, tokenizer, template))),
             slots: Arc::new(Semaphore::new(limits.concurrency.max(1))),
             limits,
+            reload_allowed: false,
             requests: AtomicU64::new(0),
+            reloads: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
         }
+    }
+
+    /// Let `POST /v1/reload` swap in other weights (off by default: it
+    /// reads a path on the server's machine).
+    pub fn allowing_reload(mut self) -> Self {
+        self.reload_allowed = true;
+        self
+    }
+
+    /// The weights in use now.
+    pub fn current(&self) -> Arc<ServedModel> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -196,6 +237,7 @@ pub fn router(state: Arc<Served>) -> Router {
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/reload", post(reload))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
@@ -211,9 +253,62 @@ async fn models(State(s): State<Arc<Served>>) -> Json<Value> {
     )
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReloadRequest {
+    /// A checkpoint directory on the server's machine.
+    model: std::path::PathBuf,
+}
+
+/// `POST /v1/reload {"model": DIR}`: load other weights (the same
+/// architecture or not) and serve them under the same name from the next
+/// request on, without a restart. For on-policy loops such as GRPO.
+async fn reload(State(s): State<Arc<Served>>, body: Bytes) -> Response {
+    if !s.reload_allowed {
+        return error(
+            StatusCode::FORBIDDEN,
+            "reloading is off: start the server with --allow-reload",
+        );
+    }
+    let req: ReloadRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid request body: {e} (expected {{\"model\": \"DIR\"}})"),
+            );
+        }
+    };
+    let state = s.clone();
+    let dir = req.model.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let device = state.current().model.device().clone();
+        ServedModel::load(&dir, &device)
+    })
+    .await;
+    match loaded {
+        Ok(Ok(weights)) => {
+            *s.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(weights);
+            let reloads = s.reloads.fetch_add(1, Ordering::SeqCst) + 1;
+            Json(json!({ "model": s.name, "loaded": req.model, "reloads": reloads }))
+                .into_response()
+        }
+        Ok(Err(e)) => error(
+            StatusCode::BAD_REQUEST,
+            format!("cannot load {}: {e:#}", req.model.display()),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reload failed: {e}"),
+        ),
+    }
+}
+
 /// A validated request, ready to generate.
 struct Job {
     id: String,
+    /// The weights it was tokenised for and is generated with.
+    weights: Arc<ServedModel>,
     prompt: Vec<u32>,
     n: usize,
     config: GenerateConfig,
@@ -268,10 +363,11 @@ fn parse(s: &Served, body: &[u8]) -> std::result::Result<Job, Refusal> {
     if stop.len() > 4 || stop.iter().any(|s| s.is_empty()) {
         return Err(bad("stop takes up to 4 non-empty strings".into()));
     }
-    let prompt = s
+    let weights = s.current();
+    let prompt = weights
         .template
         .render(&req.messages, true)
-        .and_then(|text| crate::tokenizer::ids(&s.tokenizer, &text))
+        .and_then(|text| crate::tokenizer::ids(&weights.tokenizer, &text))
         .map_err(|e| bad(format!("{e:#}")))?;
     let context = s.limits.max_context;
     if prompt.len() >= context {
@@ -283,6 +379,7 @@ fn parse(s: &Served, body: &[u8]) -> std::result::Result<Job, Refusal> {
     let number = s.requests.fetch_add(1, Ordering::Relaxed);
     Ok(Job {
         id: format!("chatcmpl-{number}"),
+        weights,
         config: GenerateConfig {
             max_tokens: req.max_completion_tokens.or(req.max_tokens).unwrap_or(256),
             temperature,
@@ -328,17 +425,13 @@ fn release_memory() {
 }
 
 /// Generate choice `index` of `job`, handing text pieces to `on_text`.
-fn run_choice(
-    s: &Served,
-    job: &Job,
-    index: usize,
-    on_text: impl FnMut(&str) -> bool,
-) -> Result<Generated> {
+fn run_choice(job: &Job, index: usize, on_text: impl FnMut(&str) -> bool) -> Result<Generated> {
     let cfg = GenerateConfig {
         seed: job.config.seed.wrapping_add(index as u64),
         ..job.config.clone()
     };
-    generate_streaming(&s.model, &s.tokenizer, &job.prompt, &s.eos, &cfg, on_text)
+    let w = &job.weights;
+    generate_streaming(&w.model, &w.tokenizer, &job.prompt, &w.eos, &cfg, on_text)
 }
 
 async fn chat(State(s): State<Arc<Served>>, body: Bytes) -> Response {
@@ -372,7 +465,7 @@ async fn chat(State(s): State<Arc<Served>>, body: Bytes) -> Response {
         let mut choices = Vec::new();
         let mut completion_tokens = 0;
         for index in 0..job.n {
-            let out = run_choice(&state, &job, index, |_| true)?;
+            let out = run_choice(&job, index, |_| true)?;
             completion_tokens += out.tokens.len();
             choices.push(json!({
                 "index": index,
@@ -430,7 +523,7 @@ async fn stream(s: Arc<Served>, job: Job, permit: tokio::sync::OwnedSemaphorePer
             {
                 return;
             }
-            let sent = run_choice(&state, &job, index, |piece| {
+            let sent = run_choice(&job, index, |piece| {
                 tx.blocking_send(chunk(index, json!({ "content": piece }), None))
                     .is_ok()
             });

@@ -208,3 +208,84 @@ fn a_full_queue_refuses_and_queued_requests_finish() {
     let first = queued.join().unwrap();
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
 }
+
+/// `POST /v1/reload` swaps in another checkpoint under the same name, when
+/// the server allows it; a bad directory leaves the old weights serving.
+#[test]
+fn reload_swaps_the_weights_without_a_restart() {
+    let corpus = "user: which way? assistant: left, then down. ".repeat(40);
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = common::tiny_model(dir_a.path(), &corpus, &common::small_spec());
+    // B: A after some training, as in an on-policy loop.
+    let line = serde_json::json!({"messages": [
+        {"role": "user", "content": "which way?"},
+        {"role": "assistant", "content": "left, then down."}]});
+    let data = dir_b.path().join("data.jsonl");
+    std::fs::write(&data, format!("{line}\n").repeat(4)).unwrap();
+    let b = dir_b.path().join("b");
+    let cfg = leafe_trainer::sft::SftConfig {
+        epochs: 30,
+        lr: 1e-2,
+        warmup_steps: 0,
+        ..Default::default()
+    };
+    leafe_trainer::sft::train(&a, &data, &b, &cfg, &candle_core::Device::Cpu, false, false)
+        .unwrap();
+    let greedy = |dir: &Path| {
+        let (model, tok) = load(dir);
+        let ids = common::chat_prompt(dir, &tok, "which way?");
+        let eos: Vec<u32> = model.cfg.eos_token_id.into_iter().collect();
+        let cfg = GenerateConfig {
+            max_tokens: 12,
+            ..Default::default()
+        };
+        generate(&model, &tok, &ids, &eos, &cfg).unwrap().text
+    };
+    let (want_a, want_b) = (greedy(&a), greedy(&b));
+    assert_ne!(want_a, want_b, "two different models");
+
+    let (model, tok) = load(&a);
+    let served = Served::new("tiny".into(), model, tok, ChatTemplate::load(&a).unwrap());
+    let addr = spawn_on_loopback(Arc::new(served.allowing_reload())).unwrap();
+    let ask = || {
+        let body = serde_json::json!({
+            "model": "tiny", "messages": [{"role": "user", "content": "which way?"}],
+            "temperature": 0, "max_tokens": 12,
+        });
+        let (status, reply) = request(addr, "POST", "/v1/chat/completions", &body.to_string());
+        assert_eq!(status, 200, "{reply}");
+        reply["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(ask(), want_a);
+    let reload = |dir: &Path| {
+        let body = serde_json::json!({ "model": dir });
+        request(addr, "POST", "/v1/reload", &body.to_string())
+    };
+    let (status, reply) = reload(&b);
+    assert_eq!(
+        (status, reply["reloads"].as_u64()),
+        (200, Some(1)),
+        "{reply}"
+    );
+    assert_eq!(ask(), want_b);
+    let (status, reply) = reload(&dir_b.path().join("nothing"));
+    assert_eq!(status, 400);
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot load"),
+        "{reply}"
+    );
+    assert_eq!(ask(), want_b, "a failed reload changes nothing");
+
+    // Off unless asked for.
+    let addr = start(&a);
+    let body = serde_json::json!({ "model": b }).to_string();
+    let (status, reply) = request(addr, "POST", "/v1/reload", &body);
+    assert_eq!(status, 403);
+    assert!(reply.to_string().contains("--allow-reload"), "{reply}");
+}

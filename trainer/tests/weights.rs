@@ -73,7 +73,6 @@ fn message_and_record_weights_shape_the_loss_mask() {
             "weight 0",
         ),
         (conversation(2.into(), null.clone()), "0 or 1"),
-        (conversation(null.clone(), (-1).into()), ">= 0"),
     ] {
         std::fs::write(&data, bad).unwrap();
         let err = load_chat_jsonl(&data, &template, &tokenizer, 512, OnBadLine::Stop)
@@ -146,5 +145,48 @@ fn a_mixed_set_is_the_sum_of_per_set_means() {
         (report.final_loss - expected).abs() < 1e-4 * expected,
         "{} vs {expected}",
         report.final_loss
+    );
+
+    // Negative weights (advantages) need saying so; then they count as such.
+    let negative = records[1]
+        .to_string()
+        .replace("\"weight\":0.3", "\"weight\":-0.3");
+    std::fs::write(&data, format!("{}\n{negative}", lines[0])).unwrap();
+    let cfg = SftConfig {
+        epochs: 1,
+        batch_size: 2,
+        max_steps: Some(1),
+        ..SftConfig::default()
+    };
+    let cpu = candle_core::Device::Cpu;
+    let refused = train(
+        &model,
+        &data,
+        &dir.path().join("neg"),
+        &cfg,
+        &cpu,
+        false,
+        false,
+    );
+    let err = format!("{:#}", refused.err().unwrap());
+    assert!(err.contains("--allow-negative-weights"), "{err}");
+    let allowed = SftConfig {
+        allow_negative_weights: true,
+        ..cfg
+    };
+    let report = train(
+        &model,
+        &data,
+        &dir.path().join("neg"),
+        &allowed,
+        &cpu,
+        false,
+        false,
+    );
+    let loss = report.unwrap().final_loss;
+    let expected = mean_loss(0) - beta * mean_loss(1);
+    assert!(
+        (loss - expected).abs() < 1e-4 * expected.abs(),
+        "{loss} vs {expected}"
     );
 }

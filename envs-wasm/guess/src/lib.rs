@@ -1,7 +1,7 @@
 //! Guess the number: the smallest complete leafe environment.
 //!
-//! A secret number in 1..=100 is drawn from the task; each action is a guess
-//! and the feedback says "higher" or "lower". Copy this file to start your own
+//! A secret number in 1..=100 (option `max` sets the top) is drawn from the
+//! task; each action is a guess and the feedback says "higher" or "lower". Copy this file to start your own
 //! environment (see "Write your own environment" in the README).
 
 use leafe_guest::{EnvError, EnvInfo, Environment, Rng, Step, Task};
@@ -11,18 +11,26 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize)]
 pub struct Guess {
     secret: u32,
+    /// The largest number allowed.
+    top: u32,
     /// The range the secret is known to lie in, from the feedback so far.
     low: u32,
     high: u32,
 }
 
+/// The largest secret unless the task says otherwise.
+const DEFAULT_MAX: u32 = 100;
+
 impl Environment for Guess {
+    const OPTIONS: &'static [&'static str] = &["max"];
+
     fn info() -> EnvInfo {
         EnvInfo::new(
             "guess",
             "0.1.0",
-            "Guess the secret whole number between 1 and 100. Answer with the number alone, \
-             e.g. `50`. After each guess you are told to go higher or lower.",
+            "Guess the secret whole number (between 1 and 100 unless told otherwise). Answer \
+             with the number alone, e.g. `50`. After each guess you are told to go higher or \
+             lower.",
         )
         .split("train", 1000)
         .split("test", 100)
@@ -30,13 +38,23 @@ impl Environment for Guess {
     }
 
     fn reset(task: &Task) -> Result<(Self, String), EnvError> {
-        let secret = Rng::for_task(task).range_inclusive(1, 100) as u32;
+        let max: u32 = task.option_or("max", DEFAULT_MAX)?;
+        if !(2..=1_000_000).contains(&max) {
+            return Err(EnvError::BadTask(format!(
+                "option max={max}: must be 2 to 1000000"
+            )));
+        }
+        let secret = Rng::for_task(task).range_inclusive(1, u64::from(max)) as u32;
         let state = Guess {
             secret,
+            top: max,
             low: 1,
-            high: 100,
+            high: max,
         };
-        Ok((state, "I am thinking of a number between 1 and 100.".into()))
+        Ok((
+            state,
+            format!("I am thinking of a number between 1 and {max}."),
+        ))
     }
 
     fn step(&mut self, action: &str) -> Step {
@@ -63,9 +81,14 @@ impl Environment for Guess {
         Step::new(format!("{guess} is wrong: go {hint}."), -0.1)
     }
 
-    /// Every number that may be guessed.
+    /// Every number that may be guessed (at most the first 100 of them
+    /// listed: a prompt cannot hold a million).
     fn admissible_actions(&self) -> Option<Vec<String>> {
-        Some((1..=100).map(|n: u32| n.to_string()).collect())
+        Some(
+            (1..=self.top.min(100))
+                .map(|n: u32| n.to_string())
+                .collect(),
+        )
     }
 
     /// Binary search over what the feedback has ruled out.
@@ -112,6 +135,21 @@ mod tests {
         let out = h.step("banana").unwrap();
         assert_eq!(out.info_json()["invalid-action"], true);
         assert!(h.step(&format!("guess {secret}")).unwrap().terminated);
+    }
+
+    #[test]
+    fn the_range_is_an_option() {
+        let mut h = Harness::<Guess>::new();
+        let first = h
+            .reset(&Task::new("test", 5, 0).with_option("max", "4"))
+            .unwrap();
+        assert_eq!(first, "I am thinking of a number between 1 and 4.");
+        assert!((1..=4).contains(&h.env().unwrap().secret));
+        assert_eq!(h.admissible_actions().unwrap(), ["1", "2", "3", "4"]);
+        for bad in ["1", "x", "2000000"] {
+            let task = Task::new("test", 5, 0).with_option("max", bad);
+            assert!(Harness::<Guess>::new().reset(&task).is_err(), "max={bad}");
+        }
     }
 
     #[test]

@@ -337,7 +337,9 @@ pub fn explore(
             let (leaf, paused) = ex.rollout(&req, branch, info, policy)?;
             if ex.nodes[leaf as usize].success {
                 ex.end.solved = true;
-                break;
+                if cfg.method != Method::Group {
+                    break;
+                }
             }
             if paused {
                 // Every K steps: a lesson means going back now; none, going on.
@@ -365,7 +367,7 @@ pub fn explore(
                 Method::Leafe => reflector
                     .reflect(&ex.path(leaf))
                     .map(|lesson| req.revised(lesson)),
-                Method::Sample => Some(BranchRequest {
+                Method::Sample | Method::Group => Some(BranchRequest {
                     from: 0,
                     depth: req.depth + 1,
                     experiences: Vec::new(),

@@ -20,7 +20,14 @@
 //! - `rft`: every step of every successful trajectory (rejection-sampling
 //!   fine-tuning, the baseline trained on `sample` runs);
 //! - `iwm`: implicit world modelling (Early Experience): from the history and
-//!   an action, predict the next observation, for every transition.
+//!   an action, predict the next observation, for every transition;
+//! - `grpo`: from a `--method group` run, every step of every rollout with
+//!   the model's sampled answer as the target and the rollout's
+//!   group-relative advantage as the record weight (outcome reward: 1 for a
+//!   success, else 0; advantage = (reward - group mean) / group std; groups
+//!   whose rollouts all scored the same carry no signal and are left out).
+//!   Trained with `leafe-trainer sft --allow-negative-weights`, this is one
+//!   policy-gradient step.
 
 use super::open::{OpenRun, open_run, task_of};
 use crate::agent::prompt::{PromptConfig, answer_text, messages, messages_without_lessons};
@@ -30,7 +37,9 @@ use crate::env::contract::Task;
 use crate::env::runtime::Runtime;
 use crate::env::session::{Session, SessionError};
 use crate::llm::Message;
-use crate::tree::path::{CorrectionCriterion, ancestors, corrections, same_action_revisions};
+use crate::tree::path::{
+    CorrectionCriterion, ancestors, corrections, leaves, same_action_revisions,
+};
 use crate::tree::{Header, Node};
 use crate::util::fs::write_atomic;
 use crate::util::rng::SplitMix;
@@ -49,6 +58,8 @@ pub enum ExportData {
     Rft,
     /// Next-observation prediction (Early Experience, implicit world modelling).
     Iwm,
+    /// Advantage-weighted sampled answers of a `group` run (GRPO).
+    Grpo,
 }
 
 pub struct ExportArgs {
@@ -123,6 +134,35 @@ pub struct ExportSummary {
     pub successful_trajectories: usize,
     /// Revised branches left out because they repeat the rejected action.
     pub same_action_dropped: usize,
+    /// `--data grpo`: the groups' outcomes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<GroupStats>,
+}
+
+/// What the rollouts of a `group` run came to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GroupStats {
+    pub groups: usize,
+    pub rollouts: usize,
+    pub successes: usize,
+    /// Mean outcome reward over all rollouts.
+    pub mean_reward: f64,
+    /// Groups whose rollouts all scored the same (no records written).
+    pub without_signal: usize,
+}
+
+/// The outcome reward of each rollout (`leaves`), and their advantages
+/// relative to the group: (r - mean) / std, or `None` when all are equal.
+fn advantages(leaves: &[&Node]) -> (Vec<f64>, Option<Vec<f64>>) {
+    let rewards: Vec<f64> = leaves
+        .iter()
+        .map(|n| f64::from(u8::from(n.success)))
+        .collect();
+    let n = rewards.len() as f64;
+    let mean = rewards.iter().sum::<f64>() / n;
+    let std = (rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let adv = (std > 1e-9).then(|| rewards.iter().map(|r| (r - mean) / std).collect());
+    (rewards, adv)
 }
 
 #[derive(Serialize)]
@@ -253,6 +293,7 @@ impl<'a> TaskTree<'a> {
 }
 
 /// How one run's records are written.
+#[derive(Clone)]
 struct Shape {
     prompt: PromptConfig,
     target: ExportTarget,
@@ -417,6 +458,29 @@ pub fn export(runtime: &Arc<Runtime>, args: &ExportArgs) -> Result<ExportSummary
                         trajectory(&mut out, &mut tree, &shape, origin, leaf, "rft", 1.0)?;
                     }
                 }
+                ExportData::Grpo => {
+                    // The sampled answers are what the policy gradient is of.
+                    let sampled = Shape {
+                        target: ExportTarget::Answer,
+                        ..shape.clone()
+                    };
+                    let ends = leaves(nodes);
+                    let (rewards, advantages) = advantages(&ends);
+                    let stats = out.summary.groups.get_or_insert_with(GroupStats::default);
+                    stats.groups += 1;
+                    stats.rollouts += ends.len();
+                    stats.successes += ends.iter().filter(|n| n.success).count();
+                    stats.mean_reward += rewards.iter().sum::<f64>();
+                    let Some(advantages) = advantages else {
+                        stats.without_signal += 1;
+                        continue;
+                    };
+                    for (leaf, advantage) in ends.iter().zip(advantages) {
+                        trajectory(
+                            &mut out, &mut tree, &sampled, origin, leaf.id, "grpo", advantage,
+                        )?;
+                    }
+                }
                 ExportData::Iwm => {
                     for n in nodes.iter().filter(|n| n.parent.is_some()) {
                         let path = tree.path(n.id);
@@ -431,13 +495,20 @@ pub fn export(runtime: &Arc<Runtime>, args: &ExportArgs) -> Result<ExportSummary
             }
         }
     }
-    if out.summary.records == 0 {
+    if let Some(g) = &mut out.summary.groups {
+        g.mean_reward /= g.rollouts.max(1) as f64;
+    }
+    // Groups that all scored the same are a normal GRPO iteration: no step.
+    let no_signal = out.summary.groups.as_ref().is_some_and(|g| g.groups > 0);
+    if out.summary.records == 0 && !no_signal {
         bail!(
             "no records: the runs have no {} (try more tasks or a larger --budget)",
             match args.data {
                 ExportData::Leafe => "successful corrections or trajectories",
                 ExportData::Rft => "successful trajectories",
                 ExportData::Iwm => "transitions",
+                ExportData::Grpo =>
+                    "group with both successes and failures (a `--method group` run)",
             }
         );
     }
@@ -487,6 +558,7 @@ pub fn default_out(runs: &[PathBuf], data: ExportData) -> Result<PathBuf> {
         ExportData::Leafe => "chat-leafe.jsonl",
         ExportData::Rft => "chat-rft.jsonl",
         ExportData::Iwm => "chat-iwm.jsonl",
+        ExportData::Grpo => "chat-grpo.jsonl",
     };
     match runs {
         [one] => Ok(one.join(name)),

@@ -85,6 +85,10 @@ pub enum Method {
     /// Iterative refinement: each new rollout starts from the beginning with
     /// the lessons of all earlier ones in the prompt; no rollback.
     Refine,
+    /// GRPO's groups: independent rollouts from the start, each played to
+    /// its end whether or not an earlier one succeeded, as many as the
+    /// budget allows and at most `max_depth + 1`.
+    Group,
 }
 
 impl Method {
@@ -93,6 +97,7 @@ impl Method {
             Method::Leafe => "leafe",
             Method::Sample => "sample",
             Method::Refine => "refine",
+            Method::Group => "group",
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct SftConfig {
     /// Checkpoint every N optimizer steps (0: only at the end).
     pub save_every: usize,
     pub on_bad_line: OnBadLine,
+    /// Accept negative record weights (policy-gradient data).
+    pub allow_negative_weights: bool,
     /// Train a LoRA adapter instead of all weights.
     pub lora: Option<LoraConfig>,
 }
@@ -62,6 +64,7 @@ impl Default for SftConfig {
             seed: 0,
             save_every: 0,
             on_bad_line: OnBadLine::Stop,
+            allow_negative_weights: false,
             lora: None,
         }
     }
@@ -108,6 +111,13 @@ pub fn train(
         cfg.max_len,
         cfg.on_bad_line,
     )?;
+    let negative = dataset.examples.iter().filter(|e| e.weight < 0.0).count();
+    if negative > 0 && !cfg.allow_negative_weights {
+        bail!(
+            "{negative} records have a weight below 0: pass --allow-negative-weights for \
+             policy-gradient data (such as `leafe-host export --data grpo`)"
+        );
+    }
     if let Some(max) = dataset.examples.iter().map(|e| e.ids.len()).max()
         && max > model_cfg.max_position_embeddings
     {

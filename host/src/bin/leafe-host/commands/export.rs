@@ -20,7 +20,9 @@ pub struct ExportCmd {
     #[arg(long, value_enum, default_value = "chat")]
     format: ExportFormat,
     /// Which data: leafe (corrections + rehearsal), rft (successful
-    /// trajectories) or iwm (predict the next observation).
+    /// trajectories), iwm (predict the next observation) or grpo (a
+    /// `--method group` run's sampled answers weighted by group-relative
+    /// advantages, for `leafe-trainer sft --allow-negative-weights`).
     #[arg(long, value_enum, default_value = "leafe")]
     data: ExportData,
     /// Where to write [default: RUN/chat-DATA.jsonl for one run].
@@ -118,6 +120,18 @@ impl ExportCmd {
             summary.tasks,
             out.display()
         );
+        if let Some(g) = &summary.groups {
+            println!(
+                "groups: {} · rollouts: {} · successes: {} · success rate {:.4} · mean reward {:.4} \
+                 · {} groups without signal",
+                g.groups,
+                g.rollouts,
+                g.successes,
+                g.successes as f64 / g.rollouts.max(1) as f64,
+                g.mean_reward,
+                g.without_signal
+            );
+        }
         if summary.same_action_dropped > 0 {
             println!(
                 "left out {} revised branches that repeat the rejected action",

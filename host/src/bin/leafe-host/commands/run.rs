@@ -53,7 +53,9 @@ pub struct RunCmd {
     #[arg(long, value_name = "K", default_value_t = 0)]
     reflect_every: u32,
     /// How the budget is spent: leafe (reflect, roll back, revise),
-    /// sample (independent rollouts) or refine (restart with the lessons).
+    /// sample (independent rollouts until one succeeds), refine (restart
+    /// with the lessons) or group (GRPO's groups: --max-depth + 1
+    /// independent rollouts, each to its end, success or not).
     #[arg(long, value_enum, default_value = "leafe")]
     method: Method,
     /// Steps per task, all branches together, in --budget-unit (for code
