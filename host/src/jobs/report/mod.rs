@@ -1,5 +1,8 @@
 //! `leafe-host report`: compare runs and evaluations in a Markdown table,
-//! and evaluations' Pass@k curves in an SVG picture.
+//! and evaluations' Pass@k curves in an SVG picture; with several seeds per
+//! variant, Pass@k with intervals ([`intervals`]).
+
+pub mod intervals;
 
 use crate::tree::rundir::SUMMARY;
 use anyhow::{Context, Result, bail};
