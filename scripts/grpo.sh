@@ -5,11 +5,12 @@
 # success, else 0; (r - mean) / std per task) and one policy-gradient update
 # (`sft --allow-negative-weights`: the advantage-weighted log-likelihood of
 # the sampled answers), then the server reloads the new weights
-# (`/v1/reload`) without a restart. No KL term to a reference model.
+# (`/v1/reload`) without a restart. KL=coef adds coef * KL(policy || starting model)
+# on the sampled tokens to each update (off by default).
 #
 # Usage: scripts/grpo.sh MODEL_DIR WORKDIR [leafe-host run flags: --env, --opt, --task(s), ...]
 # Settings (environment): ITERS=5 GROUP=8 STEPS=<episode steps, for the budget>
-#   LR=1e-3 BATCH=64 TEMPERATURE=1.0 MAX_TOKENS=64 PORT=8766
+#   LR=1e-3 BATCH=64 TEMPERATURE=1.0 MAX_TOKENS=64 PORT=8766 KL=<coef, unset: none>
 # Writes WORKDIR/iter-N/{run,grpo.jsonl,model} and one JSON line per iteration
 # to WORKDIR/grpo_log.jsonl (iteration, mean reward, success rate, records);
 # the last model is WORKDIR/final (a link to the newest checkpoint).
@@ -19,8 +20,12 @@ model=$(cd "$1" && pwd); work=$2; shift 2
 iters=${ITERS:-5} group=${GROUP:-8} steps=${STEPS:-10} lr=${LR:-1e-3} batch=${BATCH:-64}
 port=${PORT:-8766}
 cd "$(dirname "$0")/.."
-cargo build -q -p leafe-host -p leafe-trainer
-bin=${CARGO_TARGET_DIR:-target}/debug
+# PROFILE=release builds and runs optimised binaries (same results, faster).
+case ${PROFILE:-dev} in
+  dev) cargo build -q -p leafe-host -p leafe-trainer; bin=${CARGO_TARGET_DIR:-target}/debug ;;
+  release) cargo build -q --release -p leafe-host -p leafe-trainer; bin=${CARGO_TARGET_DIR:-target}/release ;;
+  *) echo "PROFILE must be dev or release" >&2; exit 2 ;;
+esac
 H=$bin/leafe-host T=$bin/leafe-trainer
 mkdir -p "$work"; work=$(cd "$work" && pwd)
 : > "$work/grpo_log.jsonl"
@@ -52,9 +57,12 @@ for i in $(seq 1 "$iters"); do
   reward=$(sed -n 's/.*mean reward \([0-9.]*\).*/\1/p' <<< "$stats")
   printf '{"iteration": %d, "mean_reward": %s, "success_rate": %s, "records": %d, "model": "%s"}\n' \
     "$i" "$reward" "$rate" "$records" "$current" | tee -a "$work/grpo_log.jsonl"
+  kl=()
+  [[ -n ${KL:-} ]] && kl=(--kl-to "$model" --kl-coef "$KL")
   if [[ $records -gt 0 ]]; then
     "$T" sft --model "$current" --data "$it/grpo.jsonl" --out "$it/model" --epochs 1 \
-      --batch-size "$batch" --lr "$lr" --warmup-steps 0 --allow-negative-weights > "$it.sft.txt"
+      --batch-size "$batch" --lr "$lr" --warmup-steps 0 --allow-negative-weights "${kl[@]}" \
+      > "$it.sft.txt"
     current=$it/model
     post "$url/reload" "{\"model\": \"$current\"}" > /dev/null
   fi

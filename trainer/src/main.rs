@@ -105,6 +105,13 @@ enum Command {
         /// makes its answer less likely.
         #[arg(long)]
         allow_negative_weights: bool,
+        /// Penalise KL(model || this checkpoint) on the trained tokens (GRPO's
+        /// pull towards the policy it started from; same tokenizer).
+        #[arg(long, value_name = "DIR")]
+        kl_to: Option<PathBuf>,
+        /// The KL penalty's weight (with --kl-to).
+        #[arg(long, default_value_t = 0.04, requires = "kl_to")]
+        kl_coef: f64,
         /// Train a LoRA adapter of this rank instead of all weights (saved as a
         /// PEFT adapter in OUT/adapter and merged into OUT).
         #[arg(long)]
@@ -305,6 +312,8 @@ fn real_main(cli: Cli) -> Result<()> {
             resume,
             on_bad_line,
             allow_negative_weights,
+            kl_to,
+            kl_coef,
             lora_rank,
             lora_alpha,
             lora_targets,
@@ -332,6 +341,10 @@ fn real_main(cli: Cli) -> Result<()> {
                 save_every,
                 on_bad_line,
                 allow_negative_weights,
+                kl: kl_to.map(|reference| leafe_trainer::sft::KlPenalty {
+                    reference,
+                    coef: kl_coef,
+                }),
                 lora,
             };
             let report = train(

@@ -5,7 +5,9 @@ mod common;
 
 use leafe_trainer::chat::ChatTemplate;
 use leafe_trainer::data::{OnBadLine, load_chat_jsonl};
-use leafe_trainer::sft::{SetNorm, SftConfig, make_batch, masked_nll_sum, train};
+use leafe_trainer::sft::{
+    SetNorm, SftConfig, kl_to_reference_sum, make_batch, masked_nll_sum, train,
+};
 
 #[test]
 fn message_and_record_weights_shape_the_loss_mask() {
@@ -188,5 +190,73 @@ fn a_mixed_set_is_the_sum_of_per_set_means() {
     assert!(
         (loss - expected).abs() < 1e-4 * expected.abs(),
         "{loss} vs {expected}"
+    );
+}
+
+/// `--kl-to`: the step's loss gains coef * the mean k3 estimate of
+/// KL(model || reference) over the trained tokens; zero against itself.
+#[test]
+fn a_kl_penalty_adds_the_mean_divergence_from_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = "up down left right the box is on the goal ".repeat(50);
+    let model = common::tiny_model(dir.path(), &corpus, &common::small_spec());
+    let data = dir.path().join("data.jsonl");
+    let line = serde_json::json!({"messages": [
+        {"role": "user", "content": "the box"},
+        {"role": "assistant", "content": "up up left"}]});
+    std::fs::write(&data, format!("{line}\n")).unwrap();
+    let cpu = candle_core::Device::Cpu;
+    // A reference that differs: the model after a few steps on the data.
+    let reference = dir.path().join("reference");
+    let warm = SftConfig {
+        epochs: 5,
+        lr: 1e-2,
+        warmup_steps: 0,
+        ..SftConfig::default()
+    };
+    train(&model, &data, &reference, &warm, &cpu, false, false).unwrap();
+
+    let template = ChatTemplate::load(&model).unwrap();
+    let (net, tokenizer) = common::load(&model);
+    let (reference_net, _) = common::load(&reference);
+    let set = load_chat_jsonl(&data, &template, &tokenizer, 512, OnBadLine::Stop).unwrap();
+    let batch = make_batch(&[&set.examples[0]], 0, &cpu, &SetNorm::none()).unwrap();
+    let logits = net.forward(&batch.inputs, None).unwrap();
+    let scalar = |t: candle_core::Tensor| f64::from(t.to_scalar::<f32>().unwrap());
+    let n = batch.tokens as f64;
+    let nll = scalar(masked_nll_sum(&logits, &batch.targets, &batch.mask).unwrap()) / n;
+    let kl = |other: &leafe_trainer::model::Model| {
+        let theirs = other.forward(&batch.inputs, None).unwrap();
+        scalar(kl_to_reference_sum(&logits, &theirs, &batch.targets, &batch.trained).unwrap()) / n
+    };
+    assert!(kl(&net).abs() < 1e-6, "no divergence from itself");
+    let divergence = kl(&reference_net);
+    assert!(divergence > 1e-3, "{divergence}");
+
+    let coef = 0.5;
+    let cfg = SftConfig {
+        epochs: 1,
+        max_steps: Some(1),
+        kl: Some(leafe_trainer::sft::KlPenalty {
+            reference: reference.clone(),
+            coef,
+        }),
+        ..SftConfig::default()
+    };
+    let report = train(
+        &model,
+        &data,
+        &dir.path().join("out"),
+        &cfg,
+        &cpu,
+        false,
+        false,
+    )
+    .unwrap();
+    let expected = nll + coef * divergence;
+    assert!(
+        (report.final_loss - expected).abs() < 1e-4 * expected,
+        "{} vs {expected}",
+        report.final_loss
     );
 }

@@ -415,7 +415,9 @@ pub fn export(runtime: &Arc<Runtime>, args: &ExportArgs) -> Result<ExportSummary
         for i in (1..all_successes.len()).rev() {
             all_successes.swap(i, rng.below(i + 1));
         }
-        let rehearse = (args.reh_fraction * all_successes.len() as f64).round() as usize;
+        // Rounded up (a few successes still give one), but not past a float's noise.
+        let share = args.reh_fraction * all_successes.len() as f64;
+        let rehearse = ((share - 1e-9).ceil().max(0.0) as usize).min(all_successes.len());
         let rehearsed = &all_successes[..rehearse];
 
         for (index, nodes) in &by_task {

@@ -19,6 +19,8 @@ pub struct Batch {
     pub inputs: Tensor,
     pub targets: Tensor,
     pub mask: Tensor,
+    /// 1 where a target token is trained, 0 elsewhere (whatever its weight).
+    pub trained: Tensor,
     /// Target tokens that count.
     pub tokens: usize,
 }
@@ -68,6 +70,7 @@ pub fn make_batch(
         .max()
         .context("empty batch")?;
     let (mut inputs, mut targets, mut mask) = (Vec::new(), Vec::new(), Vec::new());
+    let mut trained_at = Vec::new();
     let mut tokens = 0;
     for e in examples {
         let n = e.ids.len() - 1;
@@ -79,6 +82,7 @@ pub fn make_batch(
             let trained = real && e.trained[i + 1];
             tokens += usize::from(trained);
             mask.push(if trained { scale } else { 0.0 });
+            trained_at.push(f32::from(u8::from(trained)));
         }
     }
     let b = examples.len();
@@ -86,6 +90,7 @@ pub fn make_batch(
         inputs: Tensor::from_vec(inputs, (b, t), device)?,
         targets: Tensor::from_vec(targets, (b, t), device)?,
         mask: Tensor::from_vec(mask, (b, t), device)?,
+        trained: Tensor::from_vec(trained_at, (b, t), device)?,
         tokens,
     })
 }
@@ -100,6 +105,29 @@ pub fn masked_nll_sum(
     let logp = log_softmax_last_dim(logits)?;
     let picked = logp.gather(&targets.unsqueeze(2)?, 2)?.squeeze(2)?;
     (picked * mask.to_dtype(logits.dtype())?)?.sum_all()?.neg()
+}
+
+/// The KL divergence from a reference model, summed over the positions
+/// where `mask` is 1, with the k3 estimator on the data's own tokens:
+/// exp(r) - r - 1 for r = log p_ref(token) - log p(token). It is never
+/// negative and its gradient pulls the model back towards the reference.
+pub fn kl_to_reference_sum(
+    logits: &Tensor,
+    reference_logits: &Tensor,
+    targets: &Tensor,
+    mask: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let index = targets.unsqueeze(2)?;
+    let logp = log_softmax_last_dim(logits)?
+        .gather(&index, 2)?
+        .squeeze(2)?;
+    let ref_logp = log_softmax_last_dim(&reference_logits.to_dtype(logits.dtype())?)?
+        .gather(&index, 2)?
+        .squeeze(2)?
+        .detach();
+    let r = (ref_logp - logp)?;
+    let k3 = ((r.exp()? - &r)? - 1.0)?;
+    (k3 * mask.to_dtype(logits.dtype())?)?.sum_all()
 }
 
 /// Length-bucketed batches: sorted by length, cut into batches, batch order

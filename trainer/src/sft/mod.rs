@@ -6,7 +6,7 @@ mod batch;
 mod checkpoint;
 mod report;
 
-pub use batch::{Batch, SetNorm, make_batch, masked_nll_sum};
+pub use batch::{Batch, SetNorm, kl_to_reference_sum, make_batch, masked_nll_sum};
 pub use report::{LogEntry, loss_curve_svg};
 
 use crate::chat::{ChatTemplate, Example};
@@ -44,6 +44,9 @@ pub struct SftConfig {
     pub on_bad_line: OnBadLine,
     /// Accept negative record weights (policy-gradient data).
     pub allow_negative_weights: bool,
+    /// Add coef * KL(model || reference) on the trained tokens (a mean over
+    /// them), as GRPO does to stay near its starting policy.
+    pub kl: Option<KlPenalty>,
     /// Train a LoRA adapter instead of all weights.
     pub lora: Option<LoraConfig>,
 }
@@ -65,9 +68,18 @@ impl Default for SftConfig {
             save_every: 0,
             on_bad_line: OnBadLine::Stop,
             allow_negative_weights: false,
+            kl: None,
             lora: None,
         }
     }
+}
+
+/// A KL penalty towards a reference model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KlPenalty {
+    /// The reference checkpoint (same tokenizer), e.g. the policy GRPO started from.
+    pub reference: std::path::PathBuf,
+    pub coef: f64,
 }
 
 /// What a training run did.
@@ -149,6 +161,25 @@ pub fn train(
         device,
     )?;
     let model = weights.model(&model_cfg)?;
+    let reference = match &cfg.kl {
+        Some(kl) => {
+            if !(kl.coef >= 0.0 && kl.coef.is_finite()) {
+                bail!("--kl-coef must be a number >= 0");
+            }
+            let (reference, _) = crate::checkpoint::load_for_inference(&kl.reference, device)
+                .with_context(|| format!("the KL reference {}", kl.reference.display()))?;
+            if reference.cfg.vocab_size != model_cfg.vocab_size {
+                bail!(
+                    "the KL reference has a vocabulary of {} tokens, the model {}: they must share \
+                     a tokenizer",
+                    reference.cfg.vocab_size,
+                    model_cfg.vocab_size
+                );
+            }
+            Some((reference, kl.coef))
+        }
+        None => None,
+    };
     let vars = weights.trainable();
     let mut opt = AdamW::new(
         vars,
@@ -207,7 +238,17 @@ pub fn train(
             for batch in &batches {
                 let logits = model.forward(&batch.inputs, None)?;
                 // The mask already divides by each set's tokens in the step.
-                let loss = masked_nll_sum(&logits, &batch.targets, &batch.mask)?;
+                let mut loss = masked_nll_sum(&logits, &batch.targets, &batch.mask)?;
+                if let Some((reference, coef)) = &reference {
+                    let reference_logits = reference.forward(&batch.inputs, None)?;
+                    let kl = kl_to_reference_sum(
+                        &logits,
+                        &reference_logits,
+                        &batch.targets,
+                        &batch.trained,
+                    )?;
+                    loss = (loss + (kl * (*coef / tokens.max(1) as f64))?)?;
+                }
                 loss_sum += f64::from(loss.to_scalar::<f32>()?);
                 let store = loss.backward()?;
                 for ((_, var), slot) in opt.vars().zip(grads.iter_mut()) {

@@ -46,10 +46,12 @@ enum Command {
     Eval(commands::eval::EvalCmd),
     /// Write distillation data from runs as chat JSONL for `leafe-trainer sft`.
     ///
-    /// LEAFE's corrections + rehearsal, RFT's successful trajectories, or
-    /// next-observation prediction; also readable by TRL and LLaMA-Factory.
+    /// LEAFE's corrections + rehearsal, RFT's successful trajectories,
+    /// next-observation prediction, or GRPO's advantage-weighted samples;
+    /// also readable by TRL (`--weights split`) and LLaMA-Factory.
     Export(commands::export::ExportCmd),
-    /// Compare runs and evaluations in Markdown tables and Pass@k curves.
+    /// Compare runs and evaluations in Markdown tables and Pass@k curves
+    /// (with --variant: over seeds, with bootstrap intervals).
     ///
     /// The tables go to stdout (or --out), the curves of the evaluations to
     /// an SVG picture (--svg).

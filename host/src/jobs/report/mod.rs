@@ -51,7 +51,32 @@ pub fn load(dirs: &[PathBuf]) -> Result<Vec<Entry>> {
     if dirs.is_empty() {
         bail!("name at least one run or eval directory");
     }
-    dirs.iter().map(|d| load_one(d)).collect()
+    let mut entries: Vec<Entry> = dirs.iter().map(|d| load_one(d)).collect::<Result<_>>()?;
+    // Directories of the same name (`seed-0/eval`, `seed-1/eval`) are told
+    // apart by their parent's name.
+    let names: Vec<String> = entries.iter().map(|e| e.name().to_string()).collect();
+    for (entry, dir) in entries.iter_mut().zip(dirs) {
+        let name = entry.name().to_string();
+        let parent = dir.parent().and_then(|p| p.file_name());
+        if let (true, Some(parent)) = (names.iter().filter(|n| **n == name).count() > 1, parent) {
+            entry.rename(format!("{}/{name}", parent.to_string_lossy()));
+        }
+    }
+    Ok(entries)
+}
+
+impl Entry {
+    fn name(&self) -> &str {
+        match self {
+            Entry::Eval { name, .. } | Entry::Run { name, .. } => name,
+        }
+    }
+
+    fn rename(&mut self, new: String) {
+        match self {
+            Entry::Eval { name, .. } | Entry::Run { name, .. } => *name = new,
+        }
+    }
 }
 
 fn load_one(dir: &Path) -> Result<Entry> {
