@@ -20,6 +20,7 @@ use std::process::Command;
 const GUESTS: &[(&str, bool)] = &[
     ("leafe-env-sokoban", true),
     ("leafe-env-guess", true),
+    ("leafe-env-household", true),
     ("leafe-env-code", true),
     ("leafe-env-broken", false),
 ];

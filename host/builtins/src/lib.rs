@@ -69,6 +69,13 @@ pub const BUILTINS: &[Builtin] = &[
         data: None,
     },
     Builtin {
+        name: "household",
+        bytes: generated::HOUSEHOLD,
+        sha256: generated::HOUSEHOLD_SHA256,
+        args: &[],
+        data: None,
+    },
+    Builtin {
         name: "mbpp",
         bytes: generated::CODE,
         sha256: generated::CODE_SHA256,
@@ -112,6 +119,8 @@ pub mod test_components {
     pub const SOKOBAN_PATH: &str = super::generated::SOKOBAN_PATH;
     /// `envs-wasm/guess`, as a file.
     pub const GUESS_PATH: &str = super::generated::GUESS_PATH;
+    /// `envs-wasm/household`, as a file.
+    pub const HOUSEHOLD_PATH: &str = super::generated::HOUSEHOLD_PATH;
     /// `envs-wasm/code`, as a file (it serves MBPP when given no arguments).
     pub const CODE_PATH: &str = super::generated::CODE_PATH;
 }

@@ -18,6 +18,7 @@ pub mod compute;
 pub mod report;
 pub mod sandbox;
 pub mod startup;
+pub mod text_worlds;
 
 pub use report::{BenchReport, Figure};
 
@@ -276,6 +277,7 @@ fn host_figures(
         with_replay,
     );
     bar.inc(1);
+    text_worlds::all(report, &env.runtime, reps)?;
     bar.finish_and_clear();
     Ok(())
 }
