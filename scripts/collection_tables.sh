@@ -4,14 +4,14 @@
 # the same tasks with the same budget, then `report`'s table.
 #
 # Usage: scripts/collection_tables.sh [WORKDIR]     (default runs/collection)
-# Settings (environment): ENVS="household:valid_unseen" TASKS=100 NOISE=0.6 BUDGET=60 SEED=0
+# Settings (environment): ENVS="household:valid_unseen shop:test" TASKS=100 NOISE=0.6 BUDGET=60 SEED=0
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-runs/collection}
 cargo build -q --release -p leafe-host
 H=${CARGO_TARGET_DIR:-target}/release/leafe-host
 mkdir -p "$work"
-for spec in ${ENVS:-household:valid_unseen}; do
+for spec in ${ENVS:-household:valid_unseen shop:test}; do
   env=${spec%%:*} split=${spec#*:}
   dirs=()
   for method in sample refine leafe; do

@@ -21,6 +21,7 @@ const GUESTS: &[(&str, bool)] = &[
     ("leafe-env-sokoban", true),
     ("leafe-env-guess", true),
     ("leafe-env-household", true),
+    ("leafe-env-shop", true),
     ("leafe-env-code", true),
     ("leafe-env-broken", false),
 ];

@@ -76,6 +76,13 @@ pub const BUILTINS: &[Builtin] = &[
         data: None,
     },
     Builtin {
+        name: "shop",
+        bytes: generated::SHOP,
+        sha256: generated::SHOP_SHA256,
+        args: &[],
+        data: None,
+    },
+    Builtin {
         name: "mbpp",
         bytes: generated::CODE,
         sha256: generated::CODE_SHA256,
@@ -121,6 +128,8 @@ pub mod test_components {
     pub const GUESS_PATH: &str = super::generated::GUESS_PATH;
     /// `envs-wasm/household`, as a file.
     pub const HOUSEHOLD_PATH: &str = super::generated::HOUSEHOLD_PATH;
+    /// `envs-wasm/shop`, as a file.
+    pub const SHOP_PATH: &str = super::generated::SHOP_PATH;
     /// `envs-wasm/code`, as a file (it serves MBPP when given no arguments).
     pub const CODE_PATH: &str = super::generated::CODE_PATH;
 }

@@ -90,5 +90,6 @@ pub fn run(
 
 /// Every text world built in, with the split its figures use.
 pub fn all(report: &mut BenchReport, runtime: &std::sync::Arc<Runtime>, reps: u32) -> Result<()> {
-    run(report, runtime, "household", "train", reps).context("household")
+    run(report, runtime, "household", "train", reps).context("household")?;
+    run(report, runtime, "shop", "test", reps).context("shop")
 }
