@@ -40,7 +40,12 @@ pub struct RunView {
     pub tasks: usize,
     pub solved: usize,
     pub solve_rate: f64,
+    /// Policy decisions.
     pub steps: u64,
+    /// What a reset-and-replay implementation would execute (absent in
+    /// summaries from before budget units).
+    #[serde(default)]
+    pub env_steps: Option<u64>,
     pub backtracks: u64,
     pub corrections: usize,
     pub errors: usize,
@@ -167,13 +172,13 @@ pub fn markdown(entries: &[Entry]) -> String {
             md.push('\n');
         }
         md.push_str(
-            "| run | env | split | policy | method | tasks | solved | solve rate | env steps | backtracks | corrections | errors |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "| run | env | split | policy | method | tasks | solved | solve rate | steps | env steps | backtracks | corrections | errors |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for (name, s) in &runs {
             let _ = writeln!(
                 md,
-                "| {name} | {} | {} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {} | {} |",
                 s.env,
                 s.split,
                 s.policy,
@@ -182,6 +187,7 @@ pub fn markdown(entries: &[Entry]) -> String {
                 s.solved,
                 100.0 * s.solve_rate,
                 s.steps,
+                s.env_steps.map_or("-".to_string(), |n| n.to_string()),
                 s.backtracks,
                 s.corrections,
                 s.errors
