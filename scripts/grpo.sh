@@ -20,12 +20,7 @@ model=$(cd "$1" && pwd); work=$2; shift 2
 iters=${ITERS:-5} group=${GROUP:-8} steps=${STEPS:-10} lr=${LR:-1e-3} batch=${BATCH:-64}
 port=${PORT:-8766}
 cd "$(dirname "$0")/.."
-# PROFILE=release builds and runs optimised binaries (same results, faster).
-case ${PROFILE:-dev} in
-  dev) cargo build -q -p leafe-host -p leafe-trainer; bin=${CARGO_TARGET_DIR:-target}/debug ;;
-  release) cargo build -q --release -p leafe-host -p leafe-trainer; bin=${CARGO_TARGET_DIR:-target}/release ;;
-  *) echo "PROFILE must be dev or release" >&2; exit 2 ;;
-esac
+source scripts/bins.sh
 H=$bin/leafe-host T=$bin/leafe-trainer
 mkdir -p "$work"; work=$(cd "$work" && pwd)
 : > "$work/grpo_log.jsonl"

@@ -30,12 +30,7 @@ else
   eval_tasks=40; samples=16; ks=1,2,4,8,16
 fi
 
-# PROFILE=release builds and runs optimised binaries (same results, faster).
-case ${PROFILE:-dev} in
-  dev) cargo build -q -p leafe-host -p leafe-trainer; bin=${CARGO_TARGET_DIR:-target}/debug ;;
-  release) cargo build -q --release -p leafe-host -p leafe-trainer; bin=${CARGO_TARGET_DIR:-target}/release ;;
-  *) echo "PROFILE must be dev or release" >&2; exit 2 ;;
-esac
+source scripts/bins.sh
 H=$bin/leafe-host
 T=$bin/leafe-trainer
 mkdir -p "$root"

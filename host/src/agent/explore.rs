@@ -298,26 +298,7 @@ pub fn explore(
             error: None,
         },
     };
-    let root = Node {
-        task: task.index,
-        id: 0,
-        parent: None,
-        branch: 0,
-        depth: 0,
-        action: None,
-        answer: None,
-        obs_sha256: sha256_hex(first.as_bytes()),
-        observation: first,
-        reward: 0.0,
-        terminated: false,
-        truncated: false,
-        success: false,
-        dead_end: None,
-        snapshot: None,
-        experience: None,
-        rejected: None,
-        earlier_experiences: Vec::new(),
-    };
+    let root = Node::root(task.index, first);
     let mut branch_queue = VecDeque::from([BranchRequest {
         from: 0,
         depth: 0,

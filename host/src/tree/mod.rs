@@ -161,6 +161,31 @@ pub struct Node {
 }
 
 impl Node {
+    /// The state a task starts in (after `reset`): node 0, no parent, no
+    /// action, nothing recorded yet but its observation.
+    pub fn root(task: u32, observation: String) -> Node {
+        Node {
+            task,
+            id: 0,
+            parent: None,
+            branch: 0,
+            depth: 0,
+            action: None,
+            answer: None,
+            obs_sha256: crate::util::hash::sha256_hex(observation.as_bytes()),
+            observation,
+            reward: 0.0,
+            terminated: false,
+            truncated: false,
+            success: false,
+            dead_end: None,
+            snapshot: None,
+            experience: None,
+            rejected: None,
+            earlier_experiences: Vec::new(),
+        }
+    }
+
     /// Every lesson the policy was shown when it chose this node's action,
     /// if this is the first node of a revised rollout.
     pub fn lessons_shown(&self) -> Vec<String> {

@@ -127,24 +127,11 @@ mod tests {
     /// A node reached by `action` from `parent`, with `reward`.
     fn node(id: u32, parent: Option<u32>, action: &str, reward: f64) -> Node {
         Node {
-            task: 0,
             id,
             parent,
-            branch: 0,
-            depth: 0,
             action: parent.map(|_| action.to_string()),
-            answer: None,
-            observation: String::new(),
-            obs_sha256: String::new(),
             reward,
-            terminated: false,
-            truncated: false,
-            success: false,
-            dead_end: None,
-            snapshot: None,
-            experience: None,
-            rejected: None,
-            earlier_experiences: Vec::new(),
+            ..Node::root(0, String::new())
         }
     }
 

@@ -123,24 +123,13 @@ mod tests {
 
     fn node(id: u32, action: Option<&str>, reward: f64) -> Node {
         Node {
-            task: 0,
             id,
             parent: id.checked_sub(1),
-            branch: 0,
-            depth: 0,
             action: action.map(str::to_string),
-            answer: None,
             observation: format!("obs{id}"),
             obs_sha256: format!("h{id}"),
             reward,
-            terminated: false,
-            truncated: false,
-            success: false,
-            dead_end: None,
-            snapshot: None,
-            experience: None,
-            rejected: None,
-            earlier_experiences: Vec::new(),
+            ..Node::root(0, String::new())
         }
     }
 
