@@ -40,7 +40,7 @@ use crate::llm::Message;
 use crate::tree::path::{
     CorrectionCriterion, ancestors, corrections, leaves, same_action_revisions,
 };
-use crate::tree::{Header, Node};
+use crate::tree::{Header, Method, Node};
 use crate::util::fs::write_atomic;
 use crate::util::rng::SplitMix;
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -400,6 +400,15 @@ pub fn export(runtime: &Arc<Runtime>, args: &ExportArgs) -> Result<ExportSummary
             by_task,
         } = open_run(runtime, run, None).with_context(|| format!("run {}", run.display()))?;
         let run_name = run.display().to_string();
+        // A group's rollouts are GRPO's samples; the branches of any other
+        // method's tree are not independent samples of one policy.
+        if args.data == ExportData::Grpo && header.method != Method::Group {
+            bail!(
+                "--data grpo needs a `run --method group` run; {} was made with --method {}",
+                run.display(),
+                header.method.as_str()
+            );
+        }
         let shape = Shape {
             prompt: args.prompt.apply(header.prompt.as_ref()),
             target: args.target,

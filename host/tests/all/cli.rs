@@ -793,6 +793,18 @@ fn export_writes_traceable_chat_records_for_each_kind_of_data() {
         &["export", run_dir.to_str().unwrap(), "--reh-fraction", "2"],
         "--reh-fraction",
     );
+    // GRPO's data comes from groups of independent rollouts only.
+    fails(
+        &[
+            "export",
+            sample.to_str().unwrap(),
+            "--data",
+            "grpo",
+            "--out",
+            "/dev/null",
+        ],
+        "needs a `run --method group` run",
+    );
     fails(
         &["export", dir.path().join("nothing").to_str().unwrap()],
         "cannot read",
