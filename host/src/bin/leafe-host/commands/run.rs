@@ -97,6 +97,11 @@ impl RunCmd {
     pub fn execute(self, ctx: &Ctx) -> Result<()> {
         let runtime = Runtime::new(ctx.options.clone())?;
         let policy = self.llm.policy(&self.policy, self.noise, self.jobs)?;
+        // The prompt the header records: the model policy's own, else read once here.
+        let prompt = match policy.prompt() {
+            Some(prompt) => prompt.clone(),
+            None => self.llm.prompt()?,
+        };
         let jobs = jobs_for(&policy, self.jobs)?;
         let out = match self.out {
             Some(out) => out,
@@ -118,7 +123,7 @@ impl RunCmd {
             options: self.task.options,
             reflector: self.llm.reflector(&self.reflector, &policy, self.jobs)?,
             policy,
-            prompt: self.llm.prompt()?,
+            prompt,
             explore: ExploreConfig {
                 method: self.method,
                 reflect_every: self.reflect_every,
