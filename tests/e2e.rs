@@ -172,7 +172,14 @@ fn exploration_backtracks_on_guess_and_is_deterministic() {
             options: vec![],
         };
         let mut policy = PolicySpec::Oracle { noise: 0.9 }.build(3, index);
-        explore_task(&env, &task, policy.as_mut(), &mut RuleReflector, &cfg).unwrap()
+        explore_task(
+            &env.clone().into(),
+            &task,
+            policy.as_mut(),
+            &mut RuleReflector,
+            &cfg,
+        )
+        .unwrap()
     };
     let mut backtracks = 0;
     for index in 0..8 {

@@ -104,7 +104,14 @@ fn a_served_tiny_model_plays_through_the_openai_policy() {
         snapshot_every: 1,
     };
     let mut policy = spec.build(0, 0);
-    let run = explore_task(&env, &task, policy.as_mut(), &mut RuleReflector, &cfg).unwrap();
+    let run = explore_task(
+        &env.clone().into(),
+        &task,
+        policy.as_mut(),
+        &mut RuleReflector,
+        &cfg,
+    )
+    .unwrap();
     assert_eq!(run.end.error, None);
     assert_eq!(
         run.end.steps, 4,

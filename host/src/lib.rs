@@ -27,10 +27,11 @@
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! let runtime = Runtime::new(EngineOptions::default())?;
-//! let sokoban = leafe_host::env::load::load(&runtime, "sokoban")?;
+//! // A built-in name, a component's path, or remote:URL (an environment server).
+//! let sokoban = leafe_host::Environment::open(&runtime, "sokoban")?;
 //! let task = Task::new("test", 0, 0, &[]);
 //! let mut policy = PolicySpec::Oracle { noise: 0.4 }.build(0, task.index);
-//! let mut reflector = ReflectorSpec::Rule.build(&sokoban.info, 0, task.index);
+//! let mut reflector = ReflectorSpec::Rule.build(sokoban.info(), 0, task.index);
 //! let config = ExploreConfig {
 //!     method: Method::Leafe,
 //!     reflect_every: 0,
@@ -65,6 +66,7 @@ pub use agent::reflect::{Reflector, spec::ReflectorSpec};
 pub use agent::{Context, EnvInstance, Experience};
 pub use env::component::{EnvComponent, Source};
 pub use env::contract::{EnvError, EnvInfo, StepResult, Task};
+pub use env::environment::Environment;
 pub use env::runtime::Runtime;
 pub use env::session::{GuestFailure, Session, SessionError};
 pub use sandbox::{PythonSandbox, RunLimits, RunResult, Verdict};

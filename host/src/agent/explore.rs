@@ -7,20 +7,21 @@
 //! request joins a FIFO queue (the rollback tree is expanded breadth-first,
 //! up to `max_depth` backtracks deep). Going back is a snapshot restore into
 //! a fresh instance, plus a replay of the few steps since the nearest
-//! snapshotted ancestor when a state has no snapshot of its own.
+//! snapshotted ancestor when a state has no snapshot of its own; in an
+//! environment without snapshots (a remote one) it is a reset and a replay
+//! of the whole path, every step counted and checked.
 
 use super::policy::Policy;
 use super::reflect::Reflector;
 use super::{Context, EnvInstance, Experience};
-use crate::env::component::EnvComponent;
 use crate::env::contract::{EnvError, EnvInfo, Task};
-use crate::env::session::{Session, SessionError};
+use crate::env::environment::Environment;
+use crate::env::session::SessionError;
 use crate::tree::path::ancestors;
 use crate::tree::{BudgetUnit, Method, Node, Record, TaskEnd};
 use crate::util::hash::sha256_hex;
 use anyhow::{Result, bail};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 
 /// Exploration settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -117,6 +118,9 @@ impl Explorer<'_> {
     }
 
     fn add_node(&mut self, mut node: Node, snapshot_wanted: bool) -> Result<u32, ExploreError> {
+        // Without snapshots of its own, only the start is kept (a reset).
+        let snapshot_wanted =
+            node.id == 0 || (snapshot_wanted && !self.session.restores_by_replay());
         if snapshot_wanted {
             let bytes = self.session.snapshot()?;
             let hash = sha256_hex(&bytes);
@@ -248,18 +252,19 @@ fn outcome_lesson(path: &[&Node]) -> Experience {
     ))
 }
 
-/// Explore one task in a fresh instance of `component`. An environment or
-/// policy failure ends the task (recorded in [`TaskEnd::error`]); only a bad
-/// task or a broken setup is an `Err`.
+/// Explore one task in a fresh instance of `env`. An environment or policy
+/// failure ends the task (recorded in [`TaskEnd::error`]); only a bad task,
+/// a broken setup or a remote server that stopped answering (the task could
+/// not be told apart from the server's failure) is an `Err`.
 pub fn explore_task(
-    component: &Arc<EnvComponent>,
+    env: &Environment,
     task: &Task,
     policy: &mut dyn Policy,
     reflector: &mut dyn Reflector,
     cfg: &ExploreConfig,
 ) -> Result<TaskRun> {
-    let mut session = Session::new(component, task.seed)?;
-    explore(&mut session, &component.info, task, policy, reflector, cfg)
+    let mut session = env.instance(task.seed)?;
+    explore(session.as_mut(), env.info(), task, policy, reflector, cfg)
 }
 
 /// Explore one task in `session`, any [`EnvInstance`] of the environment
@@ -376,8 +381,15 @@ pub fn explore(
         }
         Ok(())
     })();
-    if let Err(e) = outcome {
-        ex.end.error = Some(e.to_string());
+    match outcome {
+        Err(ExploreError::Env(SessionError::Remote(why))) => {
+            bail!(
+                "task {}: the environment server stopped answering ({why})",
+                task.index
+            )
+        }
+        Err(e) => ex.end.error = Some(e.to_string()),
+        Ok(()) => {}
     }
     ex.end.nodes = ex.nodes.len() as u32;
     let mut records = Vec::with_capacity(ex.nodes.len() + 2);

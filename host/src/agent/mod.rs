@@ -1,15 +1,14 @@
 //! The LEAFE loop and its extension points: the explorer, policies (which
 //! act), reflectors (which turn a failed rollout into an experience), and
 //! the prompts a model policy is asked with. Works over any [`EnvInstance`]:
-//! a wasm session, or an in-process environment in tests.
+//! a wasm session, a remote one, or an in-process environment in tests.
 
 pub mod explore;
-pub mod instance;
 pub mod policy;
 pub mod prompt;
 pub mod reflect;
 
-pub use instance::EnvInstance;
+pub use crate::env::instance::EnvInstance;
 
 use crate::env::contract::EnvInfo;
 use crate::tree::Node;

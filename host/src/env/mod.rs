@@ -1,10 +1,15 @@
-//! Environment components: the WIT contract's types, loading and checking a
-//! component, the runtime that links it (WASI + the sandbox import), and a
-//! session: one live instance with snapshot and restore.
+//! Environments: the WIT contract's types, loading and checking a
+//! component, the runtime that links it (WASI + the sandbox import), a
+//! session (one live instance with snapshot and restore), remote
+//! environments behind HTTP, and [`environment::Environment`], which is
+//! either.
 
 pub mod component;
 pub mod contract;
+pub mod environment;
+pub mod instance;
 pub mod load;
+pub mod remote;
 pub mod runtime;
 pub(crate) mod sandbox_import;
 pub mod session;

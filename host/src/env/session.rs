@@ -46,6 +46,9 @@ pub enum SessionError {
     Dead(String),
     #[error("cannot instantiate the environment: {0}")]
     Instantiate(String),
+    /// A remote environment's server stopped answering (or lost the session).
+    #[error("the environment server stopped answering ({0})")]
+    Remote(String),
 }
 
 impl From<wit::EnvError> for SessionError {

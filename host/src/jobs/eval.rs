@@ -7,9 +7,8 @@ use super::{TaskSelection, check_task};
 use crate::agent::explore::{ExploreConfig, explore_task};
 use crate::agent::policy::spec::PolicySpec;
 use crate::agent::reflect::rule::RuleReflector;
-use crate::env::component::EnvComponent;
 use crate::env::contract::Task;
-use crate::env::load::load;
+use crate::env::environment::Environment;
 use crate::env::runtime::Runtime;
 use crate::llm::UsageTotals;
 use crate::tree::Method;
@@ -116,8 +115,8 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
         );
     }
     let started = std::time::Instant::now();
-    let env = load(runtime, &args.env)?;
-    let count = env.info.split_len(&args.split)?;
+    let env = Environment::open(runtime, &args.env)?;
+    let count = env.info().split_len(&args.split)?;
     let tasks: Vec<u32> = args.tasks.indices(&args.split, count)?;
     if tasks.len() as u64 * u64::from(args.samples) > MAX_EPISODES {
         bail!(
@@ -132,7 +131,7 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
             &Task::new(&args.split, first, args.seed, &args.options),
         )?;
     }
-    let budget = episode_steps(env.info.max_steps, &args.options)?;
+    let budget = episode_steps(env.info().max_steps, &args.options)?;
     let work: Vec<(usize, u32)> = (0..tasks.len())
         .flat_map(|t| (0..args.samples).map(move |s| (t, s)))
         .collect();
@@ -187,7 +186,7 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
     let summary = EvalSummary {
         curve,
         env: args.env.clone(),
-        env_sha256: env.sha256.clone(),
+        env_sha256: env.sha256().to_string(),
         split: args.split.clone(),
         policy: args.policy.name().to_string(),
         tasks: results.len() as u32,
@@ -210,7 +209,7 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
 
 /// One test-time episode: (solved, steps).
 fn run_sample(
-    env: &Arc<EnvComponent>,
+    env: &Environment,
     args: &EvalArgs,
     index: u32,
     sample: u32,

@@ -32,10 +32,10 @@
 use super::open::{OpenRun, open_run, task_of};
 use crate::agent::prompt::{PromptConfig, answer_text, messages, messages_without_lessons};
 use crate::agent::{Context, Experience};
-use crate::env::component::EnvComponent;
 use crate::env::contract::Task;
+use crate::env::environment::Environment;
 use crate::env::runtime::Runtime;
-use crate::env::session::{Session, SessionError};
+use crate::env::session::SessionError;
 use crate::llm::Message;
 use crate::tree::path::{
     CorrectionCriterion, ancestors, corrections, leaves, same_action_revisions,
@@ -226,7 +226,7 @@ struct Source<'a> {
 /// A task's tree with the admissible actions of its states, found by
 /// replaying the recorded actions (the log does not keep them).
 struct TaskTree<'a> {
-    env: &'a Arc<EnvComponent>,
+    env: &'a Environment,
     task: Task,
     nodes: &'a [Node],
     admissible: BTreeMap<u32, Option<Vec<String>>>,
@@ -243,7 +243,7 @@ impl<'a> TaskTree<'a> {
             return Ok(());
         }
         let err = |e: SessionError| anyhow!("task {}: {e}", self.task.index);
-        let mut session = Session::new(self.env, self.task.seed).map_err(err)?;
+        let mut session = self.env.instance(self.task.seed).map_err(err)?;
         session.reset(&self.task).map_err(err)?;
         for (i, node) in path.iter().enumerate() {
             if i > 0 {
@@ -277,7 +277,7 @@ impl<'a> TaskTree<'a> {
             _ => answer_text(action, admissible.is_some()),
         };
         let ctx = Context {
-            info: &self.env.info,
+            info: self.env.info(),
             path,
             experiences: shown,
             admissible,
@@ -529,7 +529,7 @@ pub fn export(runtime: &Arc<Runtime>, args: &ExportArgs) -> Result<ExportSummary
 }
 
 /// Predict the observation at the end of `path` from what came before.
-fn world_model_messages(env: &EnvComponent, path: &[&Node]) -> Vec<OutMessage> {
+fn world_model_messages(env: &Environment, path: &[&Node]) -> Vec<OutMessage> {
     let (last, before) = path.split_last().expect("a transition has two states");
     let mut history = format!("Start:\n{}", before[0].observation);
     for n in &before[1..] {
@@ -549,7 +549,8 @@ fn world_model_messages(env: &EnvComponent, path: &[&Node]) -> Vec<OutMessage> {
             "system",
             format!(
                 "You predict what the environment \"{}\" shows after an action.\n{}",
-                env.info.name, env.info.action_hint
+                env.info().name,
+                env.info().action_hint
             ),
         ),
         message(

@@ -12,11 +12,9 @@ pub mod report;
 pub mod run;
 pub mod serve;
 
-use crate::env::component::EnvComponent;
 use crate::env::contract::Task;
-use crate::env::session::Session;
+use crate::env::environment::Environment;
 use anyhow::{Result, bail};
-use std::sync::Arc;
 
 /// Which tasks of a split to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,7 +56,7 @@ impl TaskSelection {
 
 /// Reset one task before any work, so a bad option or split is reported at
 /// once and leaves nothing half-made behind.
-pub(crate) fn check_task(env: &Arc<EnvComponent>, task: &Task) -> Result<()> {
-    Session::new(env, task.seed)?.reset(task)?;
+pub(crate) fn check_task(env: &Environment, task: &Task) -> Result<()> {
+    env.instance(task.seed)?.reset(task)?;
     Ok(())
 }

@@ -1,9 +1,8 @@
-//! A finished run opened for reading: its checked tree and the component
+//! A finished run opened for reading: its checked tree and the environment
 //! it ran (checked to be the same one). Serves `replay` and `export`.
 
-use crate::env::component::EnvComponent;
 use crate::env::contract::Task;
-use crate::env::load::load;
+use crate::env::environment::Environment;
 use crate::env::runtime::Runtime;
 use crate::tree::rundir::TREE;
 use crate::tree::{Header, Node};
@@ -13,16 +12,17 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-/// A finished run: its header, its component (checked to be the one the
+/// A finished run: its header, its environment (checked to be the one the
 /// run used) and its nodes by task.
 pub struct OpenRun {
     pub header: Header,
-    pub env: Arc<EnvComponent>,
+    pub env: Environment,
     pub by_task: BTreeMap<u32, Vec<Node>>,
 }
 
 /// Open the finished run in `dir`; `env_override` replaces the recorded
-/// `--env` (e.g. the same component at another path), whose hash must match.
+/// `--env` (e.g. the same component at another path, or the server at
+/// another address), whose hash must match.
 pub fn open_run(runtime: &Arc<Runtime>, dir: &Path, env_override: Option<&str>) -> Result<OpenRun> {
     let path = dir.join(TREE);
     if journal::pending(dir) {
@@ -48,12 +48,13 @@ pub fn open_run(runtime: &Arc<Runtime>, dir: &Path, env_override: Option<&str>) 
         );
     }
     let header = log.header().context("the log has no header")?.clone();
-    let env = load(runtime, env_override.unwrap_or(&header.env))?;
-    if env.sha256 != header.component_sha256 {
+    let env = Environment::open(runtime, env_override.unwrap_or(&header.env))?;
+    if env.sha256() != header.component_sha256 {
         bail!(
-            "component {} has sha256 {}, but the run used {}: replay needs the same component",
-            env.source.spec(),
-            env.sha256,
+            "environment {} has sha256 {}, but the run used {}: replay needs the same \
+             environment",
+            env.spec(),
+            env.sha256(),
             header.component_sha256
         );
     }

@@ -1,14 +1,13 @@
 //! `leafe-host play`: a person plays an environment in the terminal, with
 //! `undo` (back to the previous state) and `branch N` (back to any earlier
 //! state, starting a new branch from there). Every state is snapshotted, so
-//! going back is a restore, as in exploration.
+//! going back is a restore, as in exploration (a remote environment's
+//! restore replays the path).
 
-use crate::env::component::EnvComponent;
 use crate::env::contract::Task;
-use crate::env::session::Session;
+use crate::env::environment::Environment;
 use anyhow::Result;
 use std::io::{BufRead, Write};
-use std::sync::Arc;
 
 const HELP: &str = "Type an action to play it. Commands: undo · branch N (go back to state N) · \
 tree (list states) · hint (the expert's move) · actions (valid actions) · help · quit";
@@ -23,17 +22,18 @@ struct State {
 
 /// Play `task` reading commands from `input` and writing to `out`.
 pub fn play(
-    env: &Arc<EnvComponent>,
+    env: &Environment,
     task: &Task,
     input: impl BufRead,
     mut out: impl Write,
 ) -> Result<()> {
-    let mut session = Session::new(env, task.seed)?;
+    let mut session = env.instance(task.seed)?;
     let first = session.reset(task)?;
+    let info = env.info();
     writeln!(
         out,
         "{} {} — {}\n{HELP}\n",
-        env.info.name, env.info.version, env.info.action_hint
+        info.name, info.version, info.action_hint
     )?;
     let mut states = vec![State {
         parent: None,

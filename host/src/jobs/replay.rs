@@ -1,12 +1,12 @@
 //! `leafe-host replay DIR`: re-execute every branch of a recorded tree from
-//! (component, task, seed, actions) alone, in fresh instances, and check
+//! (environment, task, seed, actions) alone, in fresh instances, and check
 //! every observation, reward, flag and snapshot hash against the log.
 
 use super::open::{OpenRun, open_run, task_of};
-use crate::env::component::EnvComponent;
 use crate::env::contract::Task;
+use crate::env::environment::Environment;
+use crate::env::instance::EnvInstance;
 use crate::env::runtime::Runtime;
-use crate::env::session::Session;
 use crate::tree::Node;
 use crate::tree::path::{ancestors, leaves};
 use crate::util::hash::sha256_hex;
@@ -55,7 +55,7 @@ fn mismatch(node: &Node, what: &str) -> anyhow::Error {
 }
 
 fn replay_task(
-    env: &Arc<EnvComponent>,
+    env: &Environment,
     task: &Task,
     nodes: &[Node],
     report: &mut ReplayReport,
@@ -63,11 +63,12 @@ fn replay_task(
     let mut checked = vec![false; nodes.len()];
     for leaf in leaves(nodes) {
         let path = ancestors(nodes, leaf.id);
-        let mut session = Session::new(env, task.seed)?;
+        let mut session = env.instance(task.seed)?;
+        let session = session.as_mut();
         let first = session
             .reset(task)
             .map_err(|e| anyhow!("task {}: reset failed: {e}", task.index))?;
-        check_node(&mut session, path[0], &first)?;
+        check_node(session, path[0], &first)?;
         for node in &path[1..] {
             let action = node
                 .action
@@ -81,7 +82,7 @@ fn replay_task(
                 )
             })?;
             report.steps_executed += 1;
-            check_node(&mut session, node, &out.observation)?;
+            check_node(session, node, &out.observation)?;
             if out.reward.to_bits() != node.reward.to_bits() {
                 return Err(mismatch(node, "the reward"));
             }
@@ -105,7 +106,7 @@ fn replay_task(
     Ok(())
 }
 
-fn check_node(session: &mut Session, node: &Node, observation: &str) -> Result<()> {
+fn check_node(session: &mut dyn EnvInstance, node: &Node, observation: &str) -> Result<()> {
     if sha256_hex(observation.as_bytes()) != node.obs_sha256 {
         return Err(mismatch(node, "the observation hash"));
     }

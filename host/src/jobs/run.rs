@@ -14,13 +14,12 @@ use crate::agent::policy::spec::PolicySpec;
 use crate::agent::prompt::PromptConfig;
 use crate::agent::reflect::llm::ReflectionCounts;
 use crate::agent::reflect::spec::ReflectorSpec;
-use crate::env::component::EnvComponent;
 use crate::env::contract::Task;
-use crate::env::load;
+use crate::env::environment::Environment;
 use crate::env::runtime::Runtime;
 use crate::llm::UsageTotals;
 use crate::tree::rundir::{SUMMARY, TREE};
-use crate::tree::{self, BudgetUnit, Header, Method, Record, TaskEnd, journal, log};
+use crate::tree::{self, BudgetUnit, Header, Method, Record, Rollback, TaskEnd, journal, log};
 use crate::util::fs::{write_atomic, write_durable};
 use crate::util::parallel::map_indexed;
 use crate::util::progress::progress_bar;
@@ -93,13 +92,13 @@ pub struct Summary {
     pub per_task: Vec<TaskEnd>,
 }
 
-fn header(args: &RunArgs, env: &EnvComponent, tasks: &[u32]) -> Header {
+fn header(args: &RunArgs, env: &Environment, tasks: &[u32]) -> Header {
     Header {
         format: tree::FORMAT,
         env: args.env.clone(),
-        env_name: env.info.name.clone(),
-        env_version: env.info.version.clone(),
-        component_sha256: env.sha256.clone(),
+        env_name: env.info().name.clone(),
+        env_version: env.info().version.clone(),
+        component_sha256: env.sha256().to_string(),
         split: args.split.clone(),
         tasks: tasks.to_vec(),
         seed: args.seed,
@@ -113,6 +112,11 @@ fn header(args: &RunArgs, env: &EnvComponent, tasks: &[u32]) -> Header {
         reflect_every: args.explore.reflect_every,
         max_depth: args.explore.max_depth,
         snapshot_every: args.explore.snapshot_every,
+        rollback: if env.restores_by_replay() {
+            Rollback::Replay
+        } else {
+            Rollback::Snapshot
+        },
         prompt: Some(args.policy.prompt().unwrap_or(&args.prompt).clone()),
     }
 }
@@ -197,8 +201,8 @@ fn assemble(out: &Path, header: &Header, tasks: &BTreeMap<u32, Vec<u8>>) -> Resu
     journal::remove(out)
 }
 
-fn task_list(args: &RunArgs, env: &EnvComponent) -> Result<Vec<u32>> {
-    let len = env.info.split_len(&args.split)?;
+fn task_list(args: &RunArgs, env: &Environment) -> Result<Vec<u32>> {
+    let len = env.info().split_len(&args.split)?;
     args.tasks.indices(&args.split, len)
 }
 
@@ -208,7 +212,7 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
-    let env = load::load(runtime, &args.env)?;
+    let env = Environment::open(runtime, &args.env)?;
     let tasks = task_list(args, &env)?;
     let Some(&first) = tasks.first() else {
         bail!("split '{}' has no tasks to run", args.split);
@@ -241,16 +245,24 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
         anyhow::Ok(())
     });
     bar.finish_and_clear();
-    finished.into_iter().collect::<Result<Vec<()>>>()?;
     done.extend(journal::read_tasks(&args.out)?);
+    if let Some(e) = finished.into_iter().find_map(Result::err) {
+        bail!(
+            "{e:#}\n{} of {} tasks are finished and kept in {}: run the same command with \
+             --resume to do the rest",
+            done.len(),
+            tasks.len(),
+            args.out.display()
+        );
+    }
     assemble(&args.out, &header, &done)?;
     finish(&args.out, header, resumed, started, args)
 }
 
-fn run_task(env: &Arc<EnvComponent>, args: &RunArgs, index: u32) -> Result<TaskRun> {
+fn run_task(env: &Environment, args: &RunArgs, index: u32) -> Result<TaskRun> {
     let task = Task::new(&args.split, index, args.seed, &args.options);
     let mut policy = args.policy.build(args.seed, index);
-    let mut reflector = args.reflector.build(&env.info, args.seed, index);
+    let mut reflector = args.reflector.build(env.info(), args.seed, index);
     explore_task(
         env,
         &task,

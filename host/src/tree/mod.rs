@@ -45,6 +45,9 @@ pub struct Header {
     pub budget_unit: BudgetUnit,
     pub max_depth: u32,
     pub snapshot_every: u32,
+    /// How going back to a state worked (absent in older logs: snapshots).
+    #[serde(default)]
+    pub rollback: Rollback,
     /// Everything that shapes a model policy's prompt, so that `export`
     /// rebuilds the prompts the policy saw (absent in older logs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,6 +126,20 @@ impl BudgetUnit {
             BudgetUnit::Env => "env",
         }
     }
+}
+
+/// How the explorer goes back to an earlier state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rollback {
+    /// Restore the nearest snapshot (a component's own state bytes) and
+    /// replay the few steps since it.
+    #[default]
+    Snapshot,
+    /// Reset the task and replay every step of the path (an environment
+    /// without snapshots: a remote one); each replayed step is counted in
+    /// the task's `replayed_steps` and its observation checked.
+    Replay,
 }
 
 /// One environment state reached: the root of a task (after `reset`), or

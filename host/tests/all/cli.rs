@@ -338,7 +338,7 @@ fn a_component_given_by_path_runs_and_replays_like_a_builtin() {
             "--env",
             other.to_str().unwrap(),
         ],
-        "replay needs the same component",
+        "replay needs the same environment",
     );
 }
 

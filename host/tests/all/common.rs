@@ -1,7 +1,8 @@
 //! Helpers shared by the host's integration tests.
 
 use leafe_host::{EngineOptions, Runtime};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 /// One runtime per test binary, with a compile cache in the target dir, so
@@ -37,4 +38,35 @@ pub fn tree_nodes(out: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|r| r["type"] == "node")
         .collect()
+}
+
+/// A virtualenv with `package` installed, made once and reused.
+pub fn venv_with(package: &str, import: &str) -> PathBuf {
+    // Tests run in parallel: one makes a venv while the others wait.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-{package}"));
+    let python = venv.join("bin/python");
+    let ready = |p: &Path| {
+        Command::new(p)
+            .args(["-c", &format!("import {import}")])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if python.exists() && ready(&python) {
+        return python;
+    }
+    let system = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let made = Command::new(&system)
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(made, "cannot create a virtualenv with {system} -m venv");
+    let installed = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", package])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(installed && ready(&python), "cannot pip install {package}");
+    python
 }

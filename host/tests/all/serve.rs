@@ -6,7 +6,7 @@
 use super::common::leafe_command;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 
 /// A `leafe-host serve` process on an ephemeral loopback port.
 pub struct Server {
@@ -21,10 +21,19 @@ impl Server {
 
     pub fn start_with_env(flags: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = leafe_command();
-        cmd.args(["serve", "--bind", "127.0.0.1:0"]).args(flags);
+        cmd.arg("serve");
+        if !flags.contains(&"--bind") {
+            cmd.args(["--bind", "127.0.0.1:0"]);
+        }
+        cmd.args(flags);
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Server::spawn(cmd)
+    }
+
+    /// Start `cmd`, a server that prints `serving on URL` on stderr.
+    pub fn spawn(mut cmd: Command) -> Server {
         let mut child = cmd
             .stderr(Stdio::piped())
             .stdout(Stdio::null())

@@ -2,40 +2,13 @@
 //! `sandbox-fusion` and `openenv-core` PyPI clients (pinned below), each
 //! installed into a virtualenv under the target directory on first use.
 
+use super::common::venv_with;
 use super::serve::Server;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const SANDBOX_FUSION: &str = "sandbox-fusion==0.3.7";
 const OPENENV: &str = "openenv-core==0.3.0";
-
-/// A virtualenv with `package` installed, made once and reused.
-fn venv_with(package: &str, import: &str) -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-{package}"));
-    let python = venv.join("bin/python");
-    let ready = |p: &Path| {
-        Command::new(p)
-            .args(["-c", &format!("import {import}")])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if python.exists() && ready(&python) {
-        return python;
-    }
-    let system = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let made = Command::new(&system)
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(made, "cannot create a virtualenv with {system} -m venv");
-    let installed = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", package])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(installed && ready(&python), "cannot pip install {package}");
-    python
-}
 
 #[test]
 fn the_sandbox_fusion_client_runs_code_and_all_of_mbpp_test() {

@@ -27,6 +27,7 @@ use crate::agent::policy::spec::PolicySpec;
 use crate::agent::reflect::rule::RuleReflector;
 use crate::env::component::{EnvComponent, Source};
 use crate::env::contract::Task;
+use crate::env::environment::Environment;
 use crate::env::runtime::Runtime;
 use crate::env::session::Session;
 use crate::tree::Method;
@@ -226,6 +227,7 @@ fn host_figures(
     // Exploration with backtracking: restore from per-state snapshots vs
     // reset-and-replay (only the root is snapshotted, so every backtrack
     // re-executes the path from the start), same tasks, same decisions.
+    let environment = Environment::from(env.clone());
     let explore = |snapshot_every: u32| -> Result<(Duration, u64, u64, u64)> {
         let cfg = ExploreConfig {
             method: Method::Leafe,
@@ -246,7 +248,13 @@ fn host_figures(
                 options: vec![("size".into(), "8x8".into()), ("boxes".into(), "3".into())],
             };
             let mut policy = spec.build(0, index);
-            let run = explore_task(&env, &task, policy.as_mut(), &mut RuleReflector, &cfg)?;
+            let run = explore_task(
+                &environment,
+                &task,
+                policy.as_mut(),
+                &mut RuleReflector,
+                &cfg,
+            )?;
             steps += u64::from(run.end.steps);
             nodes += u64::from(run.end.nodes);
             replayed += u64::from(run.end.replayed_steps);

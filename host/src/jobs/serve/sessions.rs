@@ -139,6 +139,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/sessions/{id}", get(show).delete(close))
         .route("/sessions/{id}/step", post(step))
         .route("/sessions/{id}/expert", get(expert))
+        .route("/sessions/{id}/admissible", get(admissible))
         .route("/sessions/{id}/snapshot", post(snapshot))
         .route("/sessions/{id}/restore", post(restore))
 }
@@ -364,6 +365,19 @@ async fn expert(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Respo
                 .expert_action()
                 .map_err(|e| unprocessable("expert_action failed", e))?;
             Ok(json!({ "action": action }))
+        })
+        .await,
+    )
+}
+
+async fn admissible(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    reply(
+        with_session(&s, &id, |live| {
+            let actions = live
+                .session
+                .admissible_actions()
+                .map_err(|e| unprocessable("admissible_actions failed", e))?;
+            Ok(json!({ "actions": actions }))
         })
         .await,
     )

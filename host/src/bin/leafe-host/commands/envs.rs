@@ -3,11 +3,16 @@
 use super::Ctx;
 use anyhow::Result;
 use clap::Args;
-use leafe_host::{EngineOptions, EnvComponent, Runtime, Source};
+use leafe_host::env::environment::Environment;
+use leafe_host::{EngineOptions, Runtime, Source};
+
+/// Splits listed in full; more are summarised.
+const SPLITS_SHOWN: usize = 12;
 
 #[derive(Args)]
 pub struct EnvsCmd {
-    /// Also describe these components (paths or names).
+    /// Also describe these environments (component paths, or
+    /// remote:URL[#NAME] for an environment server).
     #[arg(long)]
     env: Vec<String>,
 }
@@ -25,18 +30,26 @@ impl EnvsCmd {
             .collect();
         specs.extend(self.env);
         for spec in specs {
-            let c = EnvComponent::load(&runtime, Source::parse(&spec)?)?;
-            let i = &c.info;
-            let splits: Vec<String> = i.splits.iter().map(|(s, n)| format!("{s} ({n})")).collect();
-            let kind = if matches!(c.source, Source::Builtin(_)) {
-                "built-in"
-            } else {
-                "file"
+            let env = Environment::open(&runtime, &spec)?;
+            let i = env.info();
+            let mut splits: Vec<String> = i
+                .splits
+                .iter()
+                .take(SPLITS_SHOWN)
+                .map(|(s, n)| format!("{s} ({n})"))
+                .collect();
+            if i.splits.len() > SPLITS_SHOWN {
+                splits.push(format!("and {} more", i.splits.len() - SPLITS_SHOWN));
+            }
+            let kind = match &env {
+                Environment::Remote(_) => "remote",
+                Environment::Component(c) if matches!(c.source, Source::Builtin(_)) => "built-in",
+                Environment::Component(_) => "file",
             };
             println!("{} {} [{kind}: {spec}]", i.name, i.version);
             println!("  splits: {}", splits.join(", "));
             println!("  max steps: {}", i.max_steps);
-            println!("  sha256: {}", c.sha256);
+            println!("  sha256: {}", env.sha256());
             println!("  actions: {}\n", i.action_hint);
         }
         Ok(())

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct EvalCmd {
-    /// Built-in environment (sokoban, guess, mbpp, codecontests[:DATA]) or a .wasm path.
+    /// Built-in environment (see `leafe-host envs`), a .wasm path, or
+    /// remote:URL[#NAME] (an environment server, e.g. ScienceWorld's).
     #[arg(long, default_value = "mbpp")]
     env: String,
     #[command(flatten)]

@@ -8,7 +8,8 @@ use leafe_host::Runtime;
 
 #[derive(Args)]
 pub struct PlayCmd {
-    /// Built-in environment name or path to a .wasm component.
+    /// Built-in environment name, path to a .wasm component, or
+    /// remote:URL[#NAME] (an environment server).
     #[arg(long, default_value = "sokoban")]
     env: String,
     #[command(flatten)]
@@ -21,7 +22,7 @@ pub struct PlayCmd {
 impl PlayCmd {
     pub fn execute(self, ctx: &Ctx) -> Result<()> {
         let runtime = Runtime::new(ctx.options.clone())?;
-        let env = leafe_host::env::load::load(&runtime, &self.env)?;
+        let env = leafe_host::env::environment::Environment::open(&runtime, &self.env)?;
         let task = self.task.task(self.task_index);
         let stdin = std::io::stdin();
         leafe_host::jobs::play::play(&env, &task, stdin.lock(), std::io::stdout())

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 pub struct ReplayCmd {
     /// The run's output directory.
     dir: PathBuf,
-    /// Use this component instead of the recorded --env (same hash required).
+    /// Use this environment instead of the recorded --env (same hash
+    /// required): the component at another path, or the server at another
+    /// address.
     #[arg(long)]
     env: Option<String>,
 }

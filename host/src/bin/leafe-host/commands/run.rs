@@ -12,8 +12,11 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct RunCmd {
-    /// Built-in environment (sokoban, guess, mbpp, codecontests[:DATA]) or
-    /// path to a .wasm component.
+    /// Built-in environment (see `leafe-host envs`), path to a .wasm
+    /// component, or remote:URL[#NAME]: an environment server speaking
+    /// leafe's session protocol (`leafe-host serve`,
+    /// scripts/scienceworld-server.py); going back there is a reset and a
+    /// replay of the path.
     #[arg(long, default_value = "sokoban")]
     env: String,
     #[command(flatten)]

@@ -1,10 +1,11 @@
 //! What the explorer needs of an environment: the contract's calls on one
-//! live instance. A wasm [`Session`] is one; an in-process environment (the
-//! guest SDK's `Harness`, in tests) is another, which is how the LEAFE loop
-//! is tested without wasm.
+//! live instance. A wasm [`Session`] is one; a session on a remote server
+//! ([`super::remote`]) another; an in-process environment (the guest SDK's
+//! `Harness`, in tests) a third, which is how the LEAFE loop is tested
+//! without wasm.
 
-use crate::env::contract::{StepResult, Task};
-use crate::env::session::{Session, SessionError};
+use super::contract::{StepResult, Task};
+use super::session::{Session, SessionError};
 
 /// One live environment instance with snapshot and restore.
 pub trait EnvInstance {
@@ -20,6 +21,13 @@ pub trait EnvInstance {
     fn restore(&mut self, state: &[u8]) -> Result<(), SessionError>;
     /// Whether an earlier failure ended the instance (only a restore revives it).
     fn is_dead(&self) -> bool {
+        false
+    }
+    /// Whether a restore is a reset and a replay of the actions since
+    /// (an environment without snapshots of its own). The explorer then
+    /// snapshots only the start and replays, counts and checks every step
+    /// back itself.
+    fn restores_by_replay(&self) -> bool {
         false
     }
 }

@@ -1,0 +1,441 @@
+//! An environment that runs outside wasm, behind HTTP: `--env remote:URL`.
+//!
+//! The protocol is the part of `leafe-host serve`'s session API that the
+//! environment contract needs, so a leafe server is itself a remote
+//! environment and `scripts/scienceworld-server.py` speaks the same:
+//!
+//! | call | request | answer |
+//! |---|---|---|
+//! | info | `GET /envs` | `{"envs": [{name, version, sha256, splits, max_steps, action_hint}]}` |
+//! | reset | `POST /sessions` `{env, split, task, seed, options}` | `{id, observation}` (+ `admissible`) |
+//! | step | `POST /sessions/{id}/step` `{action}` | `{observation, reward, terminated, truncated, info}` |
+//! | admissible actions | `GET /sessions/{id}/admissible` | `{actions: [...] or null}` |
+//! | expert action | `GET /sessions/{id}/expert` | `{action: "..." or null}` |
+//! | close | `DELETE /sessions/{id}` | |
+//!
+//! A reset or step answer may carry the valid actions (`admissible` in the
+//! reset answer, `info.admissible` in a step's), saving the extra call.
+//!
+//! Such an environment has no snapshots: going back is a fresh session (a
+//! reset) and a replay of the path's actions. The explorer does that itself
+//! (it counts and checks every replayed step); a snapshot taken here, for
+//! `play` or a replay check, is the task and the actions since the reset,
+//! and restoring it replays them and checks the observation it ends on.
+
+use super::contract::{EnvError, EnvInfo, StepResult, Task};
+use super::instance::EnvInstance;
+use super::session::SessionError;
+use crate::util::hash::sha256_hex;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The prefix of a remote `--env`.
+pub const SCHEME: &str = "remote:";
+
+/// How long one request may take (a ScienceWorld reset starts a JVM).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Answers larger than this are refused (a runaway server).
+const MAX_ANSWER_BYTES: u64 = 64 << 20;
+
+/// A remote environment: the server, and the environment there.
+pub struct RemoteEnv {
+    /// The server's base URL (no trailing slash).
+    pub url: String,
+    /// The environment's name at the server.
+    pub name: String,
+    pub info: EnvInfo,
+    /// What the server reports as the environment's identity (or, where it
+    /// reports none, the sha256 of its description).
+    pub sha256: String,
+    agent: ureq::Agent,
+}
+
+#[derive(Deserialize)]
+struct Listed {
+    name: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    sha256: Option<String>,
+    splits: Vec<(String, u32)>,
+    max_steps: u32,
+    #[serde(default)]
+    action_hint: String,
+}
+
+impl RemoteEnv {
+    /// Connect to `spec`: `remote:URL`, or `remote:URL#NAME` where the
+    /// server has several environments.
+    pub fn connect(spec: &str) -> anyhow::Result<RemoteEnv> {
+        let rest = spec.strip_prefix(SCHEME).unwrap_or(spec);
+        let (url, wanted) = match rest.split_once('#') {
+            Some((url, name)) => (url, Some(name)),
+            None => (rest, None),
+        };
+        let url = url.trim_end_matches('/').to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            anyhow::bail!(
+                "--env {spec}: a remote environment is remote:http://HOST:PORT (optionally \
+                 #NAME for one of several environments there)"
+            );
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let client = Client {
+            agent: &agent,
+            url: &url,
+        };
+        let listed: Vec<Listed> =
+            serde_json::from_value(client.call("GET", "/envs", None)?["envs"].take())
+                .map_err(|e| anyhow::anyhow!("{url}/envs: not a list of environments: {e}"))?;
+        let names: Vec<&str> = listed.iter().map(|e| e.name.as_str()).collect();
+        let found = match wanted {
+            Some(name) => listed.iter().find(|e| e.name == name),
+            None if listed.len() == 1 => listed.first(),
+            None => anyhow::bail!(
+                "{url} serves {} environments ({}): name one, remote:{url}#NAME",
+                listed.len(),
+                names.join(", ")
+            ),
+        };
+        let Some(e) = found else {
+            anyhow::bail!(
+                "{url} has no environment '{}' (it has: {})",
+                wanted.unwrap_or_default(),
+                names.join(", ")
+            );
+        };
+        let info = EnvInfo {
+            name: e.name.clone(),
+            version: e.version.clone(),
+            splits: e.splits.clone(),
+            max_steps: e.max_steps,
+            action_hint: e.action_hint.clone(),
+        };
+        let sha256 = match &e.sha256 {
+            Some(s) if !s.is_empty() => s.clone(),
+            _ => sha256_hex(&serde_json::to_vec(&info)?),
+        };
+        Ok(RemoteEnv {
+            name: e.name.clone(),
+            url,
+            info,
+            sha256,
+            agent,
+        })
+    }
+
+    /// A new session handle; the server-side session opens at `reset`.
+    pub fn session(self: &Arc<Self>) -> RemoteSession {
+        RemoteSession {
+            env: self.clone(),
+            live: None,
+            dead: false,
+        }
+    }
+
+    fn client(&self) -> Client<'_> {
+        Client {
+            agent: &self.agent,
+            url: &self.url,
+        }
+    }
+}
+
+/// Why a request failed.
+enum Failure {
+    /// No answer: the server is down, or the network is.
+    Unreachable(String),
+    /// An answer with an error status, and its message.
+    Status(u16, String),
+}
+
+struct Client<'a> {
+    agent: &'a ureq::Agent,
+    url: &'a str,
+}
+
+impl Client<'_> {
+    /// One request; its JSON answer (`null` for an empty one).
+    fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
+        let url = format!("{}{path}", self.url);
+        let sent = match (method, body) {
+            ("POST", Some(b)) => self.agent.post(&url).send_json(b),
+            ("POST", None) => self.agent.post(&url).send_empty(),
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            _ => self.agent.get(&url).call(),
+        };
+        let mut answer = sent.map_err(|e| Failure::Unreachable(format!("{method} {url}: {e}")))?;
+        let status = answer.status().as_u16();
+        let text = answer
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_string()
+            .map_err(|e| {
+                Failure::Unreachable(format!("{method} {url}: reading the answer: {e}"))
+            })?;
+        if !(200..300).contains(&status) {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| {
+                    let m = v.get("message").or_else(|| v.get("error"))?;
+                    Some(m.as_str().map_or(m.to_string(), str::to_string))
+                })
+                .unwrap_or_else(|| leafe_judge::clip(text.trim(), 300).to_string());
+            return Err(Failure::Status(status, message));
+        }
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).map_err(|e| {
+            Failure::Status(
+                status,
+                format!("{method} {url}: the answer is not JSON ({e})"),
+            )
+        })
+    }
+
+    /// [`Client::request`] for setup, where every failure is an error.
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        self.request(method, path, body).map_err(|f| match f {
+            Failure::Unreachable(why) => {
+                anyhow::anyhow!("cannot reach the environment server ({why}); is it running?")
+            }
+            Failure::Status(status, message) => {
+                anyhow::anyhow!("{}{path} answered {status}: {message}", self.url)
+            }
+        })
+    }
+}
+
+/// The episode a session is in: what its snapshot holds.
+#[derive(Serialize, Deserialize)]
+struct Path {
+    format: String,
+    task: Task,
+    actions: Vec<String>,
+    /// The observation the path ends on.
+    obs_sha256: String,
+}
+
+const PATH_FORMAT: &str = "leafe-remote-path/1";
+
+struct Live {
+    id: String,
+    path: Path,
+    /// Valid actions the last answer carried.
+    admissible: Option<Vec<String>>,
+}
+
+/// One live session on the server.
+pub struct RemoteSession {
+    env: Arc<RemoteEnv>,
+    live: Option<Live>,
+    /// The server stopped answering: nothing more is asked of it.
+    dead: bool,
+}
+
+impl RemoteSession {
+    /// The error for a failed request, as the explorer must see it.
+    fn failed(&mut self, what: &str, f: Failure) -> SessionError {
+        match f {
+            Failure::Unreachable(why) => {
+                self.dead = true;
+                SessionError::Remote(format!("{what}: {why}"))
+            }
+            Failure::Status(404, message) if self.live.is_some() && what != "reset" => {
+                self.dead = true;
+                SessionError::Remote(format!(
+                    "{what}: the server lost the session ({message}); was it restarted?"
+                ))
+            }
+            Failure::Status(status, message) if status >= 500 => {
+                SessionError::Env(EnvError::Internal(format!("{what}: {status} {message}")))
+            }
+            Failure::Status(_, message) if what == "reset" => {
+                SessionError::Env(EnvError::BadTask(message))
+            }
+            Failure::Status(_, message) => SessionError::Env(EnvError::BadState(message)),
+        }
+    }
+
+    fn live(&self) -> Result<&Live, SessionError> {
+        if self.dead {
+            return Err(SessionError::Remote(format!(
+                "{} stopped answering earlier",
+                self.env.url
+            )));
+        }
+        self.live
+            .as_ref()
+            .ok_or(SessionError::Env(EnvError::NotStarted))
+    }
+
+    fn close(&mut self) {
+        if let Some(live) = self.live.take()
+            && !self.dead
+        {
+            // Best effort: a server that forgot the session has nothing to close.
+            let _ = self
+                .env
+                .client()
+                .request("DELETE", &format!("/sessions/{}", live.id), None);
+        }
+    }
+
+    fn strings(v: &Value) -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|a| a.as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+impl Drop for RemoteSession {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl EnvInstance for RemoteSession {
+    fn reset(&mut self, task: &Task) -> Result<String, SessionError> {
+        if self.dead {
+            self.live()?;
+        }
+        self.close();
+        let options: serde_json::Map<String, Value> = task
+            .options
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let body = json!({
+            "env": self.env.name, "split": task.split, "task": task.index,
+            "seed": task.seed, "options": options,
+        });
+        let answer = self
+            .env
+            .client()
+            .request("POST", "/sessions", Some(&body))
+            .map_err(|f| self.failed("reset", f))?;
+        let (Some(id), Some(observation)) = (answer["id"].as_str(), answer["observation"].as_str())
+        else {
+            return Err(SessionError::Env(EnvError::Internal(format!(
+                "the reset answer has no id and observation: {}",
+                leafe_judge::clip(&answer.to_string(), 200)
+            ))));
+        };
+        self.live = Some(Live {
+            id: id.to_string(),
+            path: Path {
+                format: PATH_FORMAT.into(),
+                task: task.clone(),
+                actions: Vec::new(),
+                obs_sha256: sha256_hex(observation.as_bytes()),
+            },
+            admissible: Self::strings(&answer["admissible"]),
+        });
+        Ok(observation.to_string())
+    }
+
+    fn step(&mut self, action: &str) -> Result<StepResult, SessionError> {
+        let id = self.live()?.id.clone();
+        let answer = self
+            .env
+            .client()
+            .request(
+                "POST",
+                &format!("/sessions/{id}/step"),
+                Some(&json!({ "action": action })),
+            )
+            .map_err(|f| self.failed("step", f))?;
+        let Some(observation) = answer["observation"].as_str() else {
+            return Err(SessionError::Env(EnvError::Internal(format!(
+                "the step answer has no observation: {}",
+                leafe_judge::clip(&answer.to_string(), 200)
+            ))));
+        };
+        let mut info = match &answer["info"] {
+            Value::Object(map) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        let admissible = info.remove("admissible").as_ref().and_then(Self::strings);
+        let result = StepResult {
+            observation: observation.to_string(),
+            reward: answer["reward"].as_f64().unwrap_or(0.0),
+            terminated: answer["terminated"].as_bool().unwrap_or(false),
+            truncated: answer["truncated"].as_bool().unwrap_or(false),
+            info,
+        };
+        let live = self.live.as_mut().expect("checked above");
+        live.path.actions.push(action.to_string());
+        live.path.obs_sha256 = sha256_hex(result.observation.as_bytes());
+        live.admissible = admissible;
+        Ok(result)
+    }
+
+    fn admissible_actions(&mut self) -> Result<Option<Vec<String>>, SessionError> {
+        let live = self.live()?;
+        if let Some(actions) = &live.admissible {
+            return Ok(Some(actions.clone()));
+        }
+        let path = format!("/sessions/{}/admissible", live.id);
+        let answer = self
+            .env
+            .client()
+            .request("GET", &path, None)
+            .map_err(|f| self.failed("admissible actions", f))?;
+        Ok(Self::strings(&answer["actions"]))
+    }
+
+    fn expert_action(&mut self) -> Result<Option<String>, SessionError> {
+        let path = format!("/sessions/{}/expert", self.live()?.id);
+        let answer = self
+            .env
+            .client()
+            .request("GET", &path, None)
+            .map_err(|f| self.failed("expert action", f))?;
+        Ok(answer["action"].as_str().map(str::to_string))
+    }
+
+    fn snapshot(&mut self) -> Result<Vec<u8>, SessionError> {
+        Ok(serde_json::to_vec(&self.live()?.path).expect("a path serialises"))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), SessionError> {
+        let path: Path = serde_json::from_slice(state)
+            .ok()
+            .filter(|p: &Path| p.format == PATH_FORMAT)
+            .ok_or_else(|| {
+                SessionError::Env(EnvError::BadState(
+                    "not a snapshot of a remote environment".into(),
+                ))
+            })?;
+        let mut last = self.reset(&path.task)?;
+        for action in &path.actions {
+            last = self.step(action)?.observation;
+        }
+        if sha256_hex(last.as_bytes()) != path.obs_sha256 {
+            return Err(SessionError::Env(EnvError::BadState(
+                "replaying the snapshot's actions ended on another observation: the remote \
+                 environment is not deterministic"
+                    .into(),
+            )));
+        }
+        Ok(())
+    }
+
+    fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    fn restores_by_replay(&self) -> bool {
+        true
+    }
+}

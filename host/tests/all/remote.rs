@@ -1,0 +1,236 @@
+//! Remote environments (`--env remote:URL`). A `leafe-host serve` process
+//! speaks the protocol, so the bridge is tested against one: the same run
+//! through the bridge (reset and replay) and on the component (snapshots)
+//! makes the same tree, `replay` verifies it through the bridge, and a
+//! server that dies mid-run is a clear error that `--resume` recovers from
+//! on a restarted server. ScienceWorld's own server is in `scienceworld.rs`.
+
+use super::common::{leafe_command, tree_nodes};
+use super::serve::Server;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn leafe(args: &[&str]) -> Output {
+    leafe_command()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = leafe(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A run's nodes less their snapshot hashes (which only the component has).
+fn nodes_without_snapshots(out: &Path) -> Vec<Value> {
+    tree_nodes(out)
+        .into_iter()
+        .map(|mut n| {
+            n.as_object_mut().unwrap().remove("snapshot");
+            n
+        })
+        .collect()
+}
+
+fn header(out: &Path) -> Value {
+    let text = std::fs::read_to_string(out.join("tree.jsonl")).unwrap();
+    serde_json::from_str(text.lines().next().unwrap()).unwrap()
+}
+
+/// A sokoban run with backtracks: the settings shared by both sides.
+const RUN: [&str; 12] = [
+    "run", "--tasks", "4", "--noise", "0.5", "--budget", "80", "--opt", "size=8x8", "--opt",
+    "boxes=3", "--jobs",
+];
+
+fn run(env: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args: Vec<&str> = RUN.to_vec();
+    args.extend(["2", "--env", env, "--out", out.to_str().unwrap()]);
+    args.extend(extra);
+    leafe(&args)
+}
+
+#[test]
+fn a_remote_run_makes_the_components_tree_by_reset_and_replay() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (local, remote) = (dir.path().join("local"), dir.path().join("remote"));
+    let spec = format!("remote:{}#sokoban", server.url);
+    for (env, out) in [("sokoban", &local), (spec.as_str(), &remote)] {
+        let o = run(env, out, &[]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // Same observations, so the same decisions, lessons and tree.
+    assert_eq!(
+        nodes_without_snapshots(&local),
+        nodes_without_snapshots(&remote)
+    );
+    assert_eq!(header(&local)["rollback"], "snapshot");
+    assert_eq!(header(&remote)["rollback"], "replay");
+    assert_eq!(header(&remote)["env"], spec);
+    assert_eq!(
+        header(&local)["component_sha256"],
+        header(&remote)["component_sha256"],
+        "the server reports the component's hash"
+    );
+    let (l, r) = (
+        json(&local.join("summary.json")),
+        json(&remote.join("summary.json")),
+    );
+    assert!(l["backtracks"].as_u64().unwrap() > 0, "{l}");
+    assert_eq!(l["backtracks"], r["backtracks"]);
+    assert_eq!(l["replayed_steps"], 0, "every state is snapshotted: {l}");
+    // Every return to a state replays its whole path.
+    let replayed = r["replayed_steps"].as_u64().unwrap();
+    assert!(replayed > r["backtracks"].as_u64().unwrap(), "{r}");
+    assert_eq!(r["env_steps"], l["env_steps"], "{l} {r}");
+    // Only the start is kept of a remote state.
+    let snapshots = tree_nodes(&remote)
+        .iter()
+        .filter(|n| !n["snapshot"].is_null())
+        .count();
+    assert_eq!(snapshots, 4, "one per task");
+
+    let report = ok(&["replay", remote.to_str().unwrap()]);
+    assert!(report.starts_with("replay ok: 4 tasks"), "{report}");
+    // Export rebuilds the prompts through the bridge too.
+    let data = dir.path().join("data.jsonl");
+    ok(&[
+        "export",
+        remote.to_str().unwrap(),
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    let local_data = dir.path().join("local.jsonl");
+    ok(&[
+        "export",
+        local.to_str().unwrap(),
+        "--out",
+        local_data.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        records_without_source(&data),
+        records_without_source(&local_data)
+    );
+}
+
+/// Exported records less `source` (which names the run and its `--env`).
+fn records_without_source(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(!text.is_empty());
+    text.lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("source");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn a_dead_server_is_a_clear_error_and_resume_finishes_on_a_restarted_one() {
+    let gone = leafe(&["run", "--env", "remote:http://127.0.0.1:9", "--tasks", "1"]);
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert_eq!(gone.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach the environment server"),
+        "{stderr}"
+    );
+    let server = Server::start(&[]);
+    let spec = format!("remote:{}", server.url);
+    let many = leafe(&["run", "--env", &spec, "--tasks", "1"]);
+    let stderr = String::from_utf8_lossy(&many.stderr);
+    assert!(stderr.contains("name one, remote:"), "{stderr}");
+    let wrong = leafe(&["run", "--env", &format!("{spec}#chess"), "--tasks", "1"]);
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("no environment 'chess'"), "{stderr}");
+
+    // Kill the server once the first task is in the journal.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let spec = format!("{spec}#sokoban");
+    let args = [
+        "run",
+        "--env",
+        &spec,
+        "--tasks",
+        "40",
+        "--noise",
+        "1.0",
+        "--budget",
+        "150",
+        "--jobs",
+        "1",
+        "--opt",
+        "size=8x8",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let child = leafe_command()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !journal_has_a_task(&out) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no task finished"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    drop(server);
+    let failed = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stopped answering"), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.join("summary.json").exists());
+
+    // The same address again: the run finishes what is left.
+    let _again = Server::start(&["--bind", &format!("127.0.0.1:{port}")]);
+    let resumed = leafe(&[&args[..], &["--resume"]].concat());
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let summary = json(&out.join("summary.json"));
+    assert_eq!(summary["tasks"], 40);
+    assert_eq!(summary["errors"], 0, "{summary}");
+    assert!(summary["resumed_tasks"].as_u64().unwrap() >= 1, "{summary}");
+    // What was kept and what was redone make the uninterrupted run's tree.
+    let local = dir.path().join("local");
+    let mut local_args = args.to_vec();
+    local_args[2] = "sokoban";
+    let last = local_args.len() - 1;
+    let local_dir = local.to_str().unwrap().to_string();
+    local_args[last] = &local_dir;
+    ok(&local_args);
+    assert_eq!(
+        nodes_without_snapshots(&local),
+        nodes_without_snapshots(&out)
+    );
+}
+
+fn journal_has_a_task(out: &Path) -> bool {
+    std::fs::read_dir(out.join("tasks"))
+        .map(|d| d.count() > 0)
+        .unwrap_or(false)
+}
