@@ -52,6 +52,10 @@ impl PromptConfig {
     }
 }
 
+/// Valid actions listed in a prompt at most: ScienceWorld has thousands
+/// (every verb with every object in view), which would crowd out the rest.
+pub const MAX_LISTED_ACTIONS: usize = 200;
+
 /// The chat for the current state of `ctx`.
 pub fn messages(prompt: &PromptConfig, ctx: &Context) -> Vec<Message> {
     build(prompt, ctx, true)
@@ -81,8 +85,13 @@ fn build(prompt: &PromptConfig, ctx: &Context, show_lessons: bool) -> Vec<Messag
         ));
     }
     let mut last = ctx.current().observation.clone();
-    if let Some(actions) = &ctx.admissible {
-        last.push_str(&format!("\n\nValid actions: {}", actions.join(", ")));
+    match &ctx.admissible {
+        Some(actions) if actions.len() > MAX_LISTED_ACTIONS => last.push_str(&format!(
+            "\n\n({} valid actions, too many to list: answer in the forms described above)",
+            actions.len()
+        )),
+        Some(actions) => last.push_str(&format!("\n\nValid actions: {}", actions.join(", "))),
+        None => {}
     }
     let mut lessons = String::new();
     if !ctx.experiences.is_empty() {
@@ -216,6 +225,7 @@ fn strip_think(answer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::Node;
 
     fn moves() -> Vec<String> {
         ["up", "down", "left", "right"].map(String::from).to_vec()
@@ -235,6 +245,50 @@ mod tests {
         assert_eq!(
             parse_action(" ```python\nprint(1)\n```\n", None),
             "```python\nprint(1)\n```"
+        );
+    }
+
+    #[test]
+    fn long_action_lists_are_counted_not_listed() {
+        let info = EnvInfo {
+            name: "world".into(),
+            version: "1".into(),
+            splits: vec![],
+            max_steps: 10,
+            action_hint: "Act with: look at OBJ.".into(),
+        };
+        let root = Node::root(0, "You see things.".into());
+        let path = [&root];
+        let ask = |n: usize| {
+            let actions: Vec<String> = (0..n).map(|i| format!("look at thing {i}")).collect();
+            let ctx = Context {
+                info: &info,
+                path: &path,
+                experiences: &[],
+                admissible: Some(actions.clone()),
+                expert: None,
+            };
+            let last = messages(&PromptConfig::default(), &ctx)
+                .pop()
+                .unwrap()
+                .content;
+            // Parsing still checks against the whole list.
+            assert_eq!(
+                parse_action("Action: look at thing 0", Some(&actions)),
+                "look at thing 0"
+            );
+            last
+        };
+        let listed = ask(MAX_LISTED_ACTIONS);
+        assert!(
+            listed.contains("Valid actions: look at thing 0, "),
+            "{listed}"
+        );
+        let counted = ask(MAX_LISTED_ACTIONS + 1);
+        assert!(!counted.contains("look at thing 0"), "{counted}");
+        assert!(
+            counted.contains("(201 valid actions, too many to list"),
+            "{counted}"
         );
     }
 }
