@@ -199,6 +199,10 @@ pub struct LlmArgs {
     /// Tokens per answer.
     #[arg(long, default_value_t = 512)]
     max_tokens: u32,
+    /// Tokens per reflection of `--reflector llm` [default: --max-tokens]:
+    /// a lesson in JSON needs more room than a one-word action.
+    #[arg(long, value_name = "N")]
+    reflection_max_tokens: Option<u32>,
     /// Seconds per request before it is retried.
     #[arg(long, default_value_t = 120)]
     request_timeout: u64,
@@ -225,15 +229,21 @@ impl LlmArgs {
     pub fn reflector(&self, name: &str, policy: &PolicySpec, jobs: usize) -> Result<ReflectorSpec> {
         match name {
             "rule" => Ok(ReflectorSpec::Rule),
-            "llm" => match policy {
-                PolicySpec::OpenAi { client, .. } => Ok(ReflectorSpec::llm(client.clone())),
-                _ => Ok(ReflectorSpec::llm(Arc::new(self.client(jobs)?))),
+            "llm" => match (policy, self.reflection_max_tokens) {
+                (PolicySpec::OpenAi { client, .. }, None) => Ok(ReflectorSpec::llm(client.clone())),
+                (_, tokens) => Ok(ReflectorSpec::llm(Arc::new(
+                    self.client_with(jobs, tokens.unwrap_or(self.max_tokens))?,
+                ))),
             },
             other => bail!("unknown reflector '{other}' (available: rule, llm)"),
         }
     }
 
     fn client(&self, jobs: usize) -> Result<ChatClient> {
+        self.client_with(jobs, self.max_tokens)
+    }
+
+    fn client_with(&self, jobs: usize, max_tokens: u32) -> Result<ChatClient> {
         let (Some(base_url), Some(model)) = (&self.base_url, &self.model) else {
             bail!("--policy openai and --reflector llm need --base-url and --model");
         };
@@ -245,7 +255,7 @@ impl LlmArgs {
                 .filter(|k| !k.is_empty()),
             temperature: self.temperature,
             top_p: self.top_p,
-            max_tokens: self.max_tokens,
+            max_tokens,
             timeout: std::time::Duration::from_secs(self.request_timeout),
             retries: self.retries,
             backoff: std::time::Duration::from_secs(1),
