@@ -75,27 +75,11 @@ $T init-tiny --corpus "$work/corpus.txt" --out "$work/init" --vocab-size 512 --h
 $T sft --model "$work/init" --data "$work/base.jsonl" --out "$work/base" --epochs "$base_epochs" \
   --batch-size 8 --lr 0.003 --seed "$seed"
 
-server=
-serve() { # serve MODEL_DIR NAME
-  stop_serving
-  $T serve --model "$1" --name "$2" --port "$port" > "$work/serve-$2.log" 2>&1 &
-  server=$!
-  for _ in $(seq 100); do
-    if curl -sf "http://127.0.0.1:$port/v1/models" > /dev/null; then return; fi
-    sleep 0.2
-  done
-  echo "the model server did not start: see $work/serve-$2.log" >&2
-  exit 1
-}
-stop_serving() {
-  if [[ -n $server ]]; then kill "$server" 2> /dev/null || true; wait "$server" 2> /dev/null || true; fi
-  server=
-}
-trap stop_serving EXIT
+source scripts/model_server.sh
 policy() { echo --policy openai --base-url "http://127.0.0.1:$port/v1" --model "$1"; }
 
 log "2. collection with the base policy, train levels 1000-$((999 + collect_tasks)), budget $budget steps per level"
-serve "$work/base" base
+serve "$work/base" base "$work/serve-base.log"
 for method in sample leafe refine; do
   # shellcheck disable=SC2046
   $H run "${env_opts[@]}" --split train --from 1000 --tasks "$collect_tasks" $(policy base) \
@@ -123,7 +107,7 @@ done
 
 log "4. evaluation on test levels 0-$((eval_tasks - 1)): $samples samples each, no reflection, no backtracking"
 for model in base rft leafe; do
-  serve "$work/$model" "$model"
+  serve "$work/$model" "$model" "$work/serve-$model.log"
   # shellcheck disable=SC2046
   $H eval "${env_opts[@]}" --split test --tasks "$eval_tasks" --samples "$samples" --k "$ks" \
     $(policy "$model") "${model_opts[@]}" "${prompt[@]}" --seed "$seed" --out "$work/eval-$model" --force

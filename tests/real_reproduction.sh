@@ -84,24 +84,7 @@ settings() { # ENV
   fi
 }
 
-server=
-serve() { # MODEL_DIR NAME
-  stop_serving
-  $T serve --model "$1" --name "$2" --port "$port" --device "$device" > "$work/serve-$2.log" 2>&1 &
-  server=$!
-  for _ in $(seq 300); do
-    if curl -sf "http://127.0.0.1:$port/v1/models" > /dev/null; then return; fi
-    kill -0 "$server" 2> /dev/null || break
-    sleep 0.2
-  done
-  echo "the model server did not start: see $work/serve-$2.log" >&2
-  exit 1
-}
-stop_serving() {
-  if [[ -n $server ]]; then kill "$server" 2> /dev/null || true; wait "$server" 2> /dev/null || true; fi
-  server=
-}
-trap stop_serving EXIT
+source scripts/model_server.sh
 model_flags() { # NAME
   echo --policy openai --base-url "http://127.0.0.1:$port/v1" --model "$1" --temperature 1.0 \
     --top-p 1.0 --max-tokens "$max_tokens" --history-chars "$history" --seed "$seed"
@@ -142,7 +125,7 @@ for ref in "${refs[@]}"; do
 done
 
 log "2. the base model"
-serve "$model" base
+serve "$model" base "$work/serve-base.log"
 evaluate base
 
 log "3. collection with the base model: train tasks 0-$((collect - 1)), budget $budget each"
@@ -174,7 +157,7 @@ log "5. the distilled models on the test tasks"
 for variant in rft leafe grpo leafe-on-grpo; do
   dir=$work/$variant
   [[ $variant == grpo ]] && dir=$work/grpo/final
-  serve "$(readlink -f "$dir")" "$variant"
+  serve "$(readlink -f "$dir")" "$variant" "$work/serve-$variant.log"
   evaluate "$variant"
 done
 stop_serving

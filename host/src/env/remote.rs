@@ -266,13 +266,19 @@ impl RemoteSession {
         }
     }
 
-    fn live(&self) -> Result<&Live, SessionError> {
+    /// Refuse to ask a server that stopped answering earlier.
+    fn alive(&self) -> Result<(), SessionError> {
         if self.dead {
             return Err(SessionError::Remote(format!(
                 "{} stopped answering earlier",
                 self.env.url
             )));
         }
+        Ok(())
+    }
+
+    fn live(&self) -> Result<&Live, SessionError> {
+        self.alive()?;
         self.live
             .as_ref()
             .ok_or(SessionError::Env(EnvError::NotStarted))
@@ -306,9 +312,7 @@ impl Drop for RemoteSession {
 
 impl EnvInstance for RemoteSession {
     fn reset(&mut self, task: &Task) -> Result<String, SessionError> {
-        if self.dead {
-            self.live()?;
-        }
+        self.alive()?;
         self.close();
         let options: serde_json::Map<String, Value> = task
             .options

@@ -1,41 +1,8 @@
 //! The `leafe-host` binary end to end: the main job, replay, resume, play,
 //! envs, and a clear one-line error for every kind of bad input.
 
-use crate::common::{leafe_command, tree_nodes};
+use crate::common::{leafe, leafe_command, leafe_with_stdin, ok, tree_nodes};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
-
-fn leafe(args: &[&str]) -> Output {
-    leafe_with_stdin(args, "")
-}
-
-fn leafe_with_stdin(args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = leafe_command()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = leafe(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// The command fails with one `error:` line mentioning `needle`: exit status 1
 /// for errors of the job, 2 for command-line errors (which add a `--help` hint).

@@ -2,7 +2,7 @@
 
 use leafe_host::{EngineOptions, Runtime};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, OnceLock};
 
 /// One runtime per test binary, with a compile cache in the target dir, so
@@ -69,4 +69,39 @@ pub fn venv_with(package: &str, import: &str) -> PathBuf {
         .is_ok_and(|s| s.success());
     assert!(installed && ready(&python), "cannot pip install {package}");
     python
+}
+
+/// Run `leafe-host` with `args` and no input.
+pub fn leafe(args: &[&str]) -> Output {
+    leafe_with_stdin(args, "")
+}
+
+/// Run `leafe-host` with `args`, `stdin` as its input.
+pub fn leafe_with_stdin(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = leafe_command()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Run `leafe-host`, which must succeed; its stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = leafe(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -5,30 +5,12 @@
 //! server that dies mid-run is a clear error that `--resume` recovers from
 //! on a restarted server. ScienceWorld's own server is in `scienceworld.rs`.
 
-use super::common::{leafe_command, tree_nodes};
+use super::common::{leafe, leafe_command, ok, tree_nodes};
 use super::serve::Server;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn leafe(args: &[&str]) -> Output {
-    leafe_command()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = leafe(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()

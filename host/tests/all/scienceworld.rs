@@ -5,7 +5,7 @@
 //! 100; a played run with one wrong `focus on` goes back by reset and
 //! replay and then finishes the gold path; `replay` verifies both runs.
 
-use super::common::{leafe_command, tree_nodes, venv_with};
+use super::common::{leafe_command, leafe_with_stdin, tree_nodes, venv_with};
 use super::serve::Server;
 use serde_json::Value;
 use std::path::Path;
@@ -29,21 +29,7 @@ fn server() -> Server {
 }
 
 fn run(args: &[&str], stdin: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = leafe_command()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = leafe_with_stdin(args, stdin);
     assert!(
         out.status.success(),
         "{args:?}: {}",
