@@ -37,6 +37,9 @@ pub const SCHEME: &str = "remote:";
 /// How long one request may take (a ScienceWorld reset starts a JVM).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How many times a busy server (429, 503) is asked again.
+const BUSY_RETRIES: u32 = 6;
+
 /// Answers larger than this are refused (a runaway server).
 const MAX_ANSWER_BYTES: u64 = 64 << 20;
 
@@ -162,8 +165,30 @@ struct Client<'a> {
 }
 
 impl Client<'_> {
-    /// One request; its JSON answer (`null` for an empty one).
+    /// One request; its JSON answer (`null` for an empty one). A busy
+    /// server (429, 503) is asked again after its `Retry-After`, or a
+    /// backoff from 0.25 s, up to [`BUSY_RETRIES`] times.
     fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
+        let mut attempt = 0;
+        loop {
+            match self.attempt(method, path, body) {
+                Err((Failure::Status(429 | 503, _), wait)) if attempt < BUSY_RETRIES => {
+                    let backoff = Duration::from_millis(250) * 2u32.pow(attempt);
+                    std::thread::sleep(wait.unwrap_or(backoff).min(Duration::from_secs(10)));
+                    attempt += 1;
+                }
+                result => return result.map_err(|(failure, _)| failure),
+            }
+        }
+    }
+
+    /// One exchange: the answer, or the failure and any `Retry-After`.
+    fn attempt(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, (Failure, Option<Duration>)> {
         let url = format!("{}{path}", self.url);
         let sent = match (method, body) {
             ("POST", Some(b)) => self.agent.post(&url).send_json(b),
@@ -171,34 +196,39 @@ impl Client<'_> {
             ("DELETE", _) => self.agent.delete(&url).call(),
             _ => self.agent.get(&url).call(),
         };
-        let mut answer = sent.map_err(|e| Failure::Unreachable(format!("{method} {url}: {e}")))?;
+        let unreachable = |why: String| (Failure::Unreachable(why), None);
+        let mut answer = sent.map_err(|e| unreachable(format!("{method} {url}: {e}")))?;
         let status = answer.status().as_u16();
+        let wait = answer
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let text = answer
             .body_mut()
             .with_config()
             .limit(MAX_ANSWER_BYTES)
             .read_to_string()
-            .map_err(|e| {
-                Failure::Unreachable(format!("{method} {url}: reading the answer: {e}"))
-            })?;
+            .map_err(|e| unreachable(format!("{method} {url}: reading the answer: {e}")))?;
         if !(200..300).contains(&status) {
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|v| {
+                    // `{"message"}`, `{"error": "..."}` or `{"error": {"message"}}`.
                     let m = v.get("message").or_else(|| v.get("error"))?;
+                    let m = m.get("message").unwrap_or(m);
                     Some(m.as_str().map_or(m.to_string(), str::to_string))
                 })
                 .unwrap_or_else(|| leafe_judge::clip(text.trim(), 300).to_string());
-            return Err(Failure::Status(status, message));
+            return Err((Failure::Status(status, message), wait));
         }
         if text.trim().is_empty() {
             return Ok(Value::Null);
         }
         serde_json::from_str(&text).map_err(|e| {
-            Failure::Status(
-                status,
-                format!("{method} {url}: the answer is not JSON ({e})"),
-            )
+            let why = format!("{method} {url}: the answer is not JSON ({e})");
+            (Failure::Status(status, why), None)
         })
     }
 

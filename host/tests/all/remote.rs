@@ -216,3 +216,22 @@ fn journal_has_a_task(out: &Path) -> bool {
         .map(|d| d.count() > 0)
         .unwrap_or(false)
 }
+
+#[test]
+fn a_busy_server_is_waited_for() {
+    // One session at a time on the server, two tasks at a time in the run:
+    // the second reset is answered 429 until the first task closes its session.
+    let server = Server::start(&["--max-sessions", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (local, remote) = (dir.path().join("local"), dir.path().join("remote"));
+    let spec = format!("remote:{}#sokoban", server.url);
+    for (env, out) in [("sokoban", &local), (spec.as_str(), &remote)] {
+        let o = run(env, out, &[]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(
+        nodes_without_snapshots(&local),
+        nodes_without_snapshots(&remote)
+    );
+    assert_eq!(json(&remote.join("summary.json"))["errors"], 0);
+}
