@@ -26,6 +26,7 @@ use super::contract::{EnvError, EnvInfo, StepResult, Task};
 use super::instance::EnvInstance;
 use super::session::SessionError;
 use crate::util::hash::sha256_hex;
+use crate::util::http::retry_after;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -199,12 +200,7 @@ impl Client<'_> {
         let unreachable = |why: String| (Failure::Unreachable(why), None);
         let mut answer = sent.map_err(|e| unreachable(format!("{method} {url}: {e}")))?;
         let status = answer.status().as_u16();
-        let wait = answer
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let wait = retry_after(&answer);
         let text = answer
             .body_mut()
             .with_config()

@@ -248,12 +248,7 @@ impl ChatClient {
             }
         };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::util::http::retry_after(&response);
         let text = response
             .body_mut()
             .with_config()
