@@ -206,9 +206,16 @@ fn task_list(args: &RunArgs, env: &Environment) -> Result<Vec<u32>> {
     args.tasks.indices(&args.split, len)
 }
 
-/// Run the job. Returns the summary also written to `DIR/summary.json`.
-pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
-    let started = Instant::now();
+/// A run directory made ready: the environment, the run's tasks, its
+/// header and the bytes of the tasks already done.
+struct Prepared {
+    env: Environment,
+    tasks: Vec<u32>,
+    header: Header,
+    done: BTreeMap<u32, Vec<u8>>,
+}
+
+fn prepare(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Prepared> {
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
@@ -222,19 +229,22 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
         &Task::new(&args.split, first, args.seed, &args.options),
     )?;
     let header = header(args, &env, &tasks);
-    let mut done = prepare_out(args, &header)?;
-    let resumed = done.len();
-    let todo: Vec<u32> = tasks
-        .iter()
-        .copied()
-        .filter(|t| !done.contains_key(t))
-        .collect();
+    let done = prepare_out(args, &header)?;
+    Ok(Prepared {
+        env,
+        tasks,
+        header,
+        done,
+    })
+}
 
+/// Explore `todo`, each task journaled the moment it finishes; then add
+/// the journal to `p.done`. On an error, says what is kept and how to go on.
+fn explore_tasks(p: &mut Prepared, args: &RunArgs, todo: &[u32]) -> Result<()> {
     let bar = progress_bar(todo.len() as u64, "tasks", args.progress);
     bar.inc(0);
-    // Each task goes to the journal the moment it finishes.
     let finished = map_indexed(todo.len(), args.jobs, |i| {
-        let run = run_task(&env, args, todo[i])?;
+        let run = run_task(&p.env, args, todo[i])?;
         journal::write_task(&args.out, run.end.task, &run.records)?;
         bar.inc(1);
         bar.set_message(format!(
@@ -245,18 +255,78 @@ pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
         anyhow::Ok(())
     });
     bar.finish_and_clear();
-    done.extend(journal::read_tasks(&args.out)?);
+    p.done.extend(journal::read_tasks(&args.out)?);
     if let Some(e) = finished.into_iter().find_map(Result::err) {
         bail!(
             "{e:#}\n{} of {} tasks are finished and kept in {}: run the same command with \
              --resume to do the rest",
-            done.len(),
-            tasks.len(),
+            p.done.len(),
+            p.tasks.len(),
             args.out.display()
         );
     }
-    assemble(&args.out, &header, &done)?;
-    finish(&args.out, header, resumed, started, args)
+    Ok(())
+}
+
+/// Run the job. Returns the summary also written to `DIR/summary.json`.
+pub fn run(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Summary> {
+    let started = Instant::now();
+    let mut p = prepare(runtime, args)?;
+    let resumed = p.done.len();
+    let todo: Vec<u32> = p
+        .tasks
+        .iter()
+        .copied()
+        .filter(|t| !p.done.contains_key(t))
+        .collect();
+    explore_tasks(&mut p, args, &todo)?;
+    assemble(&args.out, &p.header, &p.done)?;
+    finish(&args.out, p.header, resumed, started, args)
+}
+
+/// What [`run_part`] leaves: the run's tasks and those done so far.
+#[derive(Clone, Debug, Serialize)]
+pub struct Part {
+    pub out: PathBuf,
+    pub tasks: Vec<u32>,
+    pub done: Vec<u32>,
+}
+
+/// Explore only `only` of the run's tasks (those not done yet) into the
+/// journal and stop, without assembling the tree: a run spread over
+/// machines is one `run_part` per task (each in a directory of its own),
+/// their journal files gathered into one directory, and a `run` with
+/// `resume` that finds every task done. An empty `only` just prepares the
+/// directory (checks, header) and reports.
+pub fn run_part(runtime: &Arc<Runtime>, args: &RunArgs, only: &[u32]) -> Result<Part> {
+    let mut p = prepare(runtime, args)?;
+    if let Some(t) = only.iter().find(|t| !p.tasks.contains(t)) {
+        bail!(
+            "--only-tasks: task {t} is not one of the run's tasks ({})",
+            describe(&p.tasks)
+        );
+    }
+    let mut todo: Vec<u32> = only
+        .iter()
+        .copied()
+        .filter(|t| !p.done.contains_key(t))
+        .collect();
+    todo.sort_unstable();
+    todo.dedup();
+    explore_tasks(&mut p, args, &todo)?;
+    Ok(Part {
+        out: args.out.clone(),
+        done: p.done.keys().copied().collect(),
+        tasks: p.tasks,
+    })
+}
+
+/// `3..7` for a contiguous list, else the count.
+fn describe(tasks: &[u32]) -> String {
+    match (tasks.first(), tasks.last()) {
+        (Some(a), Some(b)) if (b - a) as usize + 1 == tasks.len() => format!("{a}..{}", b + 1),
+        _ => format!("{} tasks", tasks.len()),
+    }
 }
 
 fn run_task(env: &Environment, args: &RunArgs, index: u32) -> Result<TaskRun> {

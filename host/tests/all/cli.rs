@@ -129,6 +129,54 @@ fn runs_are_byte_identical_whatever_the_parallelism_and_snapshot_interval() {
 }
 
 #[test]
+fn a_run_in_parts_gathered_and_resumed_is_the_run_of_jobs_1() {
+    let dir = tmp();
+    let (whole, main) = (dir.path().join("whole"), dir.path().join("main"));
+    run(&whole, &["--jobs", "1"]);
+    let part = |out: &Path, only: &str| -> serde_json::Value {
+        serde_json::from_str(&run(out, &["--only-tasks", only])).unwrap()
+    };
+    // The driver's directory: settings checked, header written, nothing run.
+    let prepared = part(&main, "");
+    assert_eq!(prepared["tasks"], serde_json::json!([0, 1, 2, 3, 4, 5]));
+    assert_eq!(prepared["done"], serde_json::json!([]));
+    assert!(!main.join("summary.json").exists());
+    // Each part in a directory of its own, as on other machines; tasks 4,5 together.
+    std::fs::create_dir_all(main.join("tasks")).unwrap();
+    for only in ["0", "1", "2", "3", "5,4"] {
+        let out = dir.path().join(format!("part-{only}"));
+        let done = part(&out, only);
+        assert_eq!(
+            done["done"].as_array().unwrap().len(),
+            only.split(',').count()
+        );
+        for file in std::fs::read_dir(out.join("tasks")).unwrap() {
+            let file = file.unwrap();
+            std::fs::copy(file.path(), main.join("tasks").join(file.file_name())).unwrap();
+        }
+    }
+    let gathered: serde_json::Value =
+        serde_json::from_str(&run(&main, &["--only-tasks", "", "--resume"])).unwrap();
+    assert_eq!(gathered["done"], prepared["tasks"]);
+    run(&main, &["--resume"]);
+    let tree = |p: &Path| std::fs::read(p.join("tree.jsonl")).unwrap();
+    assert_eq!(tree(&main), tree(&whole));
+    assert!(!main.join("tasks").exists());
+    ok(&["replay", main.to_str().unwrap()]);
+    fails(
+        &run_args(&main, &["--only-tasks", "7", "--resume"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        "task 7 is not one of the run's tasks (0..6)",
+    );
+    fails(
+        &["run", "--only-tasks", "1,x"],
+        "expected task indices separated by commas, got 'x'",
+    );
+}
+
+#[test]
 fn tampered_and_truncated_trees_are_caught_and_resume_completes_a_run() {
     let dir = tmp();
     let out = dir.path().join("run");

@@ -5,7 +5,7 @@ use crate::args::{LlmArgs, MAX_BUDGET, TaskArgs, check_range, default_jobs, jobs
 use anyhow::Result;
 use clap::Args;
 use leafe_host::jobs::TaskSelection;
-use leafe_host::jobs::run::{RunArgs, Summary, run};
+use leafe_host::jobs::run::{RunArgs, Summary, run, run_part};
 use leafe_host::tree::rundir::{SUMMARY, TREE, fresh_out_dir};
 use leafe_host::{BudgetUnit, ExploreConfig, Method, Runtime};
 use std::path::{Path, PathBuf};
@@ -86,6 +86,16 @@ pub struct RunCmd {
     /// Replace an existing run in --out.
     #[arg(long, conflicts_with = "resume")]
     force: bool,
+    /// Explore only these of the run's tasks (comma-separated indices,
+    /// e.g. 3,7) into its journal and stop, leaving the run unfinished:
+    /// `--resume` finishes it once every task is there. How a run is spread
+    /// over machines (examples/ray_explore.py): one part per task, each in a
+    /// directory of its own, their `tasks/` files gathered into one run
+    /// directory. An empty LIST ('') explores nothing: it checks the
+    /// settings and writes the run's header. Prints {"out", "tasks", "done"}
+    /// as JSON.
+    #[arg(long, value_name = "LIST", value_parser = parse_task_list)]
+    only_tasks: Option<TaskList>,
     /// Tasks explored in parallel.
     #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
@@ -141,6 +151,11 @@ impl RunCmd {
             jobs,
             progress: ctx.progress,
         };
+        if let Some(TaskList(only)) = &self.only_tasks {
+            let part = run_part(&runtime, &args, only)?;
+            println!("{}", serde_json::to_string(&part)?);
+            return Ok(());
+        }
         let summary = run(&runtime, &args)?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -149,6 +164,22 @@ impl RunCmd {
         }
         Ok(())
     }
+}
+
+/// The task indices of `--only-tasks`.
+#[derive(Clone, Debug)]
+struct TaskList(Vec<u32>);
+
+fn parse_task_list(text: &str) -> Result<TaskList, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<u32>()
+                .map_err(|_| format!("expected task indices separated by commas, got '{t}'"))
+        })
+        .collect::<Result<Vec<u32>, String>>()
+        .map(TaskList)
 }
 
 /// The summary as a small table for the terminal.

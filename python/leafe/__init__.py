@@ -1,0 +1,39 @@
+"""leafe from Python: environments as Gymnasium envs, snapshots, and the Python sandbox.
+
+Environments are WASI components run by wasmtime inside this module (the
+built-ins ship in the package); every step runs under fuel, time and memory
+limits, and the same task, seed and actions give the same observations.
+
+>>> import leafe
+>>> env = leafe.make("sokoban", split="test", task=0)
+>>> obs, info = env.reset(seed=0)
+>>> state = env.snapshot()          # bytes
+>>> obs, reward, terminated, truncated, info = env.step("up")
+>>> env.restore(state)              # back to before the step
+
+>>> leafe.run_python("print(2 + 2)").stdout
+'4\\n'
+>>> leafe.run_tests("def f(x): return x + 1", ["assert f(1) == 2"]).passed
+1
+"""
+
+from ._leafe import EnvError, SandboxError, RunResult, TestOutcome, TestReport, __version__
+from .data import mbpp
+from .env import LeafeEnv, Utf8Text, envs, make
+from .sandbox import run_python, run_tests
+
+__all__ = [
+    "EnvError",
+    "LeafeEnv",
+    "RunResult",
+    "SandboxError",
+    "TestOutcome",
+    "TestReport",
+    "Utf8Text",
+    "__version__",
+    "envs",
+    "make",
+    "mbpp",
+    "run_python",
+    "run_tests",
+]

@@ -1,0 +1,70 @@
+//! `leafe._leafe`: the native half of the `leafe` Python package.
+//!
+//! The Python half (`python/leafe/`) holds the user-facing API — the
+//! Gymnasium environment, argument checks, docstrings; this module holds
+//! what needs the host library: an environment session with snapshots
+//! ([`env`]) and the Python sandbox ([`sandbox`]). Every call that runs wasm
+//! releases the GIL, so threads run in parallel.
+
+mod env;
+mod sandbox;
+
+use leafe_host::{EngineOptions, Runtime};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use std::sync::{Arc, OnceLock};
+
+create_exception!(
+    leafe,
+    EnvError,
+    PyException,
+    "An environment failed: it returned an error, trapped, ran past a limit, or cannot be loaded."
+);
+create_exception!(
+    leafe,
+    SandboxError,
+    PyException,
+    "The Python sandbox cannot be set up (a program's own failure is a verdict, not this)."
+);
+
+/// The process's one runtime (engine, compile cache, sandbox), made on
+/// first use with the CLI's defaults; `LEAFE_CACHE_DIR` moves its cache.
+fn runtime() -> Result<Arc<Runtime>, String> {
+    static RUNTIME: OnceLock<Result<Arc<Runtime>, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| Runtime::new(EngineOptions::default()).map_err(|e| format!("{e:#}")))
+        .clone()
+}
+
+/// The names of the built-in environments.
+#[pyfunction]
+fn envs() -> Vec<&'static str> {
+    leafe_builtins::names()
+}
+
+/// The JSON lines of MBPP split `split` (`test`, `train`, `validation`,
+/// `prompt`), as the `mbpp` environment embeds them.
+#[pyfunction]
+fn mbpp_lines(split: &str) -> PyResult<Vec<&'static str>> {
+    leafe_judge::mbpp::split_lines(leafe_builtins::mbpp_jsonl(), split).ok_or_else(|| {
+        let names: Vec<&str> = leafe_judge::mbpp::SPLITS.iter().map(|s| s.0).collect();
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "MBPP has no split '{split}' (splits: {})",
+            names.join(", ")
+        ))
+    })
+}
+
+#[pymodule]
+fn _leafe(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("EnvError", py.get_type::<EnvError>())?;
+    m.add("SandboxError", py.get_type::<SandboxError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(envs, m)?)?;
+    m.add_function(wrap_pyfunction!(mbpp_lines, m)?)?;
+    env::register(m)?;
+    sandbox::register(m)?;
+    Ok(())
+}
