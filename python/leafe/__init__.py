@@ -18,6 +18,7 @@ limits, and the same task, seed and actions give the same observations.
 """
 
 from ._leafe import EnvError, SandboxError, RunResult, TestOutcome, TestReport, __version__
+from .config import configure
 from .data import mbpp
 from .env import LeafeEnv, Utf8Text, envs, make
 from .sandbox import run_python, run_tests
@@ -31,6 +32,7 @@ __all__ = [
     "TestReport",
     "Utf8Text",
     "__version__",
+    "configure",
     "envs",
     "make",
     "mbpp",

@@ -97,6 +97,7 @@ class LeafeEnv(gymnasium.Env):
         task: int = 0,
         seed: int = 0,
         render_mode: Optional[str] = None,
+        expert_in_info: bool = True,
         **opts: Any,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -116,6 +117,7 @@ class LeafeEnv(gymnasium.Env):
         _options(opts)
         self.options = dict(opts)
         self.render_mode = render_mode
+        self.expert_in_info = bool(expert_in_info)
         self.observation_space = Utf8Text(MAX_OBSERVATION_CHARS)
         self.action_space = Utf8Text(MAX_ACTION_CHARS, min_length=1)
         self._observation: Optional[str] = None
@@ -137,9 +139,10 @@ class LeafeEnv(gymnasium.Env):
         admissible = self._session.admissible_actions()
         if admissible is not None:
             info["admissible_actions"] = list(admissible)
-        expert = self._session.expert_action()
-        if expert is not None:
-            info["expert_action"] = expert
+        if self.expert_in_info:
+            expert = self._session.expert_action()
+            if expert is not None:
+                info["expert_action"] = expert
         return info
 
     def reset(
@@ -210,6 +213,7 @@ def make(
     task: int = 0,
     seed: int = 0,
     render_mode: Optional[str] = None,
+    expert_in_info: bool = True,
     **opts: Any,
 ) -> LeafeEnv:
     """Make a leafe environment as a :class:`gymnasium.Env`.
@@ -224,6 +228,10 @@ def make(
         seed: the episode seed ``reset()`` uses until given another.
         render_mode: ``ansi`` (``render()`` returns the observation), ``human``
             (prints it) or None.
+        expert_in_info: put the expert's next action in ``info`` (when the
+            environment has an expert). An expert may be a solver run at every
+            step (Sokoban's is): False makes such steps several times faster;
+            :meth:`LeafeEnv.expert_action` still asks on demand.
         **opts: environment options, e.g. ``size="8x8"``, ``boxes=3`` for
             Sokoban.
 
@@ -234,12 +242,27 @@ def make(
     >>> env = leafe.make("sokoban", split="test", task=3)
     >>> obs, info = env.reset(seed=1)
     """
-    made = LeafeEnv(env, split=split, task=task, seed=seed, render_mode=render_mode, **opts)
+    made = LeafeEnv(
+        env,
+        split=split,
+        task=task,
+        seed=seed,
+        render_mode=render_mode,
+        expert_in_info=expert_in_info,
+        **opts,
+    )
     # A spec with these arguments: `made.spec.make()` makes the same environment again.
     made.spec = EnvSpec(
         id=_spec_id(str(env)),
         entry_point="leafe.env:LeafeEnv",
-        kwargs={"env": str(env), "split": made.split, "task": task, "seed": seed, **opts},
+        kwargs={
+            "env": str(env),
+            "split": made.split,
+            "task": task,
+            "seed": seed,
+            "expert_in_info": expert_in_info,
+            **opts,
+        },
     )
     return made
 

@@ -17,7 +17,14 @@ const SNAPSHOT_MAGIC: &[u8] = b"leafe-snapshot\x00\x01";
 const SHA_LEN: usize = 64;
 
 fn env_error(e: impl std::fmt::Display) -> PyErr {
-    EnvError::new_err(e.to_string())
+    let message = e.to_string();
+    if message.contains("concurrent limit") {
+        return EnvError::new_err(format!(
+            "{message} (live environments and running programs together; \
+             leafe.configure(max_instances=N), called first, raises it)"
+        ));
+    }
+    EnvError::new_err(message)
 }
 
 /// A loaded component, once per spec and process: loading compiles (or

@@ -11,9 +11,9 @@ mod sandbox;
 
 use leafe_host::{EngineOptions, Runtime};
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 create_exception!(
     leafe,
@@ -28,13 +28,44 @@ create_exception!(
     "The Python sandbox cannot be set up (a program's own failure is a verdict, not this)."
 );
 
+static RUNTIME: OnceLock<Result<Arc<Runtime>, String>> = OnceLock::new();
+/// What `configure` set, read once when the runtime is made.
+static MAX_INSTANCES: Mutex<Option<u32>> = Mutex::new(None);
+
 /// The process's one runtime (engine, compile cache, sandbox), made on
 /// first use with the CLI's defaults; `LEAFE_CACHE_DIR` moves its cache.
 fn runtime() -> Result<Arc<Runtime>, String> {
-    static RUNTIME: OnceLock<Result<Arc<Runtime>, String>> = OnceLock::new();
     RUNTIME
-        .get_or_init(|| Runtime::new(EngineOptions::default()).map_err(|e| format!("{e:#}")))
+        .get_or_init(|| {
+            let defaults = EngineOptions::default();
+            let max = MAX_INSTANCES.lock().unwrap_or_else(|e| e.into_inner());
+            Runtime::new(EngineOptions {
+                pool_instances: max.unwrap_or(defaults.pool_instances),
+                ..defaults
+            })
+            .map_err(|e| format!("{e:#}"))
+        })
         .clone()
+}
+
+/// Set how many instances (live environments and running programs
+/// together) the process may hold at once; before anything else runs.
+#[pyfunction]
+fn configure(max_instances: u32) -> PyResult<()> {
+    if !(1..=100_000).contains(&max_instances) {
+        return Err(PyValueError::new_err(format!(
+            "max_instances must be between 1 and 100000, got {max_instances}"
+        )));
+    }
+    let mut max = MAX_INSTANCES.lock().unwrap_or_else(|e| e.into_inner());
+    if RUNTIME.get().is_some() {
+        return Err(PyRuntimeError::new_err(
+            "leafe is already running: call leafe.configure() before making an environment \
+             or running a program",
+        ));
+    }
+    *max = Some(max_instances);
+    Ok(())
 }
 
 /// The names of the built-in environments.
@@ -49,7 +80,7 @@ fn envs() -> Vec<&'static str> {
 fn mbpp_lines(split: &str) -> PyResult<Vec<&'static str>> {
     leafe_judge::mbpp::split_lines(leafe_builtins::mbpp_jsonl(), split).ok_or_else(|| {
         let names: Vec<&str> = leafe_judge::mbpp::SPLITS.iter().map(|s| s.0).collect();
-        pyo3::exceptions::PyValueError::new_err(format!(
+        PyValueError::new_err(format!(
             "MBPP has no split '{split}' (splits: {})",
             names.join(", ")
         ))
@@ -63,6 +94,7 @@ fn _leafe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SandboxError", py.get_type::<SandboxError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(envs, m)?)?;
+    m.add_function(wrap_pyfunction!(configure, m)?)?;
     m.add_function(wrap_pyfunction!(mbpp_lines, m)?)?;
     env::register(m)?;
     sandbox::register(m)?;

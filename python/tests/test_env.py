@@ -220,3 +220,44 @@ def test_render_modes():
     assert env.render() == obs
     with pytest.raises(ValueError):
         leafe.make("sokoban", render_mode="rgb_array")
+
+
+def test_the_expert_can_be_left_out_of_info():
+    env = leafe.make("sokoban", expert_in_info=False)
+    _, info = env.reset()
+    assert "expert_action" not in info and info["admissible_actions"]
+    assert env.expert_action() in info["admissible_actions"]
+    assert "expert_action" not in env.step("up")[4]
+    assert env.spec.make().unwrapped.expert_in_info is False
+
+
+CONFIGURED = """
+import leafe
+leafe.configure(max_instances=300)
+envs = [leafe.make("guess") for _ in range(290)]
+for e in envs:
+    e.reset()
+try:
+    leafe.configure(max_instances=10)
+except RuntimeError as e:
+    print("refused:", e)
+"""
+
+DEFAULT = """
+import leafe
+envs = [leafe.make("guess") for _ in range(257)]
+try:
+    for e in envs:
+        e.reset()
+except leafe.EnvError as e:
+    print("EnvError:", e)
+"""
+
+
+def test_configure_raises_the_instance_limit_before_leafe_starts():
+    out = subprocess.run([sys.executable, "-c", CONFIGURED], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("refused: leafe is already running"), out
+    out = subprocess.run([sys.executable, "-c", DEFAULT], capture_output=True, text=True, check=True)
+    assert "EnvError: cannot instantiate" in out.stdout and "leafe.configure(max_instances=N)" in out.stdout
+    with pytest.raises(ValueError):
+        leafe.configure(max_instances=0)
