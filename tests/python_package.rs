@@ -15,6 +15,11 @@ fn the_python_package_passes_its_pytest_suite() {
     let out = Command::new("bash")
         .arg(root.join("python/tests/run.sh"))
         .arg(&venv)
+        // A component given by path (the guess environment, as a file).
+        .env(
+            "LEAFE_TEST_COMPONENT",
+            leafe_builtins::test_components::GUESS_PATH,
+        )
         // The compile cache the other tests fill, so the interpreter is compiled once.
         .env(
             "LEAFE_CACHE_DIR",

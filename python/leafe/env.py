@@ -196,12 +196,16 @@ class LeafeEnv(gymnasium.Env):
     def restore(self, state: bytes) -> None:
         """Continue from a :meth:`snapshot` of this environment.
 
+        The episode's task, split and seed become the snapshot's. The bytes are
+        the envelope ``leafe-host serve`` uses too (base64 them for its
+        ``state``), so an episode moves between the package and a server.
+
         Raises :class:`leafe.EnvError` for bytes that are not a snapshot of this
         environment or that it rejects; the current episode is then kept.
         """
         if not isinstance(state, (bytes, bytearray, memoryview)):
             raise ValueError(f"a snapshot is bytes, got {type(state).__name__}")
-        self._session.restore(bytes(state))
+        self.split, self.task, self.episode_seed, self._observation = self._session.restore(bytes(state))
 
     def __repr__(self) -> str:
         return f"<LeafeEnv {self.spec_name} split={self.split} task={self.task} seed={self.episode_seed}>"

@@ -4,17 +4,13 @@
 //! and actions, never on what the object did before.
 
 use crate::{EnvError, runtime};
+use leafe_host::env::saved::SavedState;
 use leafe_host::{EnvComponent, Session, SessionError, Task};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-
-/// What a snapshot starts with: a name and a format version, then the
-/// component's sha256 (hex) and the instance seed, then the guest's state.
-const SNAPSHOT_MAGIC: &[u8] = b"leafe-snapshot\x00\x01";
-const SHA_LEN: usize = 64;
 
 fn env_error(e: impl std::fmt::Display) -> PyErr {
     let message = e.to_string();
@@ -42,9 +38,12 @@ fn component(spec: &str) -> Result<Arc<EnvComponent>, String> {
     Ok(c)
 }
 
+/// The episode under way: its instance, task and last observation (what a
+/// snapshot's envelope records).
 struct Live {
     session: Session,
-    seed: u64,
+    task: Task,
+    observation: String,
 }
 
 #[pyclass(module = "leafe._leafe", frozen)]
@@ -119,7 +118,11 @@ impl EnvSession {
         py.detach(|| {
             let mut session = Session::new(&self.component, seed).map_err(env_error)?;
             let observation = session.reset(&task).map_err(env_error)?;
-            *self.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(Live { session, seed });
+            *self.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(Live {
+                session,
+                task,
+                observation: observation.clone(),
+            });
             Ok(observation)
         })
     }
@@ -127,7 +130,11 @@ impl EnvSession {
     /// Apply `action`: (observation, reward, terminated, truncated, info as
     /// JSON).
     fn step(&self, py: Python<'_>, action: &str) -> PyResult<(String, f64, bool, bool, String)> {
-        let r = self.with_live(py, |live| live.session.step(action))?;
+        let r = self.with_live(py, |live| {
+            let r = live.session.step(action)?;
+            live.observation.clone_from(&r.observation);
+            Ok(r)
+        })?;
         let info = serde_json::Value::Object(r.info).to_string();
         Ok((r.observation, r.reward, r.terminated, r.truncated, info))
     }
@@ -142,49 +149,50 @@ impl EnvSession {
         self.with_live(py, |live| live.session.expert_action())
     }
 
-    /// The episode's state: restoring it continues from here exactly.
+    /// The episode's state: restoring it continues from here exactly. The
+    /// bytes are a `SavedState` (JSON), which `leafe-host serve` takes too.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let (state, seed) = self.with_live(py, |live| Ok((live.session.snapshot()?, live.seed)))?;
-        let mut bytes = Vec::with_capacity(SNAPSHOT_MAGIC.len() + SHA_LEN + 8 + state.len());
-        bytes.extend_from_slice(SNAPSHOT_MAGIC);
-        bytes.extend_from_slice(self.component.sha256.as_bytes());
-        bytes.extend_from_slice(&seed.to_le_bytes());
-        bytes.extend_from_slice(&state);
-        Ok(PyBytes::new(py, &bytes))
+        let saved = self.with_live(py, |live| {
+            let state = live.session.snapshot()?;
+            Ok(SavedState::new(
+                &self.component.info.name,
+                &self.component.sha256,
+                &live.task,
+                &live.observation,
+                &state,
+            ))
+        })?;
+        Ok(PyBytes::new(py, &saved.encode()))
     }
 
-    /// Continue from a snapshot of this environment, in a fresh instance.
-    /// On any error the current episode is kept as it was.
-    fn restore(&self, py: Python<'_>, snapshot: &[u8]) -> PyResult<()> {
-        let header = SNAPSHOT_MAGIC.len() + SHA_LEN + 8;
-        if snapshot.len() < header || !snapshot.starts_with(SNAPSHOT_MAGIC) {
-            return Err(env_error(
-                "not a leafe snapshot (restore() takes the bytes snapshot() returned)",
-            ));
-        }
-        let sha = &snapshot[SNAPSHOT_MAGIC.len()..SNAPSHOT_MAGIC.len() + SHA_LEN];
-        if sha != self.component.sha256.as_bytes() {
+    /// Continue from a snapshot of this environment, in a fresh instance;
+    /// returns (split, task, seed, observation) of the episode restored. On
+    /// any error the current episode is kept as it was.
+    fn restore(&self, py: Python<'_>, snapshot: &[u8]) -> PyResult<(String, u32, u64, String)> {
+        let saved = SavedState::decode(snapshot).map_err(|e| {
+            env_error(format!(
+                "{e} (restore() takes the bytes snapshot() returned)"
+            ))
+        })?;
+        if saved.component_sha256 != self.component.sha256 {
             return Err(env_error(format!(
-                "the snapshot is of another environment (component sha256 {}, this one is {})",
-                String::from_utf8_lossy(sha),
-                self.component.sha256
+                "the snapshot is of another environment ({} with component sha256 {}; this is {} {})",
+                saved.env, saved.component_sha256, self.component.info.name, self.component.sha256
             )));
         }
-        let seed_bytes: [u8; 8] = snapshot[header - 8..header].try_into().expect("8 bytes");
-        let seed = u64::from_le_bytes(seed_bytes);
-        let state = &snapshot[header..];
+        let state = saved.state().map_err(env_error)?;
+        let task = saved.task();
         py.detach(|| {
-            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-            match live.as_mut() {
-                Some(l) if l.seed == seed => l.session.restore(state).map_err(env_error),
-                _ => {
-                    let mut session = Session::new(&self.component, seed).map_err(env_error)?;
-                    session.restore(state).map_err(env_error)?;
-                    *live = Some(Live { session, seed });
-                    Ok(())
-                }
-            }
-        })
+            let mut session = Session::new(&self.component, task.seed).map_err(env_error)?;
+            session.restore(&state).map_err(env_error)?;
+            *self.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(Live {
+                session,
+                task: task.clone(),
+                observation: saved.observation.clone(),
+            });
+            PyResult::Ok(())
+        })?;
+        Ok((task.split, task.index, task.seed, saved.observation))
     }
 }
 

@@ -24,3 +24,15 @@ def leafe_host() -> str:
             "and set LEAFE_HOST=target/debug/leafe-host"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def component_path() -> str:
+    """An environment component as a .wasm file: the guess environment ($LEAFE_TEST_COMPONENT)."""
+    path = os.environ.get("LEAFE_TEST_COMPONENT")
+    if not path or not os.path.exists(path):
+        pytest.fail(
+            "set LEAFE_TEST_COMPONENT to a component file, e.g. the guess environment's "
+            "leafe_env_guess.wasm under target/ (tests/python_package.rs sets it)"
+        )
+    return path

@@ -1,7 +1,11 @@
 """leafe.make as a Gymnasium environment: Gymnasium's own checker, determinism, snapshots, errors."""
 
+import base64
 import json
+import socket
 import subprocess
+import time
+import urllib.request
 import sys
 import warnings
 
@@ -186,8 +190,18 @@ def test_a_corrupt_or_foreign_snapshot_raises_and_keeps_the_episode():
         env.restore(b"garbage")
     flipped = bytearray(state)
     flipped[-3] ^= 0xFF
-    with pytest.raises(leafe.EnvError):
+    with pytest.raises(leafe.EnvError, match="not a leafe snapshot"):
         env.restore(bytes(flipped))
+    # A well-formed envelope around corrupt component state: the component refuses it.
+    envelope = json.loads(state)
+    inner = bytearray(base64.b64decode(envelope["state"]))
+    inner[len(inner) // 2] ^= 0x55
+    envelope["state"] = base64.b64encode(bytes(inner)).decode()
+    with pytest.raises(leafe.EnvError, match="bad state"):
+        env.restore(json.dumps(envelope).encode())
+    envelope["state"] = "!!not base64!!"
+    with pytest.raises(leafe.EnvError, match="bad state"):
+        env.restore(json.dumps(envelope).encode())
     with pytest.raises(leafe.EnvError):
         env.restore(state[: len(state) - 7])
     other = leafe.make("guess")
@@ -261,3 +275,54 @@ def test_configure_raises_the_instance_limit_before_leafe_starts():
     assert "EnvError: cannot instantiate" in out.stdout and "leafe.configure(max_instances=N)" in out.stdout
     with pytest.raises(ValueError):
         leafe.configure(max_instances=0)
+
+
+def test_a_component_given_by_path_is_the_same_environment(component_path):
+    from_file = leafe.make(component_path, task=4, seed=2)
+    builtin = leafe.make("guess", task=4, seed=2)
+    assert from_file.sha256 == builtin.sha256
+    assert from_file.spec.id == "leafe/leafe_env_guess-v0"
+    assert from_file.reset() == builtin.reset()
+    assert from_file.step("50") == builtin.step("50")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(leafe.make(component_path))
+
+
+def post(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def test_snapshots_move_between_the_package_and_leafe_host_serve(leafe_host):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([leafe_host, "serve", "--bind", f"127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        env = leafe.make("sokoban", task=5, seed=1)
+        env.reset()
+        after_left = env.step("left")[0]
+        # The package's snapshot continues on the server...
+        made = post(f"{url}/sessions", {"state": base64.b64encode(env.snapshot()).decode()})
+        assert made["observation"] == after_left
+        server_step = post(f"{url}/sessions/{made['id']}/step", {"action": "down"})
+        ours = env.step("down")
+        assert (server_step["observation"], server_step["reward"]) == (ours[0], ours[1])
+        # ...and the server's snapshot continues in the package, task and seed included.
+        state = post(f"{url}/sessions/{made['id']}/snapshot", {})["state"]
+        other = leafe.make("sokoban")
+        other.restore(base64.b64decode(state))
+        assert (other.task, other.episode_seed) == (5, 1)
+        assert other.step("up") == env.step("up")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,15 +1,17 @@
 //! leafe's session API: environment sessions that clients step, snapshot
 //! and restore over HTTP.
 //!
-//! A snapshot is opaque bytes (base64 in JSON): the component's state plus
-//! the environment's name, the component's sha256, the task and the last
-//! observation. Any server process running the same component accepts it,
+//! A snapshot is opaque bytes (base64 in JSON): a [`SavedState`], the
+//! component's state with the environment's name, the component's sha256,
+//! the task and the last observation. Any server process running the same
+//! component accepts it (and the Python package's `restore` too),
 //! so a session can move between replicas behind a load balancer with no
 //! shared memory: snapshot on one, restore (`POST /sessions` with `state`)
 //! on another.
 
 use super::{ApiError, AppState, error, parse_json};
 use crate::env::contract::Task;
+use crate::env::saved::SavedState;
 use crate::env::session::Session;
 use crate::util::rng::fresh_token;
 use axum::Router;
@@ -25,9 +27,6 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// The format tag inside every snapshot.
-const STATE_FORMAT: &str = "leafe-session-state/1";
 
 /// One live session.
 pub struct Live {
@@ -84,20 +83,6 @@ impl Table {
     pub fn remove(&self, id: &str) -> bool {
         self.lock().remove(id).is_some()
     }
-}
-
-/// The snapshot envelope.
-#[derive(Serialize, Deserialize)]
-struct SavedState {
-    format: String,
-    env: String,
-    component_sha256: String,
-    pub split: String,
-    pub task: u32,
-    pub seed: u64,
-    options: Vec<(String, String)>,
-    observation: String,
-    state: String,
 }
 
 /// `POST /sessions`: a fresh episode, or a snapshot to continue.
@@ -176,18 +161,11 @@ fn unprocessable(what: &str, e: impl std::fmt::Display) -> ApiError {
 }
 
 fn decode_state(text: &str) -> Result<SavedState, ApiError> {
-    let bad = |why: String| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("not a leafe snapshot: {why}"),
-        )
-    };
-    let bytes = BASE64.decode(text.trim()).map_err(|e| bad(e.to_string()))?;
-    let saved: SavedState = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-    if saved.format != STATE_FORMAT {
-        return Err(bad(format!("format '{}'", saved.format)));
-    }
-    Ok(saved)
+    let bad = |why: String| ApiError::new(StatusCode::BAD_REQUEST, why);
+    let bytes = BASE64
+        .decode(text.trim())
+        .map_err(|e| bad(format!("not a leafe snapshot: {e}")))?;
+    SavedState::decode(&bytes).map_err(bad)
 }
 
 async fn create(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
@@ -234,10 +212,7 @@ pub async fn open(s: &Arc<AppState>, req: CreateRequest) -> Result<serde_json::V
     }
     let made = blocking(move || {
         let (task, session) = match &saved {
-            Some(x) => (
-                Task::new(&x.split, x.task, x.seed, &x.options),
-                Session::new(&component, x.seed),
-            ),
+            Some(x) => (x.task(), Session::new(&component, x.seed)),
             None => {
                 let mut options: Vec<(String, String)> = req.options.into_iter().collect();
                 options.sort();
@@ -250,9 +225,9 @@ pub async fn open(s: &Arc<AppState>, req: CreateRequest) -> Result<serde_json::V
         let mut session = session.map_err(|e| unprocessable("cannot start the environment", e))?;
         let observation = match &saved {
             Some(x) => {
-                let bytes = BASE64.decode(&x.state).map_err(|e| {
-                    ApiError::new(StatusCode::BAD_REQUEST, format!("bad state: {e}"))
-                })?;
+                let bytes = x
+                    .state()
+                    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
                 session
                     .restore(&bytes)
                     .map_err(|e| unprocessable("the environment refused the snapshot", e))?;
@@ -403,19 +378,14 @@ async fn snapshot(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Res
                 .session
                 .snapshot()
                 .map_err(|e| unprocessable("snapshot failed", e))?;
-            let saved = SavedState {
-                format: STATE_FORMAT.into(),
-                env: live.env.clone(),
-                component_sha256: live.session.component().sha256.clone(),
-                split: live.task.split.clone(),
-                task: live.task.index,
-                seed: live.task.seed,
-                options: live.task.options.clone(),
-                observation: live.observation.clone(),
-                state: BASE64.encode(bytes),
-            };
-            let text = serde_json::to_vec(&saved).map_err(|e| unprocessable("snapshot", e))?;
-            Ok(json!({ "state": BASE64.encode(text) }))
+            let saved = SavedState::new(
+                &live.env,
+                &live.session.component().sha256,
+                &live.task,
+                &live.observation,
+                &bytes,
+            );
+            Ok(json!({ "state": BASE64.encode(saved.encode()) }))
         })
         .await,
     )
@@ -442,13 +412,13 @@ async fn restore(State(s): State<Arc<AppState>>, Path(id): Path<String>, body: B
                     ),
                 ));
             }
-            let bytes = BASE64
-                .decode(&saved.state)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad state: {e}")))?;
+            let bytes = saved
+                .state()
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
             live.session
                 .restore(&bytes)
                 .map_err(|e| unprocessable("the environment refused the snapshot", e))?;
-            live.task = Task::new(&saved.split, saved.task, saved.seed, &saved.options);
+            live.task = saved.task();
             live.observation = saved.observation;
             Ok(json!({ "observation": live.observation }))
         })
