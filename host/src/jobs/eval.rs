@@ -43,6 +43,9 @@ pub struct EvalArgs {
     pub out: Option<PathBuf>,
     /// Write into `out` even if it holds a run or another evaluation.
     pub force: bool,
+    /// An earlier evaluation's directory: its tasks' times order the work,
+    /// longest first (see [`start_order`]).
+    pub longest_first: Option<PathBuf>,
     pub progress: bool,
 }
 
@@ -57,6 +60,9 @@ pub struct TaskResult {
     /// Samples that ended in an environment or policy error, with the first error.
     pub errors: u32,
     pub first_error: Option<String>,
+    /// Wall time of its samples, added up (what `--longest-first` orders by).
+    #[serde(default)]
+    pub busy_seconds: f64,
 }
 
 /// The whole evaluation.
@@ -75,7 +81,15 @@ pub struct EvalSummary {
     /// Tasks solved by at least one sample.
     pub solved_tasks: u32,
     pub errors: u32,
+    /// Wall time of the whole evaluation.
     pub seconds: f64,
+    /// Wall time of every episode, added up: the workers' busy time.
+    #[serde(default)]
+    pub busy_seconds: f64,
+    /// Episodes per second of a busy worker (episodes / `busy_seconds`):
+    /// throughput that one long task at the end does not hide.
+    #[serde(default)]
+    pub episodes_per_busy_second: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub llm: Option<UsageTotals>,
 }
@@ -132,15 +146,21 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
         )?;
     }
     let budget = episode_steps(env.info().max_steps, &args.options)?;
-    let work: Vec<(usize, u32)> = (0..tasks.len())
+    let costs = match &args.longest_first {
+        Some(dir) => earlier_costs(dir)?,
+        None => BTreeMap::new(),
+    };
+    let work: Vec<(usize, u32)> = start_order(&tasks, &costs)
+        .into_iter()
         .flat_map(|t| (0..args.samples).map(move |s| (t, s)))
         .collect();
     let bar = progress_bar(work.len() as u64, "episodes", args.progress);
     let outcomes = map_indexed(work.len(), args.jobs, |i| {
         let (t, sample) = work[i];
+        let started = std::time::Instant::now();
         let outcome = run_sample(&env, args, tasks[t], sample, budget);
         bar.inc(1);
-        outcome
+        (outcome, started.elapsed().as_secs_f64())
     });
     bar.finish_and_clear();
     let mut results: Vec<TaskResult> = tasks
@@ -152,11 +172,13 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
             steps: 0,
             errors: 0,
             first_error: None,
+            busy_seconds: 0.0,
         })
         .collect();
-    for (&(t, _), outcome) in work.iter().zip(outcomes) {
+    for (&(t, _), (outcome, seconds)) in work.iter().zip(outcomes) {
         let r = &mut results[t];
         r.samples += 1;
+        r.busy_seconds += seconds;
         match outcome {
             Ok((solved, steps)) => {
                 r.successes += u32::from(solved);
@@ -177,6 +199,7 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
         sum / results.len().max(1) as f64
     };
     let curve: Vec<f64> = (1..=args.samples).map(mean_pass).collect();
+    let busy_seconds: f64 = results.iter().map(|r| r.busy_seconds).sum();
     let pass_at: BTreeMap<String, f64> = args
         .ks
         .iter()
@@ -195,6 +218,12 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
         solved_tasks: results.iter().filter(|r| r.successes > 0).count() as u32,
         errors: results.iter().map(|r| r.errors).sum(),
         seconds: started.elapsed().as_secs_f64(),
+        busy_seconds,
+        episodes_per_busy_second: if busy_seconds > 0.0 {
+            work.len() as f64 / busy_seconds
+        } else {
+            0.0
+        },
         llm: args.policy.usage(),
     };
     if let Some(dir) = &args.out {
@@ -205,6 +234,38 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
         write_atomic(&dir.join(SUMMARY), &json)?;
     }
     Ok(summary)
+}
+
+/// The busy seconds of each task of the evaluation in `dir`.
+fn earlier_costs(dir: &std::path::Path) -> Result<BTreeMap<u32, f64>> {
+    let path = dir.join(RESULTS);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "--longest-first: cannot read {} (give the --out directory of an earlier eval)",
+            path.display()
+        )
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            let r: TaskResult = serde_json::from_str(line)
+                .with_context(|| format!("{}:{}: not an eval result", path.display(), i + 1))?;
+            Ok((r.task, r.busy_seconds))
+        })
+        .collect()
+}
+
+/// The order in which tasks start (positions in `tasks`): those the
+/// earlier evaluation did not have first (their cost is unknown), then the
+/// rest, longest first; ties keep task order. Only when work starts
+/// changes: a worker left alone with one long task at the end is the
+/// wall time it saves. Results are gathered in task order whatever it is.
+pub fn start_order(tasks: &[u32], costs: &BTreeMap<u32, f64>) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    let cost = |i: &usize| costs.get(&tasks[*i]).copied().unwrap_or(f64::INFINITY);
+    order.sort_by(|a, b| cost(b).total_cmp(&cost(a)));
+    order
 }
 
 /// One test-time episode: (solved, steps).
@@ -259,6 +320,19 @@ fn write_results(path: &std::path::Path, results: &[TaskResult]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unknown_tasks_start_first_then_the_longest() {
+        let costs = [(10, 0.5), (11, 9.0), (12, 0.5), (14, 2.0)]
+            .into_iter()
+            .collect();
+        // Positions of tasks 13 (unknown), 11, 14, then 10 and 12 in task order.
+        assert_eq!(
+            super::start_order(&[10, 11, 12, 13, 14], &costs),
+            [3, 1, 4, 0, 2]
+        );
+        assert_eq!(super::start_order(&[5, 6], &Default::default()), [0, 1]);
+    }
+
     use super::pass_at_k;
 
     #[test]

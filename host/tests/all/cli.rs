@@ -556,6 +556,49 @@ fn eval_reports_pass_rates_and_per_task_results() {
         serde_json::from_str(&std::fs::read_to_string(eval_dir.join("summary.json")).unwrap())
             .unwrap();
     assert_eq!(summary["pass_at"]["pass@1"], 1.0);
+    assert!(summary["busy_seconds"].as_f64().unwrap() > 0.0, "{summary}");
+    // Again, the earlier evaluation's longest tasks first: the same results.
+    let again = dir.path().join("again");
+    ok(&[
+        "eval",
+        "--env",
+        "mbpp",
+        "--tasks",
+        "8",
+        "--policy",
+        "reference",
+        "--jobs",
+        "2",
+        "--longest-first",
+        eval_dir.to_str().unwrap(),
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    let without_times = |text: &str| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("busy_seconds");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(
+        without_times(&std::fs::read_to_string(again.join("results.jsonl")).unwrap()),
+        without_times(&results)
+    );
+    fails(
+        &[
+            "eval",
+            "--env",
+            "mbpp",
+            "--tasks",
+            "2",
+            "--longest-first",
+            "/nonexistent",
+        ],
+        "--longest-first: cannot read /nonexistent/results.jsonl",
+    );
 
     // The noisy oracle on sokoban: Pass@k from several samples per task.
     let json: serde_json::Value = serde_json::from_str(&ok(&[

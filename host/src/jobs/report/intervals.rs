@@ -279,6 +279,7 @@ mod tests {
                     steps: 0,
                     errors: 0,
                     first_error: None,
+                    busy_seconds: 0.0,
                 })
                 .unwrap()
             })

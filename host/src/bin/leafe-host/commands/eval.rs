@@ -47,6 +47,12 @@ pub struct EvalCmd {
     /// Write into --out even if it holds a run or another evaluation.
     #[arg(long, requires = "out")]
     force: bool,
+    /// Start the tasks that took longest in the earlier evaluation in DIR
+    /// (its --out) first, and those it lacks before them, so that no long
+    /// task starts last and runs on alone. Results are the same; only the
+    /// order work starts in changes.
+    #[arg(long, value_name = "DIR")]
+    longest_first: Option<PathBuf>,
     /// Episodes run in parallel.
     #[arg(long, default_value_t = default_jobs())]
     jobs: usize,
@@ -85,6 +91,7 @@ impl EvalCmd {
             jobs,
             out: self.out,
             force: self.force,
+            longest_first: self.longest_first,
             progress: ctx.progress,
         };
         let summary = eval(&runtime, &args)?;
@@ -100,8 +107,8 @@ impl EvalCmd {
 /// The summary as a few lines of text.
 fn summary_text(s: &EvalSummary) -> String {
     let mut out = format!(
-        "eval {} · split {} · policy {} · {} tasks × {} samples · {:.1}s\n",
-        s.env, s.split, s.policy, s.tasks, s.samples, s.seconds
+        "eval {} · split {} · policy {} · {} tasks × {} samples · {:.1}s ({:.1} episodes/s a busy worker)\n",
+        s.env, s.split, s.policy, s.tasks, s.samples, s.seconds, s.episodes_per_busy_second
     );
     let mut ks: Vec<(u32, &f64)> = s
         .pass_at
