@@ -146,8 +146,12 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
         )?;
     }
     let budget = episode_steps(env.info().max_steps, &args.options)?;
-    let costs = match &args.longest_first {
-        Some(dir) => earlier_costs(dir)?,
+    let costs: BTreeMap<u32, f64> = match &args.longest_first {
+        Some(dir) => read_results(dir)
+            .context("--longest-first")?
+            .into_iter()
+            .map(|r| (r.task, r.busy_seconds))
+            .collect(),
         None => BTreeMap::new(),
     };
     let work: Vec<(usize, u32)> = start_order(&tasks, &costs)
@@ -236,24 +240,28 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
     Ok(summary)
 }
 
-/// The busy seconds of each task of the evaluation in `dir`.
-fn earlier_costs(dir: &std::path::Path) -> Result<BTreeMap<u32, f64>> {
+/// The task results of the evaluation in `dir` (its `results.jsonl`).
+pub fn read_results(dir: &std::path::Path) -> Result<Vec<TaskResult>> {
     let path = dir.join(RESULTS);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
-            "--longest-first: cannot read {} (give the --out directory of an earlier eval)",
+            "cannot read {} (an `eval --out` directory has one)",
             path.display()
         )
     })?;
-    text.lines()
+    let results = text
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, line)| {
-            let r: TaskResult = serde_json::from_str(line)
-                .with_context(|| format!("{}:{}: not an eval result", path.display(), i + 1))?;
-            Ok((r.task, r.busy_seconds))
+            serde_json::from_str(line)
+                .with_context(|| format!("{} line {} is not a task result", path.display(), i + 1))
         })
-        .collect()
+        .collect::<Result<Vec<TaskResult>>>()?;
+    if results.is_empty() {
+        bail!("{} holds no task results", path.display());
+    }
+    Ok(results)
 }
 
 /// The order in which tasks start (positions in `tasks`): those the

@@ -5,8 +5,7 @@
 //! each variant's seeds. A difference whose interval includes zero is not a
 //! finding.
 
-use super::super::eval::{TaskResult, pass_at_k};
-use crate::tree::rundir::RESULTS;
+use super::super::eval::{pass_at_k, read_results as eval_results};
 use crate::util::rng::SplitMix;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
@@ -69,27 +68,10 @@ pub struct Comparison {
 }
 
 fn read_results(dir: &Path) -> Result<BTreeMap<u32, (u32, u32)>> {
-    let path = dir.join(RESULTS);
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "cannot read {} (an `eval --out` directory has one)",
-            path.display()
-        )
-    })?;
-    let mut out = BTreeMap::new();
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let r: TaskResult = serde_json::from_str(line)
-            .with_context(|| format!("{} line {} is not a task result", path.display(), i + 1))?;
-        out.insert(r.task, (r.samples, r.successes));
-    }
-    if out.is_empty() {
-        bail!("{} holds no task results", path.display());
-    }
-    Ok(out)
+    Ok(eval_results(dir)?
+        .into_iter()
+        .map(|r| (r.task, (r.samples, r.successes)))
+        .collect())
 }
 
 /// Read every variant's evaluations and compare them.
@@ -264,7 +246,9 @@ pub fn markdown(c: &Comparison) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::super::eval::TaskResult;
     use super::*;
+    use crate::tree::rundir::RESULTS;
 
     /// An eval directory whose task `t` had `successes(t)` of 4 samples.
     fn eval_dir(root: &Path, name: &str, tasks: u32, successes: impl Fn(u32) -> u32) -> PathBuf {
