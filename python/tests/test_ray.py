@@ -1,8 +1,15 @@
-"""The Ray examples on a local Ray instance (each example starts one)."""
+"""The Ray examples: ray_explore.py on a Ray cluster the test starts (`ray start --head`, the
+way a multi-node cluster starts), ray_sandbox.py on the local instance it starts itself."""
 
 import json
+import os
+import secrets
+import socket
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 
 def run(args, **kw):
@@ -14,12 +21,34 @@ def run(args, **kw):
 RUN_ARGS = ["--env", "sokoban", "--tasks", "8", "--seed", "3", "--noise", "0.5"]
 
 
-def test_ray_explore_writes_the_run_of_jobs_1_even_when_a_worker_dies(repo, leafe_host, tmp_path):
+@pytest.fixture
+def ray_cluster(tmp_path_factory):
+    """A one-node Ray cluster started with `ray start --head` and a token, as docs/RAY.md
+    starts one: (its address, the environment a client needs)."""
+    ray = str(Path(sys.executable).parent / "ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # Ray's socket paths must stay short.
+    temp = tmp_path_factory.mktemp("r")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
+    run([ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+         f"--temp-dir={temp}", "--disable-usage-stats"], env=env)
+    try:
+        yield f"127.0.0.1:{port}", env
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120, env=env)
+
+
+def test_ray_explore_writes_the_run_of_jobs_1_even_when_a_worker_dies(repo, leafe_host, tmp_path, ray_cluster):
     marker = tmp_path / "crashed"
     ray_out = tmp_path / "ray"
+    address, env = ray_cluster
     run(
         [sys.executable, str(repo / "examples/ray_explore.py"), "--out", str(ray_out),
-         "--leafe-host", leafe_host, "--num-cpus", "2", "--crash-once", str(marker), "--", *RUN_ARGS]
+         "--leafe-host", leafe_host, "--address", address, "--crash-once", str(marker), "--", *RUN_ARGS],
+        env=env,
     )
     # A worker was killed mid-task, and Ray's retry made up for it.
     assert marker.exists()
