@@ -32,6 +32,12 @@ fn component(spec: &str) -> Result<Arc<EnvComponent>, String> {
     if let Some(c) = loaded.get(spec) {
         return Ok(c.clone());
     }
+    if spec.starts_with(leafe_host::env::remote::SCHEME) {
+        return Err(format!(
+            "{spec}: leafe.make runs environment components in this process; an environment \
+             server is driven over its own HTTP API (or by `leafe-host run --env {spec}`)"
+        ));
+    }
     let runtime = runtime()?;
     let c = leafe_host::env::load::load(&runtime, spec).map_err(|e| format!("{e:#}"))?;
     loaded.insert(spec.to_string(), c.clone());

@@ -177,6 +177,8 @@ def test_environment_failures_are_env_errors(tmp_path):
     not_wasm.write_bytes(b"\0asm but not really")
     with pytest.raises(leafe.EnvError):
         leafe.make(str(not_wasm))
+    with pytest.raises(leafe.EnvError, match="in this process"):
+        leafe.make("remote:http://127.0.0.1:9")
     env = leafe.make("sokoban")
     with pytest.raises(leafe.EnvError, match="reset"):
         env.step("up")

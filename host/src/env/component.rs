@@ -69,6 +69,9 @@ pub struct EnvComponent {
     pub pre: EnvPre<GuestState>,
     /// Arguments and data directory every instance is started with.
     pub setup: GuestSetup,
+    /// Whether it imports `leafe:env/sandbox` (runs Python programs): its
+    /// observations then depend on the sandbox component too.
+    pub uses_sandbox: bool,
     /// Whether compiling was needed, and how long loading took.
     pub origin: Origin,
     pub load_time: Duration,

@@ -46,6 +46,16 @@ impl Environment {
         }
     }
 
+    /// The sha256 of the Python sandbox component its programs run in, for
+    /// a component that runs programs (two builds of the interpreter
+    /// component differ: see the README's "Safety and determinism").
+    pub fn sandbox_sha256(&self) -> Option<&'static str> {
+        match self {
+            Environment::Component(c) if c.uses_sandbox => Some(leafe_builtins::PYTHON_SHA256),
+            _ => None,
+        }
+    }
+
     /// Where the environment comes from, for messages.
     pub fn spec(&self) -> String {
         match self {

@@ -41,10 +41,15 @@ impl EnvComponent {
                 "{what} does not export the environment contract leafe:env/environment@0.1.0: {e}"
             )
         })?;
+        let uses_sandbox = component
+            .component_type()
+            .imports(&runtime.engine)
+            .any(|(name, _)| name.starts_with("leafe:env/sandbox"));
         let mut env = EnvComponent {
             runtime: runtime.clone(),
             source,
             sha256,
+            uses_sandbox,
             info: EnvInfo {
                 name: String::new(),
                 version: String::new(),

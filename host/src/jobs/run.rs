@@ -99,6 +99,7 @@ fn header(args: &RunArgs, env: &Environment, tasks: &[u32]) -> Header {
         env_name: env.info().name.clone(),
         env_version: env.info().version.clone(),
         component_sha256: env.sha256().to_string(),
+        sandbox_sha256: env.sandbox_sha256().map(str::to_string),
         split: args.split.clone(),
         tasks: tasks.to_vec(),
         seed: args.seed,

@@ -24,6 +24,10 @@ pub struct Header {
     pub env_name: String,
     pub env_version: String,
     pub component_sha256: String,
+    /// The Python sandbox component's sha256, for an environment that runs
+    /// programs (absent otherwise, and in older logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_sha256: Option<String>,
     pub split: String,
     pub tasks: Vec<u32>,
     pub seed: u64,

@@ -241,3 +241,43 @@ fn codecontests_reads_a_user_file_read_only() {
         assert!(e.contains(why), "{e}");
     }
 }
+
+#[test]
+fn a_code_run_records_its_sandbox_and_replay_needs_the_same_one() {
+    use crate::common::{leafe, ok};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mbpp");
+    let out_s = out.to_str().unwrap();
+    ok(&[
+        "run",
+        "--env",
+        "mbpp",
+        "--policy",
+        "reference",
+        "--tasks",
+        "2",
+        "--out",
+        out_s,
+    ]);
+    let tree = std::fs::read_to_string(out.join("tree.jsonl")).unwrap();
+    let header: serde_json::Value = serde_json::from_str(tree.lines().next().unwrap()).unwrap();
+    assert_eq!(header["sandbox_sha256"], leafe_builtins::PYTHON_SHA256);
+    assert!(env("mbpp").uses_sandbox && !env("sokoban").uses_sandbox);
+    ok(&["replay", out_s]);
+    // The same run as if made with another build of the interpreter component.
+    let other = tree.replacen(leafe_builtins::PYTHON_SHA256, &"0".repeat(64), 1);
+    std::fs::write(out.join("tree.jsonl"), other).unwrap();
+    let refused = leafe(&["replay", out_s]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ran in the Python sandbox component 0000")
+            && stderr.contains("LEAFE_PYTHON_COMPONENT"),
+        "{stderr}"
+    );
+    // An environment that runs no programs records none.
+    let sokoban = dir.path().join("sokoban");
+    ok(&["run", "--tasks", "1", "--out", sokoban.to_str().unwrap()]);
+    let tree = std::fs::read_to_string(sokoban.join("tree.jsonl")).unwrap();
+    assert!(!tree.lines().next().unwrap().contains("sandbox_sha256"));
+}
