@@ -40,8 +40,13 @@ import ray
 RESERVED = {"--out", "--resume", "--force", "--only-tasks", "--json", "--jobs"}
 
 
+def run_command(leafe_host: str, run_args: list[str], out: Path, *extra: str) -> list[str]:
+    """`leafe-host run` with the run's arguments, into `out`, one task at a time."""
+    return [leafe_host, "run", *run_args, "--out", str(out), "--jobs", "1", *extra]
+
+
 def leafe_run(leafe_host: str, run_args: list[str], out: Path, *extra: str) -> str:
-    cmd = [leafe_host, "run", *run_args, "--out", str(out), "--jobs", "1", *extra]
+    cmd = run_command(leafe_host, run_args, out, *extra)
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr.strip()}")
@@ -57,7 +62,7 @@ def explore_task(leafe_host: str, run_args: list[str], task: int, crash_marker: 
             # Testing retries: the first attempt dies with the task under way.
             Path(crash_marker).write_text(f"task {task} crashed once\n")
             child = subprocess.Popen(
-                [leafe_host, "run", *run_args, "--out", str(out), "--jobs", "1", "--only-tasks", str(task)],
+                run_command(leafe_host, run_args, out, "--only-tasks", str(task)),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

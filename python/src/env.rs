@@ -10,7 +10,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 fn env_error(e: impl std::fmt::Display) -> PyErr {
     let message = e.to_string();
@@ -26,9 +26,9 @@ fn env_error(e: impl std::fmt::Display) -> PyErr {
 /// A loaded component, once per spec and process: loading compiles (or
 /// reads from the cache) and links, which later `make`s need not repeat.
 fn component(spec: &str) -> Result<Arc<EnvComponent>, String> {
-    static LOADED: Mutex<Option<HashMap<String, Arc<EnvComponent>>>> = Mutex::new(None);
+    static LOADED: LazyLock<Mutex<HashMap<String, Arc<EnvComponent>>>> =
+        LazyLock::new(Mutex::default);
     let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-    let loaded = loaded.get_or_insert_with(HashMap::new);
     if let Some(c) = loaded.get(spec) {
         return Ok(c.clone());
     }

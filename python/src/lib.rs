@@ -48,15 +48,22 @@ fn runtime() -> Result<Arc<Runtime>, String> {
         .clone()
 }
 
+/// `value` of the argument `name`, checked to lie in 1..=`most`: the one
+/// range check of every count and limit the Python layer passes on.
+fn in_range(name: &str, value: i64, most: u64) -> PyResult<u64> {
+    u64::try_from(value)
+        .ok()
+        .filter(|v| (1..=most).contains(v))
+        .ok_or_else(|| {
+            PyValueError::new_err(format!("{name} must be between 1 and {most}, got {value}"))
+        })
+}
+
 /// Set how many instances (live environments and running programs
 /// together) the process may hold at once; before anything else runs.
 #[pyfunction]
-fn configure(max_instances: u32) -> PyResult<()> {
-    if !(1..=100_000).contains(&max_instances) {
-        return Err(PyValueError::new_err(format!(
-            "max_instances must be between 1 and 100000, got {max_instances}"
-        )));
-    }
+fn configure(max_instances: i64) -> PyResult<()> {
+    let max_instances = in_range("max_instances", max_instances, 100_000)? as u32;
     let mut max = MAX_INSTANCES.lock().unwrap_or_else(|e| e.into_inner());
     if RUNTIME.get().is_some() {
         return Err(PyRuntimeError::new_err(

@@ -1,7 +1,7 @@
 //! The Python sandbox from Python: one program (`run_python`) or a program
 //! against tests (`run_tests_*`), judged as `leafe-host exec` judges them.
 
-use crate::{SandboxError, runtime};
+use crate::{SandboxError, in_range, runtime};
 use leafe_host::sandbox::tests_file::{IoTest, TestFile, TestOutcome, TestReport, run_tests};
 use leafe_host::{PythonSandbox, RunLimits};
 use leafe_judge::check::Compare;
@@ -22,38 +22,19 @@ fn sandbox(py: Python<'_>) -> PyResult<Arc<PythonSandbox>> {
 /// The limits of one run, checked against what the engine allows.
 fn limits(
     sandbox: &PythonSandbox,
-    wall_ms: u64,
-    fuel: u64,
-    memory_mb: usize,
-    output_kb: usize,
+    wall_ms: i64,
+    fuel: i64,
+    memory_mb: i64,
+    output_kb: i64,
 ) -> PyResult<RunLimits> {
     let max = sandbox.max;
-    let check = |name: &str, value: u64, most: u64| {
-        if value == 0 || value > most {
-            Err(PyValueError::new_err(format!(
-                "{name} must be between 1 and {most}, got {value}"
-            )))
-        } else {
-            Ok(())
-        }
-    };
-    check("wall_ms", wall_ms, max.wall_ms)?;
-    check("fuel", fuel, max.fuel)?;
-    check(
-        "memory_mb",
-        memory_mb as u64,
-        (max.memory_bytes >> 20) as u64,
-    )?;
-    check(
-        "output_kb",
-        output_kb as u64,
-        (max.output_bytes >> 10) as u64,
-    )?;
     Ok(RunLimits {
-        fuel,
-        wall_ms,
-        memory_bytes: memory_mb << 20,
-        output_bytes: output_kb << 10,
+        wall_ms: in_range("wall_ms", wall_ms, max.wall_ms)?,
+        fuel: in_range("fuel", fuel, max.fuel)?,
+        memory_bytes: (in_range("memory_mb", memory_mb, (max.memory_bytes >> 20) as u64)? as usize)
+            << 20,
+        output_bytes: (in_range("output_kb", output_kb, (max.output_bytes >> 10) as u64)? as usize)
+            << 10,
     })
 }
 
@@ -119,10 +100,10 @@ fn run_python(
     py: Python<'_>,
     code: &str,
     stdin: &str,
-    wall_ms: u64,
-    fuel: u64,
-    memory_mb: usize,
-    output_kb: usize,
+    wall_ms: i64,
+    fuel: i64,
+    memory_mb: i64,
+    output_kb: i64,
 ) -> PyResult<PyRunResult> {
     let sandbox = sandbox(py)?;
     let limits = limits(&sandbox, wall_ms, fuel, memory_mb, output_kb)?;
@@ -226,16 +207,14 @@ fn run_tests_native(
     asserts: Vec<String>,
     pairs: Option<Vec<(String, String)>>,
     compare: &str,
-    jobs: usize,
-    wall_ms: u64,
-    fuel: u64,
-    memory_mb: usize,
-    output_kb: usize,
+    jobs: i64,
+    wall_ms: i64,
+    fuel: i64,
+    memory_mb: i64,
+    output_kb: i64,
 ) -> PyResult<PyTestReport> {
     let compare = Compare::parse(compare).map_err(PyValueError::new_err)?;
-    if jobs == 0 {
-        return Err(PyValueError::new_err("jobs must be at least 1"));
-    }
+    let jobs = in_range("jobs", jobs, i64::MAX as u64)? as usize;
     let tests = match pairs {
         Some(pairs) => TestFile::Io(
             pairs

@@ -1,8 +1,8 @@
 //! Environments: the WIT contract's types, loading and checking a
 //! component, the runtime that links it (WASI + the sandbox import), a
 //! session (one live instance with snapshot and restore), a snapshot's
-//! portable envelope, remote environments behind HTTP, and [`environment::Environment`], which is
-//! either.
+//! portable envelope, remote environments behind HTTP, and
+//! [`environment::Environment`], which is either.
 
 pub mod component;
 pub mod contract;

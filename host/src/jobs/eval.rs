@@ -328,6 +328,8 @@ fn write_results(path: &std::path::Path, results: &[TaskResult]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::pass_at_k;
+
     #[test]
     fn unknown_tasks_start_first_then_the_longest() {
         let costs = [(10, 0.5), (11, 9.0), (12, 0.5), (14, 2.0)]
@@ -340,8 +342,6 @@ mod tests {
         );
         assert_eq!(super::start_order(&[5, 6], &Default::default()), [0, 1]);
     }
-
-    use super::pass_at_k;
 
     #[test]
     fn pass_at_k_is_the_unbiased_estimator() {
