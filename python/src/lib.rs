@@ -55,7 +55,11 @@ fn in_range(name: &str, value: i64, most: u64) -> PyResult<u64> {
         .ok()
         .filter(|v| (1..=most).contains(v))
         .ok_or_else(|| {
-            PyValueError::new_err(format!("{name} must be between 1 and {most}, got {value}"))
+            PyValueError::new_err(if most >= i64::MAX as u64 {
+                format!("{name} must be at least 1, got {value}")
+            } else {
+                format!("{name} must be between 1 and {most}, got {value}")
+            })
         })
 }
 
