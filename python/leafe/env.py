@@ -135,14 +135,12 @@ class LeafeEnv(gymnasium.Env):
         """The component's sha256 (what identifies the environment's code)."""
         return self._session.sha256
 
-    def _info(self, info: dict[str, Any]) -> dict[str, Any]:
-        admissible = self._session.admissible_actions()
+    @staticmethod
+    def _info(info: dict[str, Any], admissible: Optional[list[str]], expert: Optional[str]) -> dict[str, Any]:
         if admissible is not None:
-            info["admissible_actions"] = list(admissible)
-        if self.expert_in_info:
-            expert = self._session.expert_action()
-            if expert is not None:
-                info["expert_action"] = expert
+            info["admissible_actions"] = admissible
+        if expert is not None:
+            info["expert_action"] = expert
         return info
 
     def reset(
@@ -160,17 +158,22 @@ class LeafeEnv(gymnasium.Env):
             self._check_split(split)
             self.split = split
         self.options.update(options)
-        obs = self._session.reset(self.split, self.task, self.episode_seed, _options(self.options))
+        obs, admissible, expert = self._session.reset(
+            self.split, self.task, self.episode_seed, _options(self.options), self.expert_in_info
+        )
         self._observation = obs
-        return obs, self._info({"task": self.task, "split": self.split, "seed": self.episode_seed})
+        info = {"task": self.task, "split": self.split, "seed": self.episode_seed}
+        return obs, self._info(info, admissible, expert)
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Apply one text action: ``(observation, reward, terminated, truncated, info)``."""
         if not isinstance(action, str):
             raise ValueError(f"an action is a str, got {type(action).__name__}")
-        obs, reward, terminated, truncated, info = self._session.step(action)
+        obs, reward, terminated, truncated, info, admissible, expert = self._session.step(
+            action, self.expert_in_info
+        )
         self._observation = obs
-        return obs, reward, terminated, truncated, self._info(json.loads(info))
+        return obs, reward, terminated, truncated, self._info(json.loads(info), admissible, expert)
 
     def render(self) -> Optional[str]:
         """The last observation (``ansi``), or print it (``human``)."""

@@ -52,6 +52,22 @@ struct Live {
     observation: String,
 }
 
+/// What `info` carries besides the environment's own: the valid actions,
+/// and the expert's move when asked for.
+type Extras = (Option<Vec<String>>, Option<String>);
+
+/// The [`Extras`] of `session`'s state now, asked in the same call as the
+/// step or reset they describe (one GIL release, one lock).
+fn extras(session: &mut Session, expert: bool) -> Result<Extras, SessionError> {
+    let admissible = session.admissible_actions()?;
+    let expert = if expert {
+        session.expert_action()?
+    } else {
+        None
+    };
+    Ok((admissible, expert))
+}
+
 #[pyclass(module = "leafe._leafe", frozen)]
 pub struct EnvSession {
     component: Arc<EnvComponent>,
@@ -100,7 +116,8 @@ impl EnvSession {
     }
 
     /// Start task `index` of `split` in a fresh instance seeded with
-    /// `seed`; the first observation.
+    /// `seed`: the first observation and its [`Extras`] (the expert's move
+    /// only if `expert`).
     fn reset(
         &self,
         py: Python<'_>,
@@ -108,7 +125,8 @@ impl EnvSession {
         index: u32,
         seed: u64,
         options: Vec<(String, String)>,
-    ) -> PyResult<String> {
+        expert: bool,
+    ) -> PyResult<(String, Option<Vec<String>>, Option<String>)> {
         let len = self
             .component
             .info
@@ -124,25 +142,48 @@ impl EnvSession {
         py.detach(|| {
             let mut session = Session::new(&self.component, seed).map_err(env_error)?;
             let observation = session.reset(&task).map_err(env_error)?;
+            let (admissible, expert) = extras(&mut session, expert).map_err(env_error)?;
             *self.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(Live {
                 session,
                 task,
                 observation: observation.clone(),
             });
-            Ok(observation)
+            Ok((observation, admissible, expert))
         })
     }
 
     /// Apply `action`: (observation, reward, terminated, truncated, info as
-    /// JSON).
-    fn step(&self, py: Python<'_>, action: &str) -> PyResult<(String, f64, bool, bool, String)> {
-        let r = self.with_live(py, |live| {
+    /// JSON, then the [`Extras`] of the new state).
+    #[allow(clippy::type_complexity)]
+    fn step(
+        &self,
+        py: Python<'_>,
+        action: &str,
+        expert: bool,
+    ) -> PyResult<(
+        String,
+        f64,
+        bool,
+        bool,
+        String,
+        Option<Vec<String>>,
+        Option<String>,
+    )> {
+        let (r, (admissible, expert)) = self.with_live(py, |live| {
             let r = live.session.step(action)?;
             live.observation.clone_from(&r.observation);
-            Ok(r)
+            Ok((r, extras(&mut live.session, expert)?))
         })?;
         let info = serde_json::Value::Object(r.info).to_string();
-        Ok((r.observation, r.reward, r.terminated, r.truncated, info))
+        Ok((
+            r.observation,
+            r.reward,
+            r.terminated,
+            r.truncated,
+            info,
+            admissible,
+            expert,
+        ))
     }
 
     /// The valid actions now, if the environment lists them.
