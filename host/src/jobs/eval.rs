@@ -70,6 +70,10 @@ pub struct TaskResult {
 pub struct EvalSummary {
     pub env: String,
     pub env_sha256: String,
+    /// The Python sandbox component a code environment judged with (its
+    /// builds differ from machine to machine, and so can fuel and verdicts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_sha256: Option<String>,
     pub split: String,
     pub policy: String,
     pub tasks: u32,
@@ -214,6 +218,7 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
         curve,
         env: args.env.clone(),
         env_sha256: env.sha256().to_string(),
+        sandbox_sha256: env.sandbox_sha256().map(str::to_string),
         split: args.split.clone(),
         policy: args.policy.name().to_string(),
         tasks: results.len() as u32,

@@ -557,6 +557,12 @@ fn eval_reports_pass_rates_and_per_task_results() {
             .unwrap();
     assert_eq!(summary["pass_at"]["pass@1"], 1.0);
     assert!(summary["busy_seconds"].as_f64().unwrap() > 0.0, "{summary}");
+    // Which interpreter build judged the programs (builds differ).
+    let sandbox = summary["sandbox_sha256"].as_str().unwrap_or_default();
+    assert!(
+        sandbox.len() == 64 && sandbox.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{summary}"
+    );
     // Again, the earlier evaluation's longest tasks first: the same results.
     let again = dir.path().join("again");
     ok(&[
@@ -1116,6 +1122,9 @@ fn eval_episodes_take_the_tasks_own_max_steps() {
     };
     // guess truncates at 10 steps by default; random guesses need more.
     assert!(steps("300").iter().any(|s| *s > 10), "above the default");
+    // guess runs no programs: its summary names no sandbox build.
+    let summary = std::fs::read_to_string(dir.path().join("eval-300/summary.json")).unwrap();
+    assert!(!summary.contains("sandbox_sha256"), "{summary}");
     assert!(steps("3").iter().all(|s| *s <= 3), "below it");
     fails(
         &["eval", "--env", "guess", "--opt", "max-steps=lots"],

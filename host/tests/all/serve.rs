@@ -350,8 +350,24 @@ fn a_token_guards_every_route_but_health() {
         &["--token-env", "LEAFE_TEST_TOKEN"],
         &[("LEAFE_TEST_TOKEN", "s3cret")],
     );
-    let (status, _, _) = call("GET", &format!("{}/health", server.url), None, None);
+    let (status, _, health) = call("GET", &format!("{}/health", server.url), None, None);
     assert_eq!(status, 200);
+    // Which interpreter build /run_code uses; the code environments say the
+    // same, the others none.
+    let sandbox = health["sandbox_sha256"].as_str().unwrap_or_default();
+    assert_eq!(sandbox.len(), 64, "{health}");
+    let (status, _, envs) = call("GET", &format!("{}/envs", server.url), None, Some("s3cret"));
+    assert_eq!(status, 200, "{envs}");
+    let said = |name: &str| {
+        envs["envs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["sandbox_sha256"].clone())
+    };
+    assert_eq!(said("mbpp"), Some(Value::from(sandbox)), "{envs}");
+    assert_eq!(said("sokoban"), Some(Value::Null), "{envs}");
     for (method, path) in [
         ("GET", "/metrics"),
         ("POST", "/run_code"),

@@ -23,13 +23,19 @@ impl Python {
             None if std::path::Path::new("/usr/bin/python3").exists() => "/usr/bin/python3".into(),
             None => "python3".into(),
         };
-        let out = Command::new(&candidate)
+        Python::at(&candidate)
+    }
+
+    /// The interpreter `candidate` really runs (a shim resolved to its
+    /// `sys.executable`), with its version.
+    pub fn at(candidate: &std::path::Path) -> Result<Python> {
+        let out = Command::new(candidate)
             .args([
                 "-c",
                 "import sys, platform; print(sys.executable); print(platform.python_version())",
             ])
             .output()
-            .with_context(|| format!("cannot run {} (the baseline)", candidate.display()))?;
+            .with_context(|| format!("cannot run {} (a baseline)", candidate.display()))?;
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
         let (Some(path), Some(version)) = (lines.next(), lines.next()) else {

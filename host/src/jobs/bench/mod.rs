@@ -90,7 +90,7 @@ pub enum Suite {
     /// Whole leafe-host processes (exec, envs, run) vs python3.
     Startup,
     /// What the sandbox's compute slowdown is made of (not part of `all`:
-    /// it compiles the interpreter seven times).
+    /// it compiles the interpreter ten times, a few minutes).
     Compute,
 }
 
@@ -118,7 +118,7 @@ pub fn run(
         startup::run(&mut report, reps)?;
     }
     if suite == Suite::Compute {
-        compute::run(&mut report, options, reps)?;
+        compute::run(&mut report, options, reps, progress)?;
     }
     Ok(report)
 }

@@ -48,7 +48,7 @@ impl BenchReport {
         );
         for f in &self.figures {
             let base = f.baseline.map(|b| format!("{b:.1}")).unwrap_or_default();
-            let ratio = f.ratio.map(|r| format!("{r:.1}x")).unwrap_or_default();
+            let ratio = f.ratio.map(|r| format!("{r:.2}x")).unwrap_or_default();
             t.push_str(&format!(
                 "{:<62} {:>16} {:>12} {:>7}\n",
                 f.name,

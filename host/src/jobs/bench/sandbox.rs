@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 pub const CPU_LOOP: &str = "x = 0\nfor i in range(2_000_000):\n    x += i * i % 7\nprint(x)\n";
 
 /// The MBPP test split as one program per problem (the solution, the set-up
-/// code and every assert), from the `mbpp` component's own data.
-fn mbpp_test_programs() -> Result<Vec<String>> {
+/// code and every assert), from the `mbpp` component's own data, with each
+/// problem's task id.
+pub fn mbpp_test_programs() -> Result<Vec<(u32, String)>> {
     let lines = mbpp::split_lines(leafe_builtins::mbpp_jsonl(), "test")
         .context("the embedded MBPP data has no test split")?;
     let mut programs = Vec::new();
@@ -31,7 +32,7 @@ fn mbpp_test_programs() -> Result<Vec<String>> {
             program.push_str(test);
             program.push('\n');
         }
-        programs.push(program);
+        programs.push((row.task_id, program));
     }
     Ok(programs)
 }
@@ -75,7 +76,7 @@ pub fn run(
     );
 
     // MBPP test split, one run per problem, `jobs` at a time.
-    let programs = mbpp_test_programs()?;
+    let programs: Vec<String> = mbpp_test_programs()?.into_iter().map(|(_, p)| p).collect();
     let timed = |run: &(dyn Fn(usize) -> Result<bool> + Sync), order: &[usize], workers: usize| {
         let start = Instant::now();
         let outcomes = map_indexed(order.len(), workers, |i| {

@@ -231,8 +231,11 @@ async fn read_body(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
         .await
 }
 
+/// Liveness, and which Python sandbox build `/run_code` runs programs in
+/// (two builds of the interpreter component differ in fuel counts).
 async fn health() -> Response {
-    axum::Json(json!({ "status": "ok" })).into_response()
+    axum::Json(json!({ "status": "ok", "sandbox_sha256": leafe_builtins::PYTHON_SHA256 }))
+        .into_response()
 }
 
 /// Every route.

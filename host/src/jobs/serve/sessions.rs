@@ -138,6 +138,8 @@ async fn envs(State(s): State<Arc<AppState>>) -> Response {
                 "name": e.info.name, "version": e.info.version, "sha256": e.sha256,
                 "splits": e.info.splits, "max_steps": e.info.max_steps,
                 "action_hint": e.info.action_hint,
+                // The interpreter its programs run in: builds differ.
+                "sandbox_sha256": e.uses_sandbox.then_some(leafe_builtins::PYTHON_SHA256),
             })
         })
         .collect();
