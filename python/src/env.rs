@@ -221,12 +221,9 @@ impl EnvSession {
                 "{e} (restore() takes the bytes snapshot() returned)"
             ))
         })?;
-        if saved.component_sha256 != self.component.sha256 {
-            return Err(env_error(format!(
-                "the snapshot is of another environment ({} with component sha256 {}; this is {} {})",
-                saved.env, saved.component_sha256, self.component.info.name, self.component.sha256
-            )));
-        }
+        saved
+            .check_component(&self.component.info.name, &self.component.sha256)
+            .map_err(env_error)?;
         let state = saved.state().map_err(env_error)?;
         let task = saved.task();
         py.detach(|| {

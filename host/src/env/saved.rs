@@ -64,6 +64,18 @@ impl SavedState {
         Ok(saved)
     }
 
+    /// Refuse a snapshot of another environment or another build of it:
+    /// `Err` says which one it is of and what runs here.
+    pub fn check_component(&self, env: &str, component_sha256: &str) -> Result<(), String> {
+        if self.env == env && self.component_sha256 == component_sha256 {
+            return Ok(());
+        }
+        Err(format!(
+            "the snapshot is of {} (component sha256 {}) but this is {env} ({component_sha256})",
+            self.env, self.component_sha256
+        ))
+    }
+
     /// The component's own snapshot.
     pub fn state(&self) -> Result<Vec<u8>, String> {
         BASE64
@@ -87,6 +99,14 @@ mod tests {
         let saved = SavedState::new("sokoban", "ab12", &task, "#P#", &[0, 1, 255]);
         let back = SavedState::decode(&saved.encode()).unwrap();
         assert_eq!(back, saved);
+        assert_eq!(back.check_component("sokoban", "ab12"), Ok(()));
+        for (env, sha) in [("sokoban", "cd34"), ("guess", "ab12")] {
+            let refused = back.check_component(env, sha).unwrap_err();
+            assert!(
+                refused.contains("of sokoban (component sha256 ab12)") && refused.contains(sha),
+                "{refused}"
+            );
+        }
         assert_eq!(back.task(), task);
         assert_eq!(back.state().unwrap(), vec![0, 1, 255]);
         assert!(

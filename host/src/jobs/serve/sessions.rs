@@ -198,16 +198,10 @@ pub async fn open(s: &Arc<AppState>, req: CreateRequest) -> Result<serde_json::V
             format!("no environment '{env_name}' here (this server has: {names:?})"),
         ));
     };
-    if let Some(saved) = &saved
-        && saved.component_sha256 != component.sha256
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "the snapshot is of component {} but this server runs {} {}",
-                saved.component_sha256, env_name, component.sha256
-            ),
-        ));
+    if let Some(saved) = &saved {
+        saved
+            .check_component(&env_name, &component.sha256)
+            .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
     }
     if s.sessions.len() >= s.config.max_sessions {
         return Err(too_many(s));
@@ -404,16 +398,9 @@ async fn restore(State(s): State<Arc<AppState>>, Path(id): Path<String>, body: B
     };
     reply(
         with_session(&s, &id, move |live| {
-            let sha = &live.session.component().sha256;
-            if saved.env != live.env || &saved.component_sha256 != sha {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!(
-                        "the snapshot is of {} {} but this session runs {} {sha}",
-                        saved.env, saved.component_sha256, live.env
-                    ),
-                ));
-            }
+            saved
+                .check_component(&live.env, &live.session.component().sha256)
+                .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
             let bytes = saved
                 .state()
                 .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
