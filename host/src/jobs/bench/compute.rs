@@ -144,7 +144,7 @@ pub fn run(
         pooling: false,
         ..options.clone()
     };
-    let tries = reps.clamp(1, 20);
+    let tries = reps.clamp(1, 12);
     let python = Python::find()?;
     let extras = extra_pythons()?;
     let bar = progress_bar(

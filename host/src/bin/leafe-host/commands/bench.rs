@@ -14,7 +14,7 @@ pub struct BenchCmd {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Which benchmarks: host (environments), sandbox (Python vs python3), or all.
+    /// Which benchmarks (all = host, sandbox and startup; compute runs alone).
     #[arg(long, value_enum, default_value = "all")]
     suite: Suite,
 }
