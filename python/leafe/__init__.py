@@ -15,15 +15,27 @@ limits, and the same task, seed and actions give the same observations.
 '4\\n'
 >>> leafe.run_tests("def f(x): return x + 1", ["assert f(1) == 2"]).passed
 1
+
+``leafe.SANDBOX_SHA256`` names the interpreter build programs run in: two
+builds differ in fuel counts and set order, so results should record it.
 """
 
-from ._leafe import EnvError, SandboxError, RunResult, TestOutcome, TestReport, __version__
+from ._leafe import (
+    SANDBOX_SHA256,
+    EnvError,
+    RunResult,
+    SandboxError,
+    TestOutcome,
+    TestReport,
+    __version__,
+)
 from .config import configure
 from .data import mbpp
 from .env import LeafeEnv, Utf8Text, envs, make
 from .sandbox import run_python, run_tests
 
 __all__ = [
+    "SANDBOX_SHA256",
     "EnvError",
     "LeafeEnv",
     "RunResult",

@@ -104,6 +104,9 @@ fn _leafe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EnvError", py.get_type::<EnvError>())?;
     m.add("SandboxError", py.get_type::<SandboxError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Which build of the interpreter component programs run in (builds
+    // differ), for results to record.
+    m.add("SANDBOX_SHA256", leafe_builtins::PYTHON_SHA256)?;
     m.add_function(wrap_pyfunction!(envs, m)?)?;
     m.add_function(wrap_pyfunction!(configure, m)?)?;
     m.add_function(wrap_pyfunction!(mbpp_lines, m)?)?;

@@ -164,3 +164,15 @@ def test_threads_run_programs_in_parallel_without_holding_the_gil():
     for t in threads:
         t.join()
     assert {i: r.stdout for i, r in results.items()} == {i: f"{i * i}\n" for i in range(16)}
+
+
+def test_the_sandbox_build_is_the_one_the_cli_judges_with(leafe_host, tmp_path):
+    assert len(leafe.SANDBOX_SHA256) == 64 and int(leafe.SANDBOX_SHA256, 16) >= 0
+    out = tmp_path / "eval"
+    subprocess.run(
+        [leafe_host, "eval", "--env", "mbpp", "--tasks", "1", "--policy", "reference", "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sandbox_sha256"] == leafe.SANDBOX_SHA256
