@@ -35,10 +35,10 @@ from .env import LeafeEnv, Utf8Text, envs, make
 from .sandbox import run_python, run_tests
 
 __all__ = [
-    "SANDBOX_SHA256",
     "EnvError",
     "LeafeEnv",
     "RunResult",
+    "SANDBOX_SHA256",
     "SandboxError",
     "TestOutcome",
     "TestReport",

@@ -114,6 +114,13 @@ impl EnvComponent {
         crate::wasm::guest::enforce_wall_clock(&mut store);
         Ok(store)
     }
+
+    /// The sha256 of the Python sandbox component its programs run in, if
+    /// it runs programs (two builds of the interpreter component differ: see
+    /// the README's "Safety and determinism").
+    pub fn sandbox_sha256(&self) -> Option<&'static str> {
+        self.uses_sandbox.then_some(leafe_builtins::PYTHON_SHA256)
+    }
 }
 
 struct DataFiles {

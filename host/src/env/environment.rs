@@ -46,13 +46,12 @@ impl Environment {
         }
     }
 
-    /// The sha256 of the Python sandbox component its programs run in, for
-    /// a component that runs programs (two builds of the interpreter
-    /// component differ: see the README's "Safety and determinism").
+    /// The sha256 of the Python sandbox component its programs run in
+    /// ([`EnvComponent::sandbox_sha256`]); none for a remote environment.
     pub fn sandbox_sha256(&self) -> Option<&'static str> {
         match self {
-            Environment::Component(c) if c.uses_sandbox => Some(leafe_builtins::PYTHON_SHA256),
-            _ => None,
+            Environment::Component(c) => c.sandbox_sha256(),
+            Environment::Remote(_) => None,
         }
     }
 

@@ -58,14 +58,15 @@ pub fn open_run(runtime: &Arc<Runtime>, dir: &Path, env_override: Option<&str>) 
             header.component_sha256
         );
     }
+    let here = env.sandbox_sha256();
     if let Some(recorded) = &header.sandbox_sha256
-        && env.sandbox_sha256() != Some(recorded.as_str())
+        && here != Some(recorded.as_str())
     {
         bail!(
             "the run's programs ran in the Python sandbox component {recorded}, but this host's \
              is {}: another build of the interpreter orders sets and counts fuel differently, \
              so replay needs the same one (build the host with LEAFE_PYTHON_COMPONENT set to it)",
-            env.sandbox_sha256().unwrap_or("none")
+            here.unwrap_or("none")
         );
     }
     let by_task = log.nodes_by_task();

@@ -139,7 +139,7 @@ async fn envs(State(s): State<Arc<AppState>>) -> Response {
                 "splits": e.info.splits, "max_steps": e.info.max_steps,
                 "action_hint": e.info.action_hint,
                 // The interpreter its programs run in: builds differ.
-                "sandbox_sha256": e.uses_sandbox.then_some(leafe_builtins::PYTHON_SHA256),
+                "sandbox_sha256": e.sandbox_sha256(),
             })
         })
         .collect();
