@@ -8,7 +8,6 @@ use crate::init::SeededRng;
 use crate::model::Model;
 use crate::optim::{AdamW, AdamWConfig};
 use crate::params::init_params;
-use crate::sft::masked_nll_sum;
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use std::time::Instant;
@@ -42,6 +41,8 @@ pub fn tiny() -> ModelConfig {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TrainBench {
     pub model: String,
+    /// "F32", or "BF16" for mixed precision.
+    pub dtype: String,
     pub parameters: usize,
     pub batch: usize,
     pub seq: usize,
@@ -55,6 +56,11 @@ pub struct TrainBench {
     pub forward_s: f64,
     pub backward_s: f64,
     pub optimizer_s: f64,
+    /// What the memory guard expects a training step to need.
+    pub estimated_bytes: u64,
+    /// The process's peak resident memory over model set-up and the steps
+    /// (CPU only: a GPU's memory is not measured here).
+    pub peak_rss_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -87,18 +93,23 @@ pub fn matmul_flops(m: usize, k: usize, n: usize, reps: usize, device: &Device) 
     Ok(2.0 * (m * k * n) as f64 / best)
 }
 
-/// Time `steps` training steps (after one warm-up) on random tokens.
+/// Time `steps` training steps (after one warm-up) on random tokens,
+/// computing in `dtype` (F32, or BF16 for mixed precision).
 pub fn train_step(
     name: &str,
     cfg: &ModelConfig,
     batch: usize,
     seq: usize,
     steps: usize,
+    dtype: DType,
     device: &Device,
 ) -> Result<TrainBench> {
-    crate::memory::check(crate::memory::training(cfg, batch, seq), "this benchmark")?;
+    let estimated_bytes = crate::memory::training(cfg, batch, seq);
+    crate::memory::check(estimated_bytes, "this benchmark")?;
+    let measure_peak = device.is_cpu() && crate::memory::reset_peak_rss();
     let params = init_params(cfg, 0, DType::F32, device)?;
-    let model = Model::new(cfg, &params)?;
+    let build = || Model::for_training(cfg, &params, None, dtype);
+    let mut model = build()?;
     let vars: Vec<_> = params
         .data()
         .lock()
@@ -115,12 +126,14 @@ pub fn train_step(
     // Contiguous copies: the embedding gather and the loss need them.
     let inputs = all.narrow(1, 0, seq)?.contiguous()?;
     let targets = all.narrow(1, 1, seq)?.contiguous()?;
-    let mask = Tensor::ones((batch, seq), DType::F32, device)?;
+    // Every position is trained.
+    let rows = Tensor::arange(0u32, (batch * seq) as u32, device)?;
+    let row_targets = targets.flatten_all()?;
     // Returns the seconds spent in forward, backward and the optimizer.
-    let step = |opt: &mut AdamW| -> Result<[f64; 3]> {
+    let mut step = |opt: &mut AdamW| -> Result<[f64; 3]> {
         let t = Instant::now();
-        let logits = model.forward(&inputs, None)?;
-        let loss = (masked_nll_sum(&logits, &targets, &mask)? / (batch * seq) as f64)?;
+        let log_probs = model.target_log_probs(&inputs, &rows, &row_targets)?;
+        let loss = (log_probs.sum_all()?.neg()? / (batch * seq) as f64)?;
         loss.to_scalar::<f32>()?;
         let forward = t.elapsed().as_secs_f64();
         let t = Instant::now();
@@ -132,6 +145,9 @@ pub fn train_step(
             .map(|(_, v)| store.get(v.as_tensor()).cloned())
             .collect();
         opt.apply(&grads, 1e-5, 1.0)?;
+        if dtype != DType::F32 {
+            model = build()?; // cast the updated weights, as `sft` does
+        }
         Ok([forward, backward, t.elapsed().as_secs_f64()])
     };
     step(&mut opt)?;
@@ -142,6 +158,11 @@ pub fn train_step(
             *acc += x / steps.max(1) as f64;
         }
     }
+    let peak_rss_bytes = if measure_peak {
+        crate::memory::peak_rss_bytes()
+    } else {
+        None
+    };
     let step_s: f64 = split.iter().sum();
     let tokens = batch * seq;
     let step_flops_per_s = step_flops(cfg, tokens, seq) / step_s;
@@ -149,6 +170,7 @@ pub fn train_step(
     let matmul = matmul_flops(tokens, cfg.hidden_size, cfg.intermediate_size, 5, device)?;
     Ok(TrainBench {
         model: name.into(),
+        dtype: format!("{dtype:?}"),
         parameters: cfg.parameter_count(),
         batch,
         seq,
@@ -160,6 +182,8 @@ pub fn train_step(
         forward_s: split[0],
         backward_s: split[1],
         optimizer_s: split[2],
+        estimated_bytes,
+        peak_rss_bytes,
     })
 }
 

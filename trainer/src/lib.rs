@@ -15,6 +15,7 @@ pub mod init;
 pub mod lora;
 pub mod memory;
 pub mod model;
+pub mod ops;
 pub mod optim;
 pub mod params;
 pub mod parity;

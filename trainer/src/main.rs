@@ -122,6 +122,12 @@ enum Command {
         /// Projections to adapt.
         #[arg(long, value_delimiter = ',', default_value = "q_proj,v_proj")]
         lora_targets: Vec<String>,
+        /// Precision of the forward and backward passes. bf16 is mixed
+        /// precision as PyTorch's autocast does it: matmuls in bf16 over f32
+        /// master weights; optimizer state, norms, softmax and loss in f32.
+        /// Checkpoints hold the f32 weights either way.
+        #[arg(long, value_parser = ["f32", "bf16"], default_value = "f32")]
+        dtype: String,
     },
     /// Generate a reply (chat) or a continuation (prompt).
     Generate {
@@ -195,6 +201,9 @@ enum Command {
         /// Tokens generated for the generation benchmark.
         #[arg(long, default_value_t = 32)]
         gen_tokens: usize,
+        /// Precision of the training step (bf16: mixed precision, as `sft --dtype bf16`).
+        #[arg(long, value_parser = ["f32", "bf16"], default_value = "f32")]
+        dtype: String,
         /// Also write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -317,6 +326,7 @@ fn real_main(cli: Cli) -> Result<()> {
             lora_rank,
             lora_alpha,
             lora_targets,
+            dtype,
         } => {
             let lora = match lora_rank {
                 Some(rank) => Some(leafe_trainer::lora::LoraConfig::new(
@@ -346,6 +356,7 @@ fn real_main(cli: Cli) -> Result<()> {
                     coef: kl_coef,
                 }),
                 lora,
+                dtype: dtype_arg(&dtype),
             };
             let report = train(
                 &model,
@@ -457,6 +468,7 @@ fn real_main(cli: Cli) -> Result<()> {
             steps,
             gen_tokens,
             json,
+            dtype,
         } => {
             use leafe_trainer::bench;
             if batch == 0 || seq == 0 {
@@ -477,10 +489,12 @@ fn real_main(cli: Cli) -> Result<()> {
             let mut report = Vec::new();
             for (name, cfg) in models {
                 let name = name.as_str();
-                let t = bench::train_step(name, &cfg, batch, seq, steps, &device)?;
+                let t =
+                    bench::train_step(name, &cfg, batch, seq, steps, dtype_arg(&dtype), &device)?;
                 println!(
-                    "{name}: {} params, train step {:.3}s, {:.0} tokens/s, {:.2} GFLOP/s = {:.0}% of matmul ({:.2} GFLOP/s)",
+                    "{name}: {} params, {} train step {:.3}s, {:.0} tokens/s, {:.2} GFLOP/s = {:.0}% of matmul ({:.2} GFLOP/s)",
                     t.parameters,
+                    t.dtype,
                     t.step_s,
                     t.tokens_per_s,
                     t.step_flops_per_s / 1e9,
@@ -491,6 +505,18 @@ fn real_main(cli: Cli) -> Result<()> {
                     "{name}: step time split: forward {:.3}s, backward {:.3}s, optimizer {:.3}s",
                     t.forward_s, t.backward_s, t.optimizer_s
                 );
+                let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+                match t.peak_rss_bytes {
+                    Some(peak) => println!(
+                        "{name}: peak memory {:.2} GiB (the memory guard estimates {:.2} GiB)",
+                        gib(peak),
+                        gib(t.estimated_bytes)
+                    ),
+                    None => println!(
+                        "{name}: the memory guard estimates {:.2} GiB (peak not measured on this device)",
+                        gib(t.estimated_bytes)
+                    ),
+                }
                 let g = bench::generation(name, &cfg, 16, gen_tokens, &device)?;
                 println!(
                     "{name}: generation {:.1} tokens/s with KV cache, {:.1} without ({:.1}x)",
@@ -506,12 +532,7 @@ fn real_main(cli: Cli) -> Result<()> {
             }
         }
         Command::ImportGguf { gguf, out, dtype } => {
-            let dtype = if dtype == "bf16" {
-                DType::BF16
-            } else {
-                DType::F32
-            };
-            let done = leafe_trainer::gguf::import(&gguf, &out, dtype)?;
+            let done = leafe_trainer::gguf::import(&gguf, &out, dtype_arg(&dtype))?;
             let types: Vec<String> = done
                 .tensor_types
                 .iter()
@@ -569,4 +590,13 @@ fn real_main(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A `--dtype` value (clap has checked it is f32 or bf16).
+fn dtype_arg(name: &str) -> DType {
+    if name == "bf16" {
+        DType::BF16
+    } else {
+        DType::F32
+    }
 }

@@ -13,6 +13,21 @@ pub fn available_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Start measuring this process's peak resident memory afresh (Linux:
+/// resets `VmHWM`); false where that is not possible.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// This process's peak resident memory since the start or the last
+/// [`reset_peak_rss`] (Linux `VmHWM`), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Refuse `what` when it needs more than the memory available.
 pub fn check(needed: u64, what: &str) -> Result<()> {
     if let Some(available) = available_bytes()

@@ -6,8 +6,15 @@
 //! linears, fused ops without a backward pass), so this is our own small copy:
 //! RMSNorm, rotary embeddings (`rope_slow`) and softmax are written from
 //! differentiable primitives.
+//!
+//! Mixed precision works as PyTorch's autocast does: the matmuls (and the
+//! attention and MLP activations between them) run in the compute dtype,
+//! from copies of the weights cast at build time (so gradients flow back to
+//! the f32 master weights through the casts), while the residual stream,
+//! the norms, the attention softmax and the loss stay in f32.
 
 use crate::config::ModelConfig;
+use crate::ops::accumulation_dtype;
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::VarMap;
 
@@ -21,7 +28,9 @@ pub struct Linear {
 }
 
 impl Module for Linear {
+    /// In the weight's dtype, whatever `x`'s.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = &x.to_dtype(self.weight.dtype())?;
         let mut y = x.broadcast_matmul(&self.weight.t()?)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
@@ -83,11 +92,17 @@ pub struct Model {
     lm_head: Tensor,
     cos: Tensor,
     sin: Tensor,
+    /// The dtype of the matmuls and the attention and MLP activations.
+    compute: DType,
 }
 
+/// Normalised in f32 for half-precision `x` (as transformers does),
+/// returned in `x`'s dtype.
 fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
-    let variance = x.sqr()?.mean_keepdim(D::Minus1)?;
-    x.broadcast_div(&(variance + eps)?.sqrt()?)?
+    let wide = x.to_dtype(accumulation_dtype(x.dtype()))?;
+    let variance = wide.sqr()?.mean_keepdim(D::Minus1)?;
+    wide.broadcast_div(&(variance + eps)?.sqrt()?)?
+        .to_dtype(x.dtype())?
         .broadcast_mul(weight)
 }
 
@@ -113,11 +128,25 @@ impl Model {
         Model::with_adapter(cfg, params, None)
     }
 
+    /// Build the model to train in `compute` precision (F32, or BF16 for
+    /// mixed precision over the f32 weights in `params`), with or without a
+    /// LoRA adapter. The weights are cast now: build it again after each
+    /// optimizer step.
+    pub fn for_training(
+        cfg: &ModelConfig,
+        params: &VarMap,
+        adapter: Option<Adapter>,
+        compute: DType,
+    ) -> Result<Model> {
+        let frozen = adapter.is_some();
+        Model::build(cfg, params, adapter, frozen, Some(compute))
+    }
+
     /// Build the model for inference only (generation, serving, logits):
     /// every weight is a constant, so no op records an autograd graph and
     /// each step's tensors are freed as soon as they are used.
     pub fn frozen(cfg: &ModelConfig, params: &VarMap) -> Result<Model> {
-        Model::build(cfg, params, None, true)
+        Model::build(cfg, params, None, true, None)
     }
 
     /// Build the model with a LoRA adapter. The base weights are then
@@ -128,14 +157,16 @@ impl Model {
         adapter: Option<Adapter>,
     ) -> Result<Model> {
         let frozen = adapter.is_some();
-        Model::build(cfg, params, adapter, frozen)
+        Model::build(cfg, params, adapter, frozen, None)
     }
 
+    /// `compute`: None computes in the weights' own dtype.
     fn build(
         cfg: &ModelConfig,
         params: &VarMap,
         adapter: Option<Adapter>,
         frozen: bool,
+        compute: Option<DType>,
     ) -> Result<Model> {
         let data = params
             .data()
@@ -159,21 +190,30 @@ impl Model {
         };
         let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
         let kv = cfg.num_key_value_heads * cfg.head_dim();
+        let embed = get("model.embed_tokens.weight", &[v, h])?;
+        let compute = compute.unwrap_or(embed.dtype());
         let linear = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
-            let lora = adapter.as_ref().and_then(|ad| {
-                crate::lora::delta(ad.params, name).map(|(a, b)| (a, b, ad.config.scale()))
-            });
+            let lora = match adapter.as_ref() {
+                Some(ad) => match crate::lora::delta(ad.params, name) {
+                    Some((a, b)) => Some((
+                        a.to_dtype(compute)?,
+                        b.to_dtype(compute)?,
+                        ad.config.scale(),
+                    )),
+                    None => None,
+                },
+                None => None,
+            };
             Ok(Linear {
                 lora,
-                weight: get(&format!("{name}.weight"), &[out, inp])?,
+                weight: get(&format!("{name}.weight"), &[out, inp])?.to_dtype(compute)?,
                 bias: if bias {
-                    Some(get(&format!("{name}.bias"), &[out])?)
+                    Some(get(&format!("{name}.bias"), &[out])?.to_dtype(compute)?)
                 } else {
                     None
                 },
             })
         };
-        let embed = get("model.embed_tokens.weight", &[v, h])?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for l in 0..cfg.num_hidden_layers {
             let p = |s: &str| format!("model.layers.{l}.{s}");
@@ -191,11 +231,11 @@ impl Model {
         }
         let norm = get("model.norm.weight", &[h])?;
         let lm_head = if cfg.tie_word_embeddings {
-            embed.clone()
+            embed.to_dtype(compute)?
         } else {
-            get("lm_head.weight", &[v, h])?
+            get("lm_head.weight", &[v, h])?.to_dtype(compute)?
         };
-        let (cos, sin) = rope_tables(cfg, embed.dtype(), embed.device())?;
+        let (cos, sin) = rope_tables(cfg, compute, embed.device())?;
         Ok(Model {
             cfg: cfg.clone(),
             embed,
@@ -204,6 +244,7 @@ impl Model {
             lm_head,
             cos,
             sin,
+            compute,
         })
     }
 
@@ -211,8 +252,9 @@ impl Model {
         self.embed.device()
     }
 
+    /// The dtype of the matmuls (logits come out in it).
     pub fn dtype(&self) -> DType {
-        self.embed.dtype()
+        self.compute
     }
 
     /// Logits `[batch, seq, vocab]` for token ids `[batch, seq]`. With a
@@ -220,7 +262,24 @@ impl Model {
     pub fn forward(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
         let x = self.hidden(ids, cache)?;
         let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
-        x.broadcast_matmul(&self.lm_head.t()?)
+        x.to_dtype(self.compute)?
+            .broadcast_matmul(&self.lm_head.t()?)
+    }
+
+    /// The log-probabilities `[rows]` (f32) of `targets` `[rows]` at `rows`,
+    /// positions of the flattened `[batch * seq]` grid of `ids`: what the
+    /// training loss needs, without `[seq, vocab]` logits (only the listed
+    /// positions are projected, a chunk at a time; see [`crate::ops`]).
+    pub fn target_log_probs(
+        &self,
+        ids: &Tensor,
+        rows: &Tensor,
+        targets: &Tensor,
+    ) -> Result<Tensor> {
+        let x = self.hidden(ids, None)?;
+        let x = x.flatten_to(1)?.index_select(rows, 0)?;
+        let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?.to_dtype(self.compute)?;
+        crate::ops::target_log_probs(&x, &self.lm_head, targets)
     }
 
     /// Logits `[batch, vocab]` of the last position only: what generation
@@ -230,7 +289,7 @@ impl Model {
         let t = x.dim(1)?;
         let x = x.narrow(1, t - 1, 1)?.squeeze(1)?;
         let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
-        x.matmul(&self.lm_head.t()?)
+        x.to_dtype(self.compute)?.matmul(&self.lm_head.t()?)
     }
 
     /// Run a prompt through the cache in chunks of `chunk` positions and
@@ -273,8 +332,10 @@ impl Model {
                 .reshape((b, t, cfg.hidden_size))?;
         let cos = self.cos.narrow(0, start, t)?;
         let sin = self.sin.narrow(0, start, t)?;
-        let mask = causal_mask(t, start, x.dtype(), x.device())?;
+        let mask = causal_mask(t, start, self.compute, x.device())?;
         let scale = 1.0 / (hd as f64).sqrt();
+        // The residual stream keeps the embedding's dtype (f32 when training).
+        let residual = x.dtype();
         for (l, layer) in self.layers.iter().enumerate() {
             let h = rms_norm(&x, &layer.input_norm, cfg.rms_norm_eps)?;
             let heads = |lin: &Linear, n: usize| -> Result<Tensor> {
@@ -299,14 +360,16 @@ impl Model {
             if let Some(mask) = &mask {
                 att = att.broadcast_add(mask)?;
             }
-            let y = softmax_last_dim(&att)?.matmul(&v)?;
+            let y = softmax_last_dim(&att.to_dtype(accumulation_dtype(self.compute))?)?
+                .to_dtype(self.compute)?
+                .matmul(&v)?;
             let y = y.transpose(1, 2)?.reshape((b, t, cfg.hidden_size))?;
-            x = (x + layer.o.forward(&y)?)?;
+            x = (x + layer.o.forward(&y)?.to_dtype(residual)?)?;
             let h = rms_norm(&x, &layer.post_norm, cfg.rms_norm_eps)?;
             let mlp = layer
                 .down
                 .forward(&(layer.gate.forward(&h)?.silu()? * layer.up.forward(&h)?)?)?;
-            x = (x + mlp)?;
+            x = (x + mlp.to_dtype(residual)?)?;
         }
         if let Some(cache) = cache {
             cache.len += t;

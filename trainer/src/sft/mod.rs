@@ -6,7 +6,7 @@ mod batch;
 mod checkpoint;
 mod report;
 
-pub use batch::{Batch, SetNorm, kl_to_reference_sum, make_batch, masked_nll_sum};
+pub use batch::{Batch, SetNorm, batch_loss_sum, kl_to_reference_sum, make_batch, masked_nll_sum};
 pub use report::{LogEntry, loss_curve_svg};
 
 use crate::chat::{ChatTemplate, Example};
@@ -16,7 +16,7 @@ use crate::lora::LoraConfig;
 use crate::optim::{AdamW, AdamWConfig, learning_rate};
 use anyhow::{Context, Result, bail};
 use batch::epoch_batches;
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use checkpoint::{Weights, latest_checkpoint, save_checkpoint};
 use report::write_log;
 use std::path::Path;
@@ -49,6 +49,10 @@ pub struct SftConfig {
     pub kl: Option<KlPenalty>,
     /// Train a LoRA adapter instead of all weights.
     pub lora: Option<LoraConfig>,
+    /// The precision of the forward and backward passes: F32, or BF16 for
+    /// mixed precision (f32 weights, optimizer state, norms, softmax and
+    /// loss; bf16 matmuls). Checkpoints hold the f32 weights either way.
+    pub dtype: DType,
 }
 
 impl Default for SftConfig {
@@ -70,6 +74,7 @@ impl Default for SftConfig {
             allow_negative_weights: false,
             kl: None,
             lora: None,
+            dtype: DType::F32,
         }
     }
 }
@@ -112,6 +117,11 @@ pub fn train(
     }
     if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
         bail!("--lr must be a positive number");
+    }
+    if !matches!(cfg.dtype, DType::F32 | DType::BF16) {
+        bail!(
+            "--dtype must be f32 or bf16 (f16 would need loss scaling, which this trainer does not do)"
+        );
     }
     let model_cfg = ModelConfig::load(model_dir)?;
     let tokenizer = crate::tokenizer::load(model_dir)?;
@@ -160,7 +170,7 @@ pub fn train(
         resumed.as_ref().map(|(_, p)| p.as_path()),
         device,
     )?;
-    let model = weights.model(&model_cfg)?;
+    let mut model = weights.model(&model_cfg, cfg.dtype)?;
     let reference = match &cfg.kl {
         Some(kl) => {
             if !(kl.coef >= 0.0 && kl.coef.is_finite()) {
@@ -236,17 +246,10 @@ pub fn train(
             let mut grads: Vec<Option<Tensor>> = vec![None; opt.vars().count()];
             let mut loss_sum = 0.0;
             for batch in &batches {
-                let logits = model.forward(&batch.inputs, None)?;
                 // The mask already divides by each set's tokens in the step.
-                let mut loss = masked_nll_sum(&logits, &batch.targets, &batch.mask)?;
-                if let Some((reference, coef)) = &reference {
-                    let reference_logits = reference.forward(&batch.inputs, None)?;
-                    let kl = kl_to_reference_sum(
-                        &logits,
-                        &reference_logits,
-                        &batch.targets,
-                        &batch.trained,
-                    )?;
+                let (mut loss, kl) =
+                    batch_loss_sum(&model, batch, reference.as_ref().map(|(m, _)| m))?;
+                if let (Some(kl), Some((_, coef))) = (kl, &reference) {
                     loss = (loss + (kl * (*coef / tokens.max(1) as f64))?)?;
                 }
                 loss_sum += f64::from(loss.to_scalar::<f32>()?);
@@ -262,6 +265,10 @@ pub fn train(
             }
             let lr = learning_rate(opt.step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio);
             let grad_norm = opt.apply(&grads, lr, cfg.max_grad_norm)?;
+            if cfg.dtype != DType::F32 {
+                // The model holds casts of the weights as they were.
+                model = weights.model(&model_cfg, cfg.dtype)?;
+            }
             if !loss_sum.is_finite() {
                 bail!(
                     "the loss became {loss_sum} at step {}: lower --lr",

@@ -1,0 +1,246 @@
+//! The log-probability of each target token under the vocabulary projection,
+//! without the `[tokens, vocab]` logits ever existing whole.
+//!
+//! Written as plain ops, the projection and its log-softmax keep several
+//! `tokens x vocab` tensors alive from the forward pass to the end of the
+//! backward pass: at Qwen2's 152k-entry vocabulary and 4,096 tokens, ~2.5 GB
+//! each in f32. Here the forward pass computes the logits a chunk of rows at
+//! a time and keeps only each row's log-sum-exp; the backward pass computes
+//! each chunk's logits again and turns them straight into the gradients
+//! (recomputing one matmul is cheaper than storing its result).
+
+use super::accumulation_dtype;
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CudaStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
+
+/// Elements of the largest logits chunk (`rows x vocab`): 128 MiB in f32.
+const CHUNK_ELEMENTS: usize = 1 << 25;
+
+/// `log softmax(hidden W^T)[i, targets[i]]` for each row `i`: `hidden` is
+/// `[rows, h]`, `weight` the projection `[vocab, h]` as transformers stores
+/// it, `targets` `[rows]` (u32). Returns `[rows]` in the inputs'
+/// [`accumulation_dtype`] (f32 for bf16 inputs); gradients reach `hidden` and
+/// `weight`.
+pub fn target_log_probs(hidden: &Tensor, weight: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let (vocab, _) = weight.dims2()?;
+    in_chunks(hidden, weight, targets, CHUNK_ELEMENTS / vocab)
+}
+
+/// [`target_log_probs`] with `chunk` rows of logits at a time.
+fn in_chunks(hidden: &Tensor, weight: &Tensor, targets: &Tensor, chunk: usize) -> Result<Tensor> {
+    let (rows, _) = hidden.dims2()?;
+    if rows == 0 {
+        return Tensor::zeros(0, accumulation_dtype(hidden.dtype()), hidden.device());
+    }
+    let chunk = chunk.clamp(1, rows);
+    let (hidden_const, weight_const) = (hidden.detach(), weight.detach());
+    let (mut log_probs, mut lses) = (Vec::new(), Vec::new());
+    for start in (0..rows).step_by(chunk) {
+        let n = chunk.min(rows - start);
+        let logits = wide_logits(&hidden_const.narrow(0, start, n)?, &weight_const)?;
+        let lse = log_sum_exp(&logits)?;
+        let picked = logits.gather(&targets.narrow(0, start, n)?.unsqueeze(1)?, 1)?;
+        log_probs.push((picked - &lse)?.squeeze(1)?);
+        lses.push(lse);
+    }
+    let op = TargetLogProbs {
+        value: Tensor::cat(&log_probs, 0)?,
+        lse: Tensor::cat(&lses, 0)?,
+        targets: targets.detach(),
+        chunk,
+    };
+    hidden.apply_op2(weight, op)
+}
+
+/// `hidden W^T` in the accumulation dtype.
+fn wide_logits(hidden: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    hidden
+        .matmul(&weight.t()?)?
+        .to_dtype(accumulation_dtype(hidden.dtype()))
+}
+
+/// `[n, 1]`: the log-sum-exp of each row of `[n, vocab]`.
+fn log_sum_exp(logits: &Tensor) -> Result<Tensor> {
+    let max = logits.max_keepdim(1)?;
+    logits
+        .broadcast_sub(&max)?
+        .exp()?
+        .sum_keepdim(1)?
+        .log()?
+        .add(&max)
+}
+
+/// The op's record of its forward pass: the result, computed before the op
+/// is applied (so its forward only hands it over), and what the backward
+/// pass needs besides the inputs.
+struct TargetLogProbs {
+    /// `[rows]`, in the accumulation dtype.
+    value: Tensor,
+    /// `[rows, 1]`, in the accumulation dtype.
+    lse: Tensor,
+    targets: Tensor,
+    chunk: usize,
+}
+
+impl TargetLogProbs {
+    fn value_layout(&self) -> Result<&Layout> {
+        let layout = self.value.layout();
+        if layout.start_offset() != 0 || !layout.is_contiguous() {
+            candle_core::bail!("target-log-probs: the result is not a fresh contiguous tensor");
+        }
+        Ok(layout)
+    }
+}
+
+impl CustomOp2 for TargetLogProbs {
+    fn name(&self) -> &'static str {
+        "target-log-probs"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let layout = self.value_layout()?;
+        match &*self.value.storage_and_layout().0 {
+            Storage::Cpu(storage) => Ok((storage.clone(), layout.shape().clone())),
+            _ => candle_core::bail!("target-log-probs: the result is not on the CPU"),
+        }
+    }
+
+    fn cuda_fwd(
+        &self,
+        _: &CudaStorage,
+        _: &Layout,
+        _: &CudaStorage,
+        _: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let layout = self.value_layout()?;
+        match &*self.value.storage_and_layout().0 {
+            Storage::Cuda(storage) => Ok((storage.try_clone(layout)?, layout.shape().clone())),
+            _ => candle_core::bail!("target-log-probs: the result is not on the GPU"),
+        }
+    }
+
+    /// d log p(t) / d logits = onehot(t) - softmax(logits), chunk by chunk.
+    fn bwd(
+        &self,
+        hidden: &Tensor,
+        weight: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (hidden, weight) = (hidden.detach(), weight.detach());
+        let wide = accumulation_dtype(hidden.dtype());
+        let grad = grad.to_dtype(wide)?;
+        let rows = hidden.dim(0)?;
+        let mut grad_hidden = Vec::new();
+        let mut grad_weight: Option<Tensor> = None;
+        for start in (0..rows).step_by(self.chunk) {
+            let n = self.chunk.min(rows - start);
+            let h = hidden.narrow(0, start, n)?;
+            let softmax = wide_logits(&h, &weight)?
+                .broadcast_sub(&self.lse.narrow(0, start, n)?)?
+                .exp()?;
+            let g = grad.narrow(0, start, n)?.unsqueeze(1)?;
+            let targets = self.targets.narrow(0, start, n)?.unsqueeze(1)?;
+            let d_logits = softmax
+                .broadcast_mul(&g)?
+                .neg()?
+                .scatter_add(&targets, &g, 1)?
+                .to_dtype(hidden.dtype())?;
+            grad_hidden.push(d_logits.matmul(&weight)?);
+            let d_weight = d_logits.t()?.matmul(&h)?.to_dtype(wide)?;
+            grad_weight = Some(match grad_weight {
+                Some(acc) => (acc + d_weight)?,
+                None => d_weight,
+            });
+        }
+        let grad_weight = match grad_weight {
+            Some(g) => Some(g.to_dtype(weight.dtype())?),
+            None => None,
+        };
+        Ok((Some(Tensor::cat(&grad_hidden, 0)?), grad_weight))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::SeededRng;
+    use crate::model::log_softmax_last_dim;
+    use candle_core::{DType, Device, Var};
+
+    /// The same log-probabilities and gradients as the plain ops, in one
+    /// chunk and in several (the last one short).
+    #[test]
+    fn matches_the_plain_log_softmax_and_its_gradients() {
+        for chunk in [usize::MAX, 3] {
+            matches_plain_ops(chunk);
+        }
+    }
+
+    fn matches_plain_ops(chunk: usize) {
+        let dev = Device::Cpu;
+        let (rows, h, vocab) = (7, 5, 11);
+        let mut rng = SeededRng::new(3);
+        let hidden = Var::from_tensor(
+            &rng.normal_tensor(&[rows, h], 1.0, DType::F32, &dev)
+                .unwrap(),
+        )
+        .unwrap();
+        let weight = Var::from_tensor(
+            &rng.normal_tensor(&[vocab, h], 0.5, DType::F32, &dev)
+                .unwrap(),
+        )
+        .unwrap();
+        let targets: Vec<u32> = (0..rows).map(|i| (i * 4 % vocab) as u32).collect();
+        let targets = Tensor::new(targets.as_slice(), &dev).unwrap();
+        let row_weights = Tensor::new(&[1.0f32, -0.5, 2.0, 0.0, 1.0, 0.25, 3.0], &dev).unwrap();
+
+        let ours = in_chunks(hidden.as_tensor(), weight.as_tensor(), &targets, chunk).unwrap();
+        let plain = log_softmax_last_dim(
+            &hidden
+                .as_tensor()
+                .matmul(&weight.as_tensor().t().unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+        .gather(&targets.unsqueeze(1).unwrap(), 1)
+        .unwrap()
+        .squeeze(1)
+        .unwrap();
+        let close = |a: &Tensor, b: &Tensor, tol: f32| {
+            let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+            let diff = diff.to_scalar::<f32>().unwrap();
+            assert!(diff < tol, "differ by {diff}");
+        };
+        close(&ours, &plain, 1e-4);
+
+        let loss = |lp: &Tensor| (lp * &row_weights).unwrap().sum_all().unwrap();
+        let (g_ours, g_plain) = (
+            loss(&ours).backward().unwrap(),
+            loss(&plain).backward().unwrap(),
+        );
+        for var in [&hidden, &weight] {
+            close(
+                g_ours.get(var.as_tensor()).unwrap(),
+                g_plain.get(var.as_tensor()).unwrap(),
+                1e-5,
+            );
+        }
+    }
+
+    #[test]
+    fn no_rows_give_an_empty_result() {
+        let dev = Device::Cpu;
+        let hidden = Tensor::zeros((0, 4), DType::F32, &dev).unwrap();
+        let weight = Tensor::ones((9, 4), DType::F32, &dev).unwrap();
+        let targets = Tensor::zeros(0, DType::U32, &dev).unwrap();
+        let out = target_log_probs(&hidden, &weight, &targets).unwrap();
+        assert_eq!(out.dims(), &[0]);
+    }
+}
