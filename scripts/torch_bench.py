@@ -37,8 +37,10 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", choices=["f32", "tf32", "bf16"], default="f32")
     ap.add_argument("--generate", type=int, default=0,
-                    help="instead: greedy generation of N tokens after a 16-token prompt, batch 1, "
-                         "with the KV cache (as `leafe-trainer bench`'s generation figure)")
+                    help="instead: greedy generation of N tokens after a 16-token prompt, --batch "
+                         "prompts at once, with the KV cache (batch 1 is `leafe-trainer bench`'s "
+                         "generation figure; larger batches are the twin of `serve` under that many "
+                         "concurrent clients)")
     a = ap.parse_args()
     if a.config:
         cfg = transformers.AutoConfig.from_pretrained(a.config)
@@ -96,7 +98,8 @@ def main():
 
 def generate(model, cfg, dev, a):
     model.eval()
-    prompt = torch.tensor([[i % min(cfg.vocab_size, 256) for i in range(16)]], device=dev)
+    prompt = torch.tensor([[(i + row) % min(cfg.vocab_size, 256) for i in range(16)]
+                           for row in range(a.batch)], device=dev)
     kw = dict(max_new_tokens=a.generate, min_new_tokens=a.generate, do_sample=False,
               attention_mask=torch.ones_like(prompt), pad_token_id=0)
     with torch.no_grad():
@@ -109,7 +112,8 @@ def generate(model, cfg, dev, a):
             torch.cuda.synchronize()
         s = time.perf_counter() - t
     new = out.shape[1] - prompt.shape[1]
-    print(json.dumps({"side": "pytorch", "generate": new, "tokens_per_s": new / s, "device": a.device,
+    print(json.dumps({"side": "pytorch", "generate": new, "batch": a.batch,
+                      "tokens_per_s": a.batch * new / s, "device": a.device,
                       "threads": torch.get_num_threads(), "torch": torch.__version__}))
 
 

@@ -1,6 +1,7 @@
-//! `leafe-trainer bench`: training throughput as a fraction of candle's own
-//! dense-matmul FLOP/s measured in the same run, and generation speed with
-//! and without the KV cache.
+//! `leafe-trainer bench`: training throughput as a fraction of the device's
+//! dense-matmul peak at the same precision, measured in the same run (with
+//! candle's matmul), the step's peak memory next to the memory guard's
+//! estimate, and generation speed with and without the KV cache.
 
 use crate::config::{Arch, ModelConfig};
 use crate::generate::{GenerateConfig, generate};
@@ -49,6 +50,7 @@ pub struct TrainBench {
     pub step_s: f64,
     pub tokens_per_s: f64,
     pub step_flops_per_s: f64,
+    /// The device's dense matmul peak at the step's precision ([`matmul_peak`]).
     pub matmul_flops_per_s: f64,
     /// step FLOP/s over matmul FLOP/s.
     pub fraction_of_matmul: f64,
@@ -69,6 +71,9 @@ pub struct GenBench {
     pub tokens: usize,
     pub cached_tokens_per_s: f64,
     pub uncached_tokens_per_s: f64,
+    /// (sequences, tokens/s over all of them) of batched decoding, as
+    /// `serve` does it for that many concurrent requests.
+    pub batched_tokens_per_s: Vec<(usize, f64)>,
 }
 
 /// FLOPs of one forward + backward over `tokens` tokens of context `seq`:
@@ -78,19 +83,51 @@ pub fn step_flops(cfg: &ModelConfig, tokens: usize, seq: usize) -> f64 {
     (6.0 * cfg.parameter_count() as f64 + attention) * tokens as f64
 }
 
-/// FLOP/s of one `[m, k] x [k, n]` f32 matmul, best of `reps`.
-pub fn matmul_flops(m: usize, k: usize, n: usize, reps: usize, device: &Device) -> Result<f64> {
+/// FLOP/s of one `[m, k] x [k, n]` matmul in `dtype`, best of `reps`.
+pub fn matmul_flops(
+    m: usize,
+    k: usize,
+    n: usize,
+    reps: usize,
+    dtype: DType,
+    device: &Device,
+) -> Result<f64> {
     let mut rng = SeededRng::new(1);
-    let a = rng.normal_tensor(&[m, k], 1.0, DType::F32, device)?;
-    let b = rng.normal_tensor(&[k, n], 1.0, DType::F32, device)?;
+    let a = rng.normal_tensor(&[m, k], 1.0, dtype, device)?;
+    let b = rng.normal_tensor(&[k, n], 1.0, dtype, device)?;
+    device.synchronize()?;
     let mut best = f64::MAX;
     for _ in 0..reps.max(1) {
         let t = Instant::now();
         let c = a.matmul(&b)?;
-        c.sum_all()?.to_scalar::<f32>()?; // wait for the result
+        device.synchronize()?;
         best = best.min(t.elapsed().as_secs_f64());
+        drop(c);
     }
     Ok(2.0 * (m * k * n) as f64 / best)
+}
+
+/// The device's dense matmul FLOP/s in `dtype`: the best of the model's
+/// dominant shape (`tokens x hidden -> intermediate`) and square ones large
+/// enough to reach the peak (4096 and 8192 on a GPU, 1024 on a CPU).
+pub fn matmul_peak(cfg: &ModelConfig, tokens: usize, dtype: DType, device: &Device) -> Result<f64> {
+    let squares: &[usize] = if device.is_cpu() {
+        &[1024]
+    } else {
+        &[4096, 8192]
+    };
+    let mut best = matmul_flops(
+        tokens,
+        cfg.hidden_size,
+        cfg.intermediate_size,
+        5,
+        dtype,
+        device,
+    )?;
+    for &n in squares {
+        best = best.max(matmul_flops(n, n, n, 5, dtype, device)?);
+    }
+    Ok(best)
 }
 
 /// Time `steps` training steps (after one warm-up) on random tokens,
@@ -166,8 +203,7 @@ pub fn train_step(
     let step_s: f64 = split.iter().sum();
     let tokens = batch * seq;
     let step_flops_per_s = step_flops(cfg, tokens, seq) / step_s;
-    // The model's dominant matmul shape: tokens x hidden -> intermediate.
-    let matmul = matmul_flops(tokens, cfg.hidden_size, cfg.intermediate_size, 5, device)?;
+    let matmul = matmul_peak(cfg, tokens, dtype, device)?;
     Ok(TrainBench {
         model: name.into(),
         dtype: format!("{dtype:?}"),
@@ -187,12 +223,14 @@ pub fn train_step(
     })
 }
 
-/// Generation speed with and without the KV cache (greedy, no early stop).
+/// Generation speed with and without the KV cache (greedy, no early stop),
+/// and of `batches` sequences decoded together.
 pub fn generation(
     name: &str,
     cfg: &ModelConfig,
     prompt_len: usize,
     tokens: usize,
+    batches: &[usize],
     device: &Device,
 ) -> Result<GenBench> {
     let params = init_params(cfg, 0, DType::F32, device)?;
@@ -221,7 +259,33 @@ pub fn generation(
         tokens,
         cached_tokens_per_s: run(false)?,
         uncached_tokens_per_s: run(true)?,
+        batched_tokens_per_s: batches
+            .iter()
+            .map(|&n| Ok((n, batched(&model, prompt_len, tokens, n)?)))
+            .collect::<Result<_>>()?,
     })
+}
+
+/// Tokens/s of `sequences` greedy generations decoded together (each
+/// prompt prefilled on its own first, as `serve` does; the prompts differ).
+fn batched(model: &Model, prompt_len: usize, tokens: usize, sequences: usize) -> Result<f64> {
+    let vocab = model.cfg.vocab_size.min(256) as u32;
+    let started = Instant::now();
+    let mut batch = crate::model::KvBatch::new();
+    let mut next = Vec::with_capacity(sequences);
+    for row in 0..sequences as u32 {
+        let prompt: Vec<u32> = (0..prompt_len as u32).map(|i| (i + row) % vocab).collect();
+        let ids = Tensor::new(prompt.as_slice(), model.device())?.unsqueeze(0)?;
+        let mut cache = crate::model::KvCache::new(&model.cfg);
+        let logits = model.prefill(&ids, &mut cache, crate::generate::PREFILL_CHUNK)?;
+        next.push(logits.argmax(1)?.squeeze(0)?.to_scalar::<u32>()?);
+        batch.push(cache)?;
+    }
+    for _ in 1..tokens {
+        let logits = model.decode_batch(&next, &mut batch)?;
+        next = logits.argmax(1)?.to_vec1::<u32>()?;
+    }
+    Ok((sequences * tokens) as f64 / started.elapsed().as_secs_f64())
 }
 
 /// A tokenizer only for decoding benchmark output (bytes as tokens).

@@ -89,87 +89,174 @@ pub fn generate_streaming(
     cfg: &GenerateConfig,
     mut on_text: impl FnMut(&str) -> bool,
 ) -> Result<Generated> {
-    if prompt.is_empty() {
-        return Err(anyhow!("the prompt is empty"));
-    }
-    let sampling = if cfg.temperature <= 0.0 {
-        Sampling::ArgMax
-    } else if cfg.top_p < 1.0 {
-        Sampling::TopP {
-            p: cfg.top_p,
-            temperature: cfg.temperature,
-        }
-    } else {
-        Sampling::All {
-            temperature: cfg.temperature,
-        }
-    };
-    let mut sampler = LogitsProcessor::from_sampling(cfg.seed, sampling);
+    let mut sequence = Decoding::new(model, prompt, eos, cfg)?;
     let device = model.device();
-    let context = cfg
-        .max_context
-        .map_or(model.cfg.max_position_embeddings, |c| {
-            c.min(model.cfg.max_position_embeddings)
-        });
-    if prompt.len() >= context {
-        return Err(anyhow!(
-            "the prompt has {} tokens; the context holds {context}",
-            prompt.len()
-        ));
-    }
-    let mut cache = KvCache::new(&model.cfg);
-    let mut all: Vec<u32> = prompt.to_vec();
-    let mut out: Vec<u32> = Vec::new();
-    let decode = |ids: &[u32]| {
-        tokenizer
-            .decode(ids, true)
-            .map_err(|e| anyhow!("cannot decode: {e}"))
-    };
-    // Bytes of the text already handed to `on_text`, and how much to hold
-    // back because it may be the start of a stop string.
-    let mut sent = 0;
-    let hold = cfg.stop.iter().map(|s| s.len()).max().unwrap_or(1) - 1;
-    let mut finish = Finish::Length;
-    let mut text = String::new();
-    while out.len() < cfg.max_tokens && all.len() < context {
+    while sequence.wants_more() {
         let logits = if cfg.no_cache {
-            let ids = Tensor::new(all.as_slice(), device)?.unsqueeze(0)?;
-            model.forward_last(&ids, None)?
-        } else if cache.is_empty() {
-            let ids = Tensor::new(all.as_slice(), device)?.unsqueeze(0)?;
-            model.prefill(&ids, &mut cache, PREFILL_CHUNK)?
+            let ids = Tensor::new(sequence.tokens(), device)?.unsqueeze(0)?;
+            model.forward_last(&ids, None)?.squeeze(0)?
+        } else if sequence.cache.is_empty() {
+            sequence.prefill(model)?
         } else {
-            let ids = Tensor::new(&[*all.last().expect("never empty")], device)?.unsqueeze(0)?;
-            model.forward_last(&ids, Some(&mut cache))?
+            let ids = Tensor::new(&[sequence.last_token()], device)?.unsqueeze(0)?;
+            model
+                .forward_last(&ids, Some(&mut sequence.cache))?
+                .squeeze(0)?
         };
-        let last = logits.squeeze(0)?.to_dtype(DType::F32)?;
-        let token = sampler.sample(&last)?;
-        if eos.contains(&token) {
-            finish = Finish::Stop;
-            break;
+        sequence.accept(&logits, tokenizer, &mut on_text)?;
+    }
+    Ok(sequence.finish(&mut on_text))
+}
+
+/// One sequence being decoded: its sampler, its KV cache, the tokens so
+/// far, and when to stop (end-of-turn token, stop string, length, context,
+/// or the receiver of its text went away). The caller computes the logits
+/// (one sequence alone, or many at once with [`Model::decode_step`]).
+pub struct Decoding {
+    sampler: LogitsProcessor,
+    pub cache: KvCache,
+    eos: Vec<u32>,
+    stop: Vec<String>,
+    max_tokens: usize,
+    context: usize,
+    /// The prompt and the tokens generated.
+    all: Vec<u32>,
+    out: Vec<u32>,
+    text: String,
+    /// Bytes of the text already handed on, and how much to hold back
+    /// because it may be the start of a stop string.
+    sent: usize,
+    hold: usize,
+    finish: Option<Finish>,
+    abandoned: bool,
+}
+
+impl Decoding {
+    pub fn new(model: &Model, prompt: &[u32], eos: &[u32], cfg: &GenerateConfig) -> Result<Self> {
+        if prompt.is_empty() {
+            return Err(anyhow!("the prompt is empty"));
         }
-        out.push(token);
-        all.push(token);
-        text = decode(&out)?;
-        if let Some(cut) = cfg.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
-            text.truncate(cut);
-            finish = Finish::Stop;
-            break;
-        }
-        let end = settled(&text, sent, hold);
-        if end > sent {
-            if !on_text(&text[sent..end]) {
-                break;
+        let sampling = if cfg.temperature <= 0.0 {
+            Sampling::ArgMax
+        } else if cfg.top_p < 1.0 {
+            Sampling::TopP {
+                p: cfg.top_p,
+                temperature: cfg.temperature,
             }
-            sent = end;
+        } else {
+            Sampling::All {
+                temperature: cfg.temperature,
+            }
+        };
+        let context = cfg
+            .max_context
+            .map_or(model.cfg.max_position_embeddings, |c| {
+                c.min(model.cfg.max_position_embeddings)
+            });
+        if prompt.len() >= context {
+            return Err(anyhow!(
+                "the prompt has {} tokens; the context holds {context}",
+                prompt.len()
+            ));
+        }
+        Ok(Decoding {
+            sampler: LogitsProcessor::from_sampling(cfg.seed, sampling),
+            cache: KvCache::new(&model.cfg),
+            eos: eos.to_vec(),
+            stop: cfg.stop.clone(),
+            max_tokens: cfg.max_tokens,
+            context,
+            all: prompt.to_vec(),
+            out: Vec::new(),
+            text: String::new(),
+            sent: 0,
+            hold: cfg.stop.iter().map(|s| s.len()).max().unwrap_or(1) - 1,
+            finish: None,
+            abandoned: false,
+        })
+    }
+
+    /// Whether another token should be decoded.
+    pub fn wants_more(&self) -> bool {
+        self.finish.is_none()
+            && !self.abandoned
+            && self.out.len() < self.max_tokens
+            && self.all.len() < self.context
+    }
+
+    /// The prompt and the tokens generated so far.
+    pub fn tokens(&self) -> &[u32] {
+        &self.all
+    }
+
+    /// The token the next step continues from.
+    pub fn last_token(&self) -> u32 {
+        *self.all.last().expect("a sequence is never empty")
+    }
+
+    /// The cache the prompt was prefilled into, handed over (to a batch);
+    /// the sequence keeps an empty one.
+    pub fn take_cache(&mut self) -> KvCache {
+        let layers = self.cache.layer_count();
+        std::mem::replace(&mut self.cache, KvCache::with_layers(layers))
+    }
+
+    /// Run the prompt into the cache (in chunks); the next-token logits `[vocab]`.
+    pub fn prefill(&mut self, model: &Model) -> Result<Tensor> {
+        let ids = Tensor::new(self.all.as_slice(), model.device())?.unsqueeze(0)?;
+        Ok(model
+            .prefill(&ids, &mut self.cache, PREFILL_CHUNK)?
+            .squeeze(0)?)
+    }
+
+    /// Sample the next token from `logits` (`[vocab]`) and hand on the text
+    /// that became final.
+    pub fn accept(
+        &mut self,
+        logits: &Tensor,
+        tokenizer: &tokenizers::Tokenizer,
+        on_text: &mut impl FnMut(&str) -> bool,
+    ) -> Result<()> {
+        let token = self.sampler.sample(&logits.to_dtype(DType::F32)?)?;
+        if self.eos.contains(&token) {
+            self.finish = Some(Finish::Stop);
+            return Ok(());
+        }
+        self.out.push(token);
+        self.all.push(token);
+        self.text = tokenizer
+            .decode(&self.out, true)
+            .map_err(|e| anyhow!("cannot decode: {e}"))?;
+        if let Some(cut) = self
+            .stop
+            .iter()
+            .filter_map(|s| self.text.find(s.as_str()))
+            .min()
+        {
+            self.text.truncate(cut);
+            self.finish = Some(Finish::Stop);
+            return Ok(());
+        }
+        let end = settled(&self.text, self.sent, self.hold);
+        if end > self.sent {
+            if !on_text(&self.text[self.sent..end]) {
+                self.abandoned = true;
+                return Ok(());
+            }
+            self.sent = end;
+        }
+        Ok(())
+    }
+
+    /// Hand on the rest of the text; the result.
+    pub fn finish(self, on_text: &mut impl FnMut(&str) -> bool) -> Generated {
+        if self.text.len() > self.sent {
+            on_text(&self.text[self.sent..]);
+        }
+        Generated {
+            text: self.text,
+            tokens: self.out,
+            finish: self.finish.unwrap_or(Finish::Length),
         }
     }
-    if text.len() > sent {
-        on_text(&text[sent..]);
-    }
-    Ok(Generated {
-        text,
-        tokens: out,
-        finish,
-    })
 }

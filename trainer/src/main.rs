@@ -164,7 +164,8 @@ enum Command {
         /// The model name clients use [default: the directory name].
         #[arg(long)]
         name: Option<String>,
-        /// Generations running at once (each holds one KV cache).
+        /// Requests generated at once, decoded together in one batch (each
+        /// holds one KV cache).
         #[arg(long, default_value_t = ServeLimits::default().concurrency)]
         concurrency: usize,
         /// Requests that may wait for a slot; more are answered 503 with Retry-After.
@@ -181,10 +182,12 @@ enum Command {
         #[arg(long)]
         allow_reload: bool,
     },
-    /// Measure training tokens/s and FLOP/s against plain matmul, and
-    /// generation speed with and without the KV cache, on random models.
+    /// Measure training tokens/s, FLOP/s against the device's dense matmul
+    /// peak at the same precision, and peak memory (CPU) against the memory
+    /// guard's estimate; and generation speed with and without the KV cache.
+    /// On random models.
     Bench {
-        /// tiny, 0.5b (a Qwen2-0.5B-shaped random model, ~9 GiB to train), or both.
+        /// tiny, 0.5b (a Qwen2-0.5B-shaped random model, ~8 GiB to train at 1 x 128), or both.
         #[arg(long, value_parser = ["tiny", "0.5b", "both"], default_value = "tiny")]
         size: String,
         /// Benchmark the shape of this checkpoint instead (its config.json;
@@ -201,6 +204,10 @@ enum Command {
         /// Tokens generated for the generation benchmark.
         #[arg(long, default_value_t = 32)]
         gen_tokens: usize,
+        /// Also decode this many sequences together, as `serve` does for that
+        /// many concurrent requests (e.g. 1,8,32: tokens/s over all of them).
+        #[arg(long, value_delimiter = ',')]
+        gen_batches: Vec<usize>,
         /// Precision of the training step (bf16: mixed precision, as `sft --dtype bf16`).
         #[arg(long, value_parser = ["f32", "bf16"], default_value = "f32")]
         dtype: String,
@@ -467,6 +474,7 @@ fn real_main(cli: Cli) -> Result<()> {
             seq,
             steps,
             gen_tokens,
+            gen_batches,
             json,
             dtype,
         } => {
@@ -492,7 +500,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 let t =
                     bench::train_step(name, &cfg, batch, seq, steps, dtype_arg(&dtype), &device)?;
                 println!(
-                    "{name}: {} params, {} train step {:.3}s, {:.0} tokens/s, {:.2} GFLOP/s = {:.0}% of matmul ({:.2} GFLOP/s)",
+                    "{name}: {} params, {} train step {:.3}s, {:.0} tokens/s, {:.2} GFLOP/s = {:.0}% of the matmul peak ({:.2} GFLOP/s)",
                     t.parameters,
                     t.dtype,
                     t.step_s,
@@ -517,13 +525,16 @@ fn real_main(cli: Cli) -> Result<()> {
                         gib(t.estimated_bytes)
                     ),
                 }
-                let g = bench::generation(name, &cfg, 16, gen_tokens, &device)?;
+                let g = bench::generation(name, &cfg, 16, gen_tokens, &gen_batches, &device)?;
                 println!(
                     "{name}: generation {:.1} tokens/s with KV cache, {:.1} without ({:.1}x)",
                     g.cached_tokens_per_s,
                     g.uncached_tokens_per_s,
                     g.cached_tokens_per_s / g.uncached_tokens_per_s
                 );
+                for (n, rate) in &g.batched_tokens_per_s {
+                    println!("{name}: {n} sequences decoded together: {rate:.1} tokens/s");
+                }
                 report.push(serde_json::json!({ "train": t, "generation": g }));
             }
             if let Some(path) = json {

@@ -48,20 +48,21 @@ pub fn weights(cfg: &ModelConfig) -> u64 {
     cfg.parameter_count() as u64 * 4
 }
 
-/// Training: weights, gradients, two AdamW moments, and the activations kept
-/// for the backward pass of a `batch` x `seq` batch (a rough upper bound).
-/// The attention keeps about six `heads x seq x seq` tensors per layer
-/// (scores, scaled, masked, shifted, exponentiated, normalised): at long
-/// contexts that term dominates (SmolLM2 at 2,048 tokens: ~27 GB).
+/// Training: weights, gradients, two AdamW moments, the activations kept
+/// for the backward pass of a `batch` x `seq` batch, the workspaces of the
+/// chunked attention and loss, and the process itself. The activations are
+/// about 24 x hidden + 4 x intermediate + 9 x key/value width numbers per
+/// token and layer (norms, projections, rotary embeddings, the MLP), counted
+/// from the model's ops and checked against measured peaks (docs/BENCHMARKS.md).
+/// bf16 mixed precision needs about as much: its halved activations pay for
+/// the bf16 copies of the weights.
 pub fn training(cfg: &ModelConfig, batch: usize, seq: usize) -> u64 {
-    let (b, t) = (batch as u64, seq as u64);
-    let (h, i, v) = (
-        cfg.hidden_size as u64,
-        cfg.intermediate_size as u64,
-        cfg.vocab_size as u64,
-    );
-    let heads = cfg.num_attention_heads as u64;
-    let per_layer = b * t * (12 * h + 4 * i) + 6 * b * heads * t * t;
-    let activations = (cfg.num_hidden_layers as u64 * per_layer + 4 * b * t * v) * 4;
-    weights(cfg) * 4 + activations
+    let tokens = batch * seq;
+    let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+    let kv = cfg.num_key_value_heads * cfg.head_dim();
+    let activations = cfg.num_hidden_layers * tokens * (24 * h + 4 * i + 9 * kv);
+    let workspaces = crate::ops::loss_workspace_elements(tokens, cfg.vocab_size)
+        + crate::ops::attention_workspace_elements(batch * cfg.num_attention_heads, seq);
+    const PROCESS: u64 = 48 << 20;
+    weights(cfg) * 4 + (activations + workspaces) as u64 * 4 + PROCESS
 }

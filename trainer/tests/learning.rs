@@ -10,7 +10,7 @@ use leafe_trainer::chat::{ChatTemplate, Message, encode_conversation};
 use leafe_trainer::checkpoint;
 use leafe_trainer::config::{Arch, ModelConfig};
 use leafe_trainer::generate::{GenerateConfig, generate};
-use leafe_trainer::model::Model;
+use leafe_trainer::model::{KvBatch, KvCache, Model};
 use leafe_trainer::params::init_params;
 use leafe_trainer::sft::{SetNorm, SftConfig, make_batch, masked_nll_sum, train};
 use leafe_trainer::tiny::TinySpec;
@@ -455,4 +455,90 @@ fn bf16_mixed_precision_tracks_f32_training() {
     );
     // bf16 really ran: the losses are close, not equal.
     assert!(full.iter().zip(&mixed).any(|(a, b)| a != b));
+}
+
+/// A batched decoding step over sequences at different positions gives each
+/// sequence the logits it gets decoded alone, and sequences can leave the
+/// batch (the last one takes the free row) and join it.
+#[test]
+fn a_batched_decode_step_matches_each_sequence_alone() {
+    let (_dir, model_dir, _) = setup(Arch::Qwen2);
+    let (model, tok) = common::load_frozen(&model_dir);
+    let prompts = [
+        "Say hello.",
+        "Push the box left or right?",
+        "What is 2 plus 3? Answer",
+    ];
+    let ids: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| tok.encode(*p, false).unwrap().get_ids().to_vec())
+        .collect();
+    let prefilled = |p: &[u32]| -> KvCache {
+        let mut cache = KvCache::new(&model.cfg);
+        let input = Tensor::new(p, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        model.prefill(&input, &mut cache, 4).unwrap();
+        cache
+    };
+    let mut alone: Vec<KvCache> = ids.iter().map(|p| prefilled(p)).collect();
+    let mut batch = KvBatch::new();
+    for p in &ids {
+        batch.push(prefilled(p)).unwrap();
+    }
+    let close = |batched: &[f32], cache: &mut KvCache, token: u32, what: &str| {
+        let input = Tensor::new(&[[token]], &Device::Cpu).unwrap();
+        let single: Vec<f32> = model
+            .forward_last(&input, Some(cache))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let diff = single
+            .iter()
+            .zip(batched)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff < 1e-5, "{what}: logits differ by {diff}");
+    };
+    // Twelve steps with all three, at their different positions (past the
+    // batch's first capacity of 16 positions, so it grows).
+    for step in 0..12u32 {
+        let next = [7 + step, 11 + step, 13 + step];
+        let batched = model
+            .decode_batch(&next, &mut batch)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        for i in 0..3 {
+            close(
+                &batched[i],
+                &mut alone[i],
+                next[i],
+                &format!("step {step}, sequence {i}"),
+            );
+        }
+    }
+    assert!((0..3).all(|i| batch.positions(i) > 16));
+    // The first leaves (the third takes its row); a new one joins.
+    batch.swap_remove(0).unwrap();
+    alone.swap_remove(0);
+    let joining = tok.encode("up up", false).unwrap().get_ids().to_vec();
+    batch.push(prefilled(&joining)).unwrap();
+    alone.push(prefilled(&joining));
+    assert_eq!(batch.len(), 3);
+    let next = [3, 5, 9];
+    let batched = model
+        .decode_batch(&next, &mut batch)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    for i in 0..3 {
+        close(
+            &batched[i],
+            &mut alone[i],
+            next[i],
+            &format!("after the swap, sequence {i}"),
+        );
+        assert_eq!(batch.positions(i), alone[i].len());
+    }
 }

@@ -289,3 +289,67 @@ fn reload_swaps_the_weights_without_a_restart() {
     assert_eq!(status, 403);
     assert!(reply.to_string().contains("--allow-reload"), "{reply}");
 }
+
+/// Concurrent requests are decoded together, and each reply is the one the
+/// request gets alone.
+#[test]
+fn concurrent_requests_are_decoded_together_and_each_gets_its_own_reply() {
+    let (dir, state, addr) = common::serve_tiny(ServeLimits {
+        concurrency: 4,
+        queue: 8,
+        max_context: 256,
+    });
+    let questions = [
+        "which way?",
+        "left or right, then down?",
+        "up",
+        "which way is down? left?",
+    ];
+    let model_dir = dir.path().join("tiny");
+    let (model, tok) = load(&model_dir);
+    let eos: Vec<u32> = model.cfg.eos_token_id.into_iter().collect();
+    let alone: Vec<String> = questions
+        .iter()
+        .map(|q| {
+            let ids = common::chat_prompt(&model_dir, &tok, q);
+            let cfg = GenerateConfig {
+                max_tokens: 24,
+                ..Default::default()
+            };
+            generate(&model, &tok, &ids, &eos, &cfg).unwrap().text
+        })
+        .collect();
+    // All four wait in the queue, then start at once.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let hold = rt.block_on(state.hold_all_slots());
+    let clients: Vec<_> = questions
+        .iter()
+        .map(|q| {
+            let body = serde_json::json!({
+                "messages": [{"role": "user", "content": q}], "temperature": 0, "max_tokens": 24,
+            });
+            std::thread::spawn(move || {
+                request(addr, "POST", "/v1/chat/completions", &body.to_string())
+            })
+        })
+        .collect();
+    for _ in 0..500 {
+        if state.queued() == questions.len() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(hold);
+    for (client, expected) in clients.into_iter().zip(&alone) {
+        let (status, reply) = client.join().unwrap();
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(reply["choices"][0]["message"]["content"], expected.as_str());
+    }
+    assert!(
+        state.largest_batch() >= 2,
+        "largest batch {}",
+        state.largest_batch()
+    );
+}

@@ -9,12 +9,17 @@
 //! each chunk's logits again and turns them straight into the gradients
 //! (recomputing one matmul is cheaper than storing its result).
 
-use super::accumulation_dtype;
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CudaStorage, CustomOp2, Layout, Result, Shape, Storage, Tensor};
+use super::{Precomputed, accumulation_dtype};
+use candle_core::{CpuStorage, CudaStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// Elements of the largest logits chunk (`rows x vocab`): 128 MiB in f32.
 const CHUNK_ELEMENTS: usize = 1 << 25;
+
+/// Elements of the chunk-sized tensors alive at once (logits, their
+/// exponentials, the gradient and a cast) for `rows` trained positions.
+pub fn workspace_elements(rows: usize, vocab: usize) -> usize {
+    4 * CHUNK_ELEMENTS.min(rows * vocab)
+}
 
 /// `log softmax(hidden W^T)[i, targets[i]]` for each row `i`: `hidden` is
 /// `[rows, h]`, `weight` the projection `[vocab, h]` as transformers stores
@@ -44,7 +49,7 @@ fn in_chunks(hidden: &Tensor, weight: &Tensor, targets: &Tensor, chunk: usize) -
         lses.push(lse);
     }
     let op = TargetLogProbs {
-        value: Tensor::cat(&log_probs, 0)?,
+        value: Precomputed::new(Tensor::cat(&log_probs, 0)?),
         lse: Tensor::cat(&lses, 0)?,
         targets: targets.detach(),
         chunk,
@@ -70,26 +75,15 @@ fn log_sum_exp(logits: &Tensor) -> Result<Tensor> {
         .add(&max)
 }
 
-/// The op's record of its forward pass: the result, computed before the op
-/// is applied (so its forward only hands it over), and what the backward
-/// pass needs besides the inputs.
+/// The op's record of its forward pass: the result (see [`Precomputed`])
+/// and what the backward pass needs besides the inputs.
 struct TargetLogProbs {
     /// `[rows]`, in the accumulation dtype.
-    value: Tensor,
+    value: Precomputed,
     /// `[rows, 1]`, in the accumulation dtype.
     lse: Tensor,
     targets: Tensor,
     chunk: usize,
-}
-
-impl TargetLogProbs {
-    fn value_layout(&self) -> Result<&Layout> {
-        let layout = self.value.layout();
-        if layout.start_offset() != 0 || !layout.is_contiguous() {
-            candle_core::bail!("target-log-probs: the result is not a fresh contiguous tensor");
-        }
-        Ok(layout)
-    }
 }
 
 impl CustomOp2 for TargetLogProbs {
@@ -104,11 +98,7 @@ impl CustomOp2 for TargetLogProbs {
         _: &CpuStorage,
         _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let layout = self.value_layout()?;
-        match &*self.value.storage_and_layout().0 {
-            Storage::Cpu(storage) => Ok((storage.clone(), layout.shape().clone())),
-            _ => candle_core::bail!("target-log-probs: the result is not on the CPU"),
-        }
+        self.value.cpu()
     }
 
     fn cuda_fwd(
@@ -118,11 +108,7 @@ impl CustomOp2 for TargetLogProbs {
         _: &CudaStorage,
         _: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
-        let layout = self.value_layout()?;
-        match &*self.value.storage_and_layout().0 {
-            Storage::Cuda(storage) => Ok((storage.try_clone(layout)?, layout.shape().clone())),
-            _ => candle_core::bail!("target-log-probs: the result is not on the GPU"),
-        }
+        self.value.cuda()
     }
 
     /// d log p(t) / d logits = onehot(t) - softmax(logits), chunk by chunk.

@@ -2,14 +2,17 @@
 //! `/v1/chat/completions`, with `stream`), so the explorer and the official
 //! `openai` client use a trained model exactly like a vLLM endpoint.
 //!
-//! Memory is bounded by construction: at most `concurrency` generations run
-//! at once, each on one of that many blocking threads, with a context of at
-//! most `max_context` tokens (the KV cache's size); the prompt is prefilled
-//! in chunks; requests beyond the queue get 503 with `Retry-After`; freed
-//! memory goes back to the system after each request.
+//! Memory is bounded by construction: at most `concurrency` requests run at
+//! once, their generations decoded together by one batching thread
+//! ([`batcher`]), each with a context of at most `max_context` tokens (the
+//! KV cache's size); the prompt is prefilled in chunks; requests beyond the
+//! queue get 503 with `Retry-After`; freed memory goes back to the system
+//! whenever no generation runs.
+
+mod batcher;
 
 use crate::chat::{ChatTemplate, Message};
-use crate::generate::{Finish, GenerateConfig, Generated, generate_streaming};
+use crate::generate::{Finish, GenerateConfig, Generated};
 use crate::model::Model;
 use anyhow::Result;
 use axum::body::{Body, Bytes};
@@ -18,6 +21,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use batcher::Batcher;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -59,6 +63,8 @@ pub struct Served {
     reloads: AtomicU64,
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
+    /// Decodes the running generations together.
+    batcher: Batcher,
 }
 
 /// One set of weights with its tokenizer and chat template.
@@ -97,6 +103,8 @@ impl Served {
         Served::with_limits(name, model, tokenizer, template, ServeLimits::default())
     }
 
+    /// Panics if the batching thread cannot be started (the system is out
+    /// of threads).
     pub fn with_limits(
         name: String,
         model: Model,
@@ -105,6 +113,7 @@ impl Served {
         limits: ServeLimits,
     ) -> Self {
         Served {
+            batcher: Batcher::start().expect("cannot start the batching thread"),
             name,
             current: std::sync::RwLock::new(Arc::new(ServedModel::new(model, tokenizer, template))),
             slots: Arc::new(Semaphore::new(limits.concurrency.max(1))),
@@ -136,6 +145,11 @@ impl Served {
     /// Requests waiting for a slot now.
     pub fn queued(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// The most generations decoded together in one step so far.
+    pub fn largest_batch(&self) -> usize {
+        self.batcher.largest_batch()
     }
 
     /// Take every generation slot: new requests queue (then get 503) until
@@ -414,7 +428,7 @@ fn usage(prompt: usize, completion: usize) -> Value {
     json!({ "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion })
 }
 
-/// Give the memory freed by a generation back to the system, so the
+/// Give the memory freed by generations back to the system, so the
 /// server's resident size returns to its baseline between requests.
 fn release_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -424,14 +438,20 @@ fn release_memory() {
     }
 }
 
-/// Generate choice `index` of `job`, handing text pieces to `on_text`.
-fn run_choice(job: &Job, index: usize, on_text: impl FnMut(&str) -> bool) -> Result<Generated> {
+/// Generate choice `index` of `job` (in the batch of running generations),
+/// handing text pieces to `on_text`.
+fn run_choice(
+    s: &Served,
+    job: &Job,
+    index: usize,
+    on_text: impl FnMut(&str) -> bool,
+) -> Result<Generated> {
     let cfg = GenerateConfig {
         seed: job.config.seed.wrapping_add(index as u64),
         ..job.config.clone()
     };
-    let w = &job.weights;
-    generate_streaming(&w.model, &w.tokenizer, &job.prompt, &w.eos, &cfg, on_text)
+    s.batcher
+        .generate(job.weights.clone(), job.prompt.clone(), cfg, on_text)
 }
 
 async fn chat(State(s): State<Arc<Served>>, body: Bytes) -> Response {
@@ -465,7 +485,7 @@ async fn chat(State(s): State<Arc<Served>>, body: Bytes) -> Response {
         let mut choices = Vec::new();
         let mut completion_tokens = 0;
         for index in 0..job.n {
-            let out = run_choice(&job, index, |_| true)?;
+            let out = run_choice(&state, &job, index, |_| true)?;
             completion_tokens += out.tokens.len();
             choices.push(json!({
                 "index": index,
@@ -474,7 +494,6 @@ async fn chat(State(s): State<Arc<Served>>, body: Bytes) -> Response {
                 "finish_reason": finish_reason(out.finish),
             }));
         }
-        release_memory();
         Ok(json!({
             "id": job.id,
             "object": "chat.completion",
@@ -523,7 +542,7 @@ async fn stream(s: Arc<Served>, job: Job, permit: tokio::sync::OwnedSemaphorePer
             {
                 return;
             }
-            let sent = run_choice(&job, index, |piece| {
+            let sent = run_choice(&state, &job, index, |piece| {
                 tx.blocking_send(chunk(index, json!({ "content": piece }), None))
                     .is_ok()
             });
@@ -542,7 +561,6 @@ async fn stream(s: Arc<Served>, job: Job, permit: tokio::sync::OwnedSemaphorePer
                 return;
             }
         }
-        release_memory();
         if job.include_usage {
             let v = json!({
                 "id": job.id, "object": "chat.completion.chunk", "created": created,

@@ -4,8 +4,9 @@
 //!
 //! candle-transformers' Qwen2/Llama modules are inference-only (private
 //! linears, fused ops without a backward pass), so this is our own small copy:
-//! RMSNorm, rotary embeddings (`rope_slow`) and softmax are written from
-//! differentiable primitives.
+//! RMSNorm and rotary embeddings (`rope_slow`) are written from
+//! differentiable primitives, attention and the loss's vocabulary projection
+//! are ops with their own backward pass ([`crate::ops`]).
 //!
 //! Mixed precision works as PyTorch's autocast does: the matmuls (and the
 //! attention and MLP activations between them) run in the compute dtype,
@@ -14,6 +15,10 @@
 //! the norms, the attention softmax and the loss stay in f32.
 
 use crate::config::ModelConfig;
+mod cache;
+
+pub use cache::{KvBatch, KvCache};
+
 use crate::ops::accumulation_dtype;
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::VarMap;
@@ -61,28 +66,6 @@ struct Layer {
     down: Linear,
 }
 
-/// Keys and values of the positions seen so far, per layer.
-pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
-    len: usize,
-}
-
-impl KvCache {
-    pub fn new(cfg: &ModelConfig) -> Self {
-        KvCache {
-            layers: vec![None; cfg.num_hidden_layers],
-            len: 0,
-        }
-    }
-    /// Positions cached.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
 /// The decoder.
 pub struct Model {
     pub cfg: ModelConfig,
@@ -104,14 +87,6 @@ fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     wide.broadcast_div(&(variance + eps)?.sqrt()?)?
         .to_dtype(x.dtype())?
         .broadcast_mul(weight)
-}
-
-/// Softmax over the last dimension from differentiable ops (the max is a
-/// constant shift, so it carries no gradient).
-pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&max)?.exp()?;
-    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
 }
 
 /// `log softmax` over the last dimension, differentiable.
@@ -309,15 +284,46 @@ impl Model {
         self.forward_last(&ids.narrow(1, start, t - start)?.contiguous()?, Some(cache))
     }
 
-    /// The last layer's output `[batch, seq, hidden]`, before the final norm.
-    fn hidden(&self, ids: &Tensor, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
+    /// The last layer's output `[batch, seq, hidden]`, before the final norm;
+    /// with a cache, `ids` is one sequence that continues it.
+    fn hidden(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let t = ids.dim(1)?;
+        let x = match cache {
+            None => self.decoder(ids, &[0], |_, q, k, v| {
+                let scale = 1.0 / (self.cfg.head_dim() as f64).sqrt();
+                crate::ops::causal_attention(q, k, v, 0, scale)
+            })?,
+            Some(cache) => {
+                let start = cache.len();
+                let x = self.decoder(ids, &[start], |l, q, k, v| {
+                    self.attend_cached(q, k, v, start, cache, l)
+                })?;
+                cache.advance(t);
+                x
+            }
+        };
+        Ok(x)
+    }
+
+    /// The decoder layers over `ids` `[b, t]`, row `i` at positions
+    /// `starts[i]..starts[i] + t` (one start: all rows there). `attend(l, q,
+    /// k, v)` is layer `l`'s attention for queries, keys and values `[b,
+    /// heads, t, d]` with rotary embeddings applied: the one thing that
+    /// differs between training, a cached sequence and a batch of them.
+    fn decoder(
+        &self,
+        ids: &Tensor,
+        starts: &[usize],
+        mut attend: impl FnMut(usize, &Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let cfg = &self.cfg;
-        let start = cache.as_ref().map_or(0, |c| c.len);
-        if start + t > cfg.max_position_embeddings {
+        if let Some(longest) = starts.iter().max()
+            && longest + t > cfg.max_position_embeddings
+        {
             candle_core::bail!(
                 "sequence of {} positions is longer than max_position_embeddings {}",
-                start + t,
+                longest + t,
                 cfg.max_position_embeddings
             );
         }
@@ -330,10 +336,6 @@ impl Model {
             self.embed
                 .index_select(&ids.flatten_all()?, 0)?
                 .reshape((b, t, cfg.hidden_size))?;
-        let cos = self.cos.narrow(0, start, t)?;
-        let sin = self.sin.narrow(0, start, t)?;
-        let mask = causal_mask(t, start, self.compute, x.device())?;
-        let scale = 1.0 / (hd as f64).sqrt();
         // The residual stream keeps the embedding's dtype (f32 when training).
         let residual = x.dtype();
         for (l, layer) in self.layers.iter().enumerate() {
@@ -344,25 +346,9 @@ impl Model {
                     .transpose(1, 2)?
                     .contiguous()
             };
-            let q = candle_nn::rotary_emb::rope_slow(&heads(&layer.q, nh)?, &cos, &sin)?;
-            let mut k = candle_nn::rotary_emb::rope_slow(&heads(&layer.k, nkv)?, &cos, &sin)?;
-            let mut v = heads(&layer.v, nkv)?;
-            if let Some(cache) = cache.as_deref_mut() {
-                if let Some((pk, pv)) = &cache.layers[l] {
-                    k = Tensor::cat(&[pk, &k], 2)?;
-                    v = Tensor::cat(&[pv, &v], 2)?;
-                }
-                cache.layers[l] = Some((k.clone(), v.clone()));
-            }
-            let k = candle_transformers::utils::repeat_kv(k, nh / nkv)?.contiguous()?;
-            let v = candle_transformers::utils::repeat_kv(v, nh / nkv)?.contiguous()?;
-            let mut att = (q.matmul(&k.t()?)? * scale)?;
-            if let Some(mask) = &mask {
-                att = att.broadcast_add(mask)?;
-            }
-            let y = softmax_last_dim(&att.to_dtype(accumulation_dtype(self.compute))?)?
-                .to_dtype(self.compute)?
-                .matmul(&v)?;
+            let q = self.rope(&heads(&layer.q, nh)?, starts)?;
+            let k = self.rope(&heads(&layer.k, nkv)?, starts)?;
+            let y = attend(l, &q, &k, &heads(&layer.v, nkv)?)?;
             let y = y.transpose(1, 2)?.reshape((b, t, cfg.hidden_size))?;
             x = (x + layer.o.forward(&y)?.to_dtype(residual)?)?;
             let h = rms_norm(&x, &layer.post_norm, cfg.rms_norm_eps)?;
@@ -371,10 +357,36 @@ impl Model {
                 .forward(&(layer.gate.forward(&h)?.silu()? * layer.up.forward(&h)?)?)?;
             x = (x + mlp.to_dtype(residual)?)?;
         }
-        if let Some(cache) = cache {
-            cache.len += t;
-        }
         Ok(x)
+    }
+
+    /// Rotary embeddings for `x` `[b, heads, t, d]` whose row `i` holds
+    /// positions `starts[i]..starts[i] + t` (one start: all rows).
+    fn rope(&self, x: &Tensor, starts: &[usize]) -> Result<Tensor> {
+        let (b, _, t, d) = x.dims4()?;
+        if let [start] = starts {
+            let cos = self.cos.narrow(0, *start, t)?;
+            let sin = self.sin.narrow(0, *start, t)?;
+            return candle_nn::rotary_emb::rope_slow(x, &cos, &sin);
+        }
+        // rope_slow's arithmetic, with a table row per batch row.
+        let positions: Vec<u32> = starts
+            .iter()
+            .flat_map(|s| (*s..*s + t).map(|p| p as u32))
+            .collect();
+        let positions = Tensor::new(positions, x.device())?;
+        let table = |full: &Tensor| -> Result<Tensor> {
+            let rows = full
+                .index_select(&positions, 0)?
+                .reshape((b, 1, t, d / 2))?;
+            Tensor::cat(&[&rows, &rows], 3)
+        };
+        let (cos, sin) = (table(&self.cos)?, table(&self.sin)?);
+        let rotated = Tensor::cat(
+            &[&x.narrow(3, d / 2, d / 2)?.neg()?, &x.narrow(3, 0, d / 2)?],
+            3,
+        )?;
+        x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?
     }
 }
 
@@ -389,27 +401,4 @@ fn rope_tables(cfg: &ModelConfig, dtype: DType, device: &Device) -> Result<(Tens
         .reshape((cfg.max_position_embeddings, 1))?;
     let freqs = pos.broadcast_mul(&inv)?;
     Ok((freqs.cos()?.to_dtype(dtype)?, freqs.sin()?.to_dtype(dtype)?))
-}
-
-/// `-inf` above the diagonal (keys after the query), for `t` new queries
-/// after `start` cached positions. `None` for a single query.
-fn causal_mask(t: usize, start: usize, dtype: DType, device: &Device) -> Result<Option<Tensor>> {
-    if t == 1 {
-        return Ok(None);
-    }
-    let total = start + t;
-    let mask: Vec<f32> = (0..t)
-        .flat_map(|i| {
-            (0..total).map(move |j| {
-                if j > start + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Ok(Some(
-        Tensor::from_vec(mask, (t, total), device)?.to_dtype(dtype)?,
-    ))
 }
