@@ -1,7 +1,7 @@
 //! Text generation with a KV cache: greedy, temperature and top-p sampling
 //! with a seed, stop strings and the end-of-turn token.
 
-use crate::model::{KvCache, Model};
+use crate::model::{KvBatch, KvCache, Model};
 use anyhow::{Result, anyhow};
 use candle_core::{DType, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
@@ -91,30 +91,36 @@ pub fn generate_streaming(
 ) -> Result<Generated> {
     let mut sequence = Decoding::new(model, prompt, eos, cfg)?;
     let device = model.device();
+    // After the prompt, decoding runs as `serve` runs it: a batch, of one.
+    let mut batch: Option<KvBatch> = None;
     while sequence.wants_more() {
         let logits = if cfg.no_cache {
             let ids = Tensor::new(sequence.tokens(), device)?.unsqueeze(0)?;
             model.forward_last(&ids, None)?.squeeze(0)?
-        } else if sequence.cache.is_empty() {
-            sequence.prefill(model)?
-        } else {
-            let ids = Tensor::new(&[sequence.last_token()], device)?.unsqueeze(0)?;
+        } else if let Some(batch) = batch.as_mut() {
             model
-                .forward_last(&ids, Some(&mut sequence.cache))?
+                .decode_batch(&[sequence.last_token()], batch)?
                 .squeeze(0)?
+        } else {
+            let logits = sequence.prefill(model)?;
+            let mut one = KvBatch::new();
+            one.push(sequence.take_cache())?;
+            batch = Some(one);
+            logits
         };
         sequence.accept(&logits, tokenizer, &mut on_text)?;
     }
     Ok(sequence.finish(&mut on_text))
 }
 
-/// One sequence being decoded: its sampler, its KV cache, the tokens so
-/// far, and when to stop (end-of-turn token, stop string, length, context,
-/// or the receiver of its text went away). The caller computes the logits
-/// (one sequence alone, or many at once with [`Model::decode_step`]).
+/// One sequence being decoded: its sampler, the cache of its prompt, the
+/// tokens so far, and when to stop (end-of-turn token, stop string, length,
+/// context, or the receiver of its text went away). The caller computes the
+/// logits: after [`Decoding::prefill`], with [`Model::decode_batch`] over a
+/// batch the prompt's cache joined.
 pub struct Decoding {
     sampler: LogitsProcessor,
-    pub cache: KvCache,
+    cache: KvCache,
     eos: Vec<u32>,
     stop: Vec<String>,
     max_tokens: usize,

@@ -200,11 +200,10 @@ impl Model {
         x.to_dtype(self.compute)?.matmul(&self.lm_head.t()?)
     }
 
-    /// Layer `l`'s attention for one sequence continuing `cache`: queries,
-    /// keys and values `[1, heads, t, d]` (rotary embeddings applied) at
-    /// positions `start..start + t`; the cache then holds their keys and
-    /// values. One new position (decoding) takes a lean path: no mask, and
-    /// no record for a backward pass.
+    /// Layer `l`'s attention for one sequence continuing `cache` (a prompt
+    /// being prefilled): queries, keys and values `[1, heads, t, d]`
+    /// (rotary embeddings applied) at positions `start..start + t`; the
+    /// cache then holds their keys and values.
     pub(super) fn attend_cached(
         &self,
         q: &Tensor,
@@ -220,16 +219,6 @@ impl Model {
         };
         cache.layers[l] = Some((k.clone(), v.clone()));
         let scale = 1.0 / (self.cfg.head_dim() as f64).sqrt();
-        let (_, heads, t, d) = q.dims4()?;
-        if t > 1 {
-            return crate::ops::causal_attention(q, &k, &v, start, scale);
-        }
-        let kv_heads = k.dim(1)?;
-        let grouped = q.reshape((1, kv_heads, heads / kv_heads, d))?;
-        let scores = (grouped.matmul(&k.t()?)? * scale)?;
-        let wide = accumulation_dtype(scores.dtype());
-        let probs =
-            candle_nn::ops::softmax_last_dim(&scores.to_dtype(wide)?)?.to_dtype(q.dtype())?;
-        probs.matmul(&v)?.reshape((1, heads, 1, d))
+        crate::ops::causal_attention(q, &k, &v, start, scale)
     }
 }
