@@ -13,6 +13,7 @@ use super::ServedModel;
 use crate::generate::{Decoding, GenerateConfig, Generated};
 use crate::model::KvBatch;
 use anyhow::{Result, anyhow};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
@@ -90,7 +91,9 @@ impl Batcher {
                 Event::Done(result) => return result,
             }
         }
-        Err(anyhow!("the batching thread stopped during the generation"))
+        Err(anyhow!(
+            "the generation failed in the batching thread (an internal error; the server goes on)"
+        ))
     }
 }
 
@@ -189,23 +192,33 @@ fn run(queue: Receiver<Work>, largest_batch: &AtomicUsize) {
         if groups.is_empty() {
             super::release_memory();
             match queue.recv() {
-                Ok(work) => start(work, &mut groups),
+                Ok(work) => start_isolated(work, &mut groups),
                 Err(_) => return,
             }
         }
         loop {
             match queue.try_recv() {
-                Ok(work) => start(work, &mut groups),
+                Ok(work) => start_isolated(work, &mut groups),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) if groups.is_empty() => return,
                 Err(TryRecvError::Disconnected) => break,
             }
         }
-        for group in &mut groups {
+        groups.retain_mut(|group| {
             largest_batch.fetch_max(group.running.len(), Ordering::Relaxed);
-            group.step();
-        }
-        groups.retain(|g| !g.running.is_empty());
+            // A panic ends this group's generations (their requests get an
+            // error as their channels close), not the server.
+            let stepped = catch_unwind(AssertUnwindSafe(|| group.step()));
+            stepped.is_ok() && !group.running.is_empty()
+        });
+    }
+}
+
+/// [`start`], a panic ending only this generation.
+fn start_isolated(work: Work, groups: &mut Vec<Group>) {
+    let before = groups.len();
+    if catch_unwind(AssertUnwindSafe(|| start(work, groups))).is_err() {
+        groups.truncate(before);
     }
 }
 
