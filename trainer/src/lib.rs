@@ -9,6 +9,7 @@ pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod devicecheck;
 pub mod generate;
 pub mod gguf;
 pub mod init;

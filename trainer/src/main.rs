@@ -215,6 +215,15 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Compute the trainer's ops (attention, the loss, a training step in
+    /// f32 and bf16, batched decoding) on `--device cuda` and on the CPU
+    /// from the same inputs, print the largest difference of each, and fail
+    /// if one is beyond its tolerance: the first thing to run on a new GPU.
+    CheckDevice {
+        /// Also write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Convert a GGUF file (llama or qwen2; F32, F16, BF16, Q8_0, Q4_0,
     /// Q4_1, Q5_0, Q5_1 and the K-quants) into a Hugging Face checkpoint
     /// directory: config.json, model.safetensors, tokenizer.json,
@@ -541,6 +550,33 @@ fn real_main(cli: Cli) -> Result<()> {
                 std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
+        }
+        Command::CheckDevice { json } => {
+            if device.is_cpu() {
+                bail!("check-device compares a GPU with the CPU: pass --device cuda");
+            }
+            let checks = leafe_trainer::devicecheck::compare(&device)?;
+            for c in &checks {
+                println!(
+                    "{} {}: max |diff| {:.2e} (tolerance {:.0e})",
+                    if c.holds() { "ok  " } else { "FAIL" },
+                    c.what,
+                    c.max_abs_diff,
+                    c.tolerance
+                );
+            }
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&checks)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            let failed = checks.iter().filter(|c| !c.holds()).count();
+            if failed > 0 {
+                bail!(
+                    "{failed} of {} checks differ beyond their tolerance",
+                    checks.len()
+                );
+            }
+            println!("all {} checks agree", checks.len());
         }
         Command::ImportGguf { gguf, out, dtype } => {
             let done = leafe_trainer::gguf::import(&gguf, &out, dtype_arg(&dtype))?;

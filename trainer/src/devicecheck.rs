@@ -1,0 +1,239 @@
+//! `leafe-trainer check-device`: the trainer's own ops and a training step
+//! computed on the CPU and on another device from the same inputs, and the
+//! largest difference of each. What a GPU visit runs first: the tests only
+//! ever see a CPU.
+
+use crate::init::SeededRng;
+use crate::model::{KvBatch, KvCache, Model};
+use crate::ops::{causal_attention, target_log_probs};
+use crate::optim::{AdamW, AdamWConfig};
+use crate::params::init_params;
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor, Var};
+
+/// One computation's largest difference between the two devices.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Agreement {
+    pub what: String,
+    pub max_abs_diff: f64,
+    pub tolerance: f64,
+}
+
+impl Agreement {
+    pub fn holds(&self) -> bool {
+        self.max_abs_diff <= self.tolerance
+    }
+}
+
+/// The largest |a - b| (both read back as f32).
+fn max_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
+    let cpu = Device::Cpu;
+    let a = a.to_device(&cpu)?.to_dtype(DType::F32)?.flatten_all()?;
+    let b = b.to_device(&cpu)?.to_dtype(DType::F32)?.flatten_all()?;
+    Ok(f64::from((a - b)?.abs()?.max(0)?.to_scalar::<f32>()?))
+}
+
+/// Random inputs made on the CPU, so both devices get the same numbers.
+fn random(rng: &mut SeededRng, dims: &[usize], device: &Device) -> Result<Tensor> {
+    Ok(rng
+        .normal_tensor(dims, 1.0, DType::F32, &Device::Cpu)?
+        .to_device(device)?)
+}
+
+/// Attention's output and its gradients for q, k and v.
+fn attention(device: &Device, dtype: DType, start: usize) -> Result<Vec<Tensor>> {
+    let mut rng = SeededRng::new(11);
+    let (b, heads, kv_heads, t, d) = (2, 4, 2, 33, 16);
+    let mut var = |dims: &[usize]| -> Result<Var> {
+        Ok(Var::from_tensor(
+            &random(&mut rng, dims, device)?.to_dtype(dtype)?,
+        )?)
+    };
+    let (q, k, v) = (
+        var(&[b, heads, t, d])?,
+        var(&[b, kv_heads, start + t, d])?,
+        var(&[b, kv_heads, start + t, d])?,
+    );
+    let weights = random(&mut rng, &[b, heads, t, d], device)?.to_dtype(dtype)?;
+    let out = causal_attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), start, 0.25)?;
+    let grads = (&out * &weights)?.sum_all()?.backward()?;
+    let mut all = vec![out];
+    for x in [&q, &k, &v] {
+        all.push(
+            grads
+                .get(x.as_tensor())
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no gradient"))?,
+        );
+    }
+    Ok(all)
+}
+
+/// The loss op's log-probabilities and its gradients for hidden and weight.
+fn loss_op(device: &Device) -> Result<Vec<Tensor>> {
+    let mut rng = SeededRng::new(12);
+    let (rows, h, vocab) = (37, 16, 1000);
+    let hidden = Var::from_tensor(&random(&mut rng, &[rows, h], device)?)?;
+    let weight = Var::from_tensor(&random(&mut rng, &[vocab, h], device)?)?;
+    let targets: Vec<u32> = (0..rows).map(|i| (i * 97 % vocab) as u32).collect();
+    let targets = Tensor::new(targets, device)?;
+    let log_probs = target_log_probs(hidden.as_tensor(), weight.as_tensor(), &targets)?;
+    let grads = log_probs.sum_all()?.backward()?;
+    let grad = |x: &Var| {
+        grads
+            .get(x.as_tensor())
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no gradient"))
+    };
+    Ok(vec![log_probs, grad(&hidden)?, grad(&weight)?])
+}
+
+/// One training step of a tiny random model: the loss, the gradient norm
+/// and every weight after AdamW.
+fn training_step(device: &Device, dtype: DType) -> Result<(f64, f64, Vec<Tensor>)> {
+    let cfg = crate::bench::tiny();
+    let params = init_params(&cfg, 3, DType::F32, device)?;
+    let model = Model::for_training(&cfg, &params, None, dtype)?;
+    let (batch, seq) = (2, 24);
+    let ids: Vec<u32> = (0..batch * (seq + 1))
+        .map(|i| (i * 31 % cfg.vocab_size) as u32)
+        .collect();
+    let all = Tensor::from_vec(ids, (batch, seq + 1), device)?;
+    let inputs = all.narrow(1, 0, seq)?.contiguous()?;
+    let targets = all.narrow(1, 1, seq)?.flatten_all()?;
+    let rows = Tensor::arange(0u32, (batch * seq) as u32, device)?;
+    let loss = (model
+        .target_log_probs(&inputs, &rows, &targets)?
+        .sum_all()?
+        .neg()?
+        / (batch * seq) as f64)?;
+    let grads = loss.backward()?;
+    let vars: Vec<(String, Var)> = params
+        .data()
+        .lock()
+        .expect("the var map lock is never poisoned")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut opt = AdamW::new(vars, AdamWConfig::default())?;
+    let grads: Vec<Option<Tensor>> = opt
+        .vars()
+        .map(|(_, v)| grads.get(v.as_tensor()).cloned())
+        .collect();
+    let norm = opt.apply(&grads, 1e-3, 1.0)?;
+    let weights = opt.vars().map(|(_, v)| v.as_tensor().clone()).collect();
+    Ok((f64::from(loss.to_scalar::<f32>()?), norm, weights))
+}
+
+/// Next-token logits of three sequences decoded together after their prompts.
+fn decoding(device: &Device) -> Result<Tensor> {
+    let cfg = crate::bench::tiny();
+    let params = init_params(&cfg, 4, DType::F32, device)?;
+    let model = Model::frozen(&cfg, &params)?;
+    let mut batch = KvBatch::new();
+    for len in [5u32, 9, 2] {
+        let prompt: Vec<u32> = (0..len).map(|i| (i * 7 + len) % 50).collect();
+        let mut cache = KvCache::new(&cfg);
+        let ids = Tensor::new(prompt, device)?.unsqueeze(0)?;
+        model.prefill(&ids, &mut cache, 4)?;
+        batch.push(cache)?;
+    }
+    model.decode_batch(&[1, 2, 3], &mut batch)?;
+    Ok(model.decode_batch(&[4, 5, 6], &mut batch)?)
+}
+
+/// Every check, `device` against the CPU.
+pub fn compare(device: &Device) -> Result<Vec<Agreement>> {
+    let cpu = Device::Cpu;
+    let mut out = Vec::new();
+    let mut push = |what: &str, diff: f64, tolerance: f64| {
+        out.push(Agreement {
+            what: what.into(),
+            max_abs_diff: diff,
+            tolerance,
+        })
+    };
+    let names = ["output", "dq", "dk", "dv"];
+    for start in [0, 7] {
+        let (here, there) = (
+            attention(&cpu, DType::F32, start)?,
+            attention(device, DType::F32, start)?,
+        );
+        for ((a, b), name) in here.iter().zip(&there).zip(names) {
+            push(
+                &format!("attention f32, {start} cached: {name}"),
+                max_diff(a, b)?,
+                1e-4,
+            );
+        }
+    }
+    let (full, half) = (
+        attention(&cpu, DType::F32, 0)?,
+        attention(device, DType::BF16, 0)?,
+    );
+    push(
+        "attention bf16 vs f32 on the CPU: output",
+        max_diff(&full[0], &half[0])?,
+        5e-2,
+    );
+    let (here, there) = (loss_op(&cpu)?, loss_op(device)?);
+    for ((a, b), name) in here
+        .iter()
+        .zip(&there)
+        .zip(["log-probs", "d hidden", "d weight"])
+    {
+        push(&format!("loss op: {name}"), max_diff(a, b)?, 1e-4);
+    }
+    for dtype in [DType::F32, DType::BF16] {
+        let (here, there) = (
+            training_step(&cpu, DType::F32)?,
+            training_step(device, dtype)?,
+        );
+        let (label, tolerance) = match dtype {
+            DType::F32 => ("f32", 1e-5),
+            _ => ("bf16", 2e-2),
+        };
+        let name = format!("training step {label} vs f32 on the CPU");
+        push(
+            &format!("{name}: loss"),
+            (here.0 - there.0).abs(),
+            tolerance * here.0.abs().max(1.0),
+        );
+        push(
+            &format!("{name}: gradient norm"),
+            (here.1 - there.1).abs(),
+            tolerance * here.1.max(1.0),
+        );
+        let mut worst = 0.0f64;
+        for (a, b) in here.2.iter().zip(&there.2) {
+            worst = worst.max(max_diff(a, b)?);
+        }
+        push(&format!("{name}: weights after AdamW"), worst, tolerance);
+    }
+    push(
+        "batched decoding: logits",
+        max_diff(&decoding(&cpu)?, &decoding(device)?)?,
+        1e-4,
+    );
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every check runs (on the CPU against itself, where all agree exactly).
+    #[test]
+    fn every_check_runs_and_agrees_with_itself() {
+        let checks = compare(&Device::Cpu).unwrap();
+        assert_eq!(checks.len(), 19);
+        for check in &checks {
+            // bf16 is compared with f32: close, not equal.
+            if check.what.contains("bf16") {
+                assert!(check.holds() && check.max_abs_diff > 0.0, "{check:?}");
+            } else {
+                assert_eq!(check.max_abs_diff, 0.0, "{check:?}");
+            }
+        }
+    }
+}
