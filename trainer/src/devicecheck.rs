@@ -5,7 +5,8 @@
 
 use crate::init::SeededRng;
 use crate::model::{KvBatch, KvCache, Model};
-use crate::ops::{causal_attention, target_log_probs};
+use crate::ops::attention::causal_attention;
+use crate::ops::target_log_probs::target_log_probs;
 use crate::optim::{AdamW, AdamWConfig};
 use crate::params::init_params;
 use anyhow::Result;

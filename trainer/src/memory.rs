@@ -61,8 +61,8 @@ pub fn training(cfg: &ModelConfig, batch: usize, seq: usize) -> u64 {
     let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
     let kv = cfg.num_key_value_heads * cfg.head_dim();
     let activations = cfg.num_hidden_layers * tokens * (24 * h + 4 * i + 9 * kv);
-    let workspaces = crate::ops::loss_workspace_elements(tokens, cfg.vocab_size)
-        + crate::ops::attention_workspace_elements(batch * cfg.num_attention_heads, seq);
+    let workspaces = crate::ops::target_log_probs::workspace_elements(tokens, cfg.vocab_size)
+        + crate::ops::attention::workspace_elements(batch * cfg.num_attention_heads, seq);
     const PROCESS: u64 = 48 << 20;
     weights(cfg) * 4 + (activations + workspaces) as u64 * 4 + PROCESS
 }

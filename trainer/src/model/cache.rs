@@ -3,14 +3,12 @@
 //! decoded together ([`KvBatch`], one buffer per layer for all of them, so a
 //! step over any number of sequences costs the same few ops per layer).
 
-use super::Model;
 use crate::config::ModelConfig;
-use crate::ops::accumulation_dtype;
 use candle_core::{Result, Tensor};
 
 /// Keys and values of the positions seen so far, per layer.
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    pub(super) layers: Vec<Option<(Tensor, Tensor)>>,
     len: usize,
 }
 
@@ -46,8 +44,8 @@ impl KvCache {
 /// the same order); rows and capacity grow as needed.
 #[derive(Default)]
 pub struct KvBatch {
-    layers: Vec<(Tensor, Tensor)>,
-    lens: Vec<usize>,
+    pub(super) layers: Vec<(Tensor, Tensor)>,
+    pub(super) lens: Vec<usize>,
 }
 
 impl KvBatch {
@@ -82,7 +80,12 @@ impl KvBatch {
     }
 
     /// Make room for `rows` sequences of up to `positions` positions.
-    fn reserve(&mut self, rows: usize, positions: usize, like: &[(Tensor, Tensor)]) -> Result<()> {
+    pub(super) fn reserve(
+        &mut self,
+        rows: usize,
+        positions: usize,
+        like: &[(Tensor, Tensor)],
+    ) -> Result<()> {
         let (have_rows, have_positions) = (self.rows_allocated(), self.capacity());
         if rows <= have_rows && positions <= have_positions {
             return Ok(());
@@ -140,85 +143,5 @@ impl KvBatch {
         }
         self.lens.swap_remove(row);
         Ok(())
-    }
-}
-
-impl Model {
-    /// One decoding step for every sequence of `batch`: `tokens[i]`
-    /// continues sequence `i`. Returns the next-token logits `[sequences,
-    /// vocab]`. All sequences share each op: the projections and the MLP
-    /// read the weights once for all of them, and attention runs over the
-    /// batch's buffers, each sequence masked to its own length.
-    pub fn decode_batch(&self, tokens: &[u32], batch: &mut KvBatch) -> Result<Tensor> {
-        let n = batch.len();
-        if tokens.len() != n || n == 0 {
-            candle_core::bail!("decode_batch: {} tokens for {n} sequences", tokens.len());
-        }
-        let longest = batch.lens.iter().max().copied().unwrap_or(0) + 1;
-        let like = batch.layers.clone();
-        batch.reserve(n, longest, &like)?;
-        let device = self.device();
-        let (kv_heads, d) = (self.cfg.num_key_value_heads, self.cfg.head_dim());
-        // Where each sequence's new key and value go, and which positions it sees.
-        let at: Vec<u32> = batch
-            .lens
-            .iter()
-            .flat_map(|&len| std::iter::repeat_n(len as u32, kv_heads * d))
-            .collect();
-        let at = Tensor::from_vec(at, (n, kv_heads, 1, d), device)?;
-        let wide = accumulation_dtype(self.compute);
-        let mask: Vec<f32> = batch
-            .lens
-            .iter()
-            .flat_map(|&len| {
-                (0..longest).map(move |p| if p <= len { 0.0 } else { f32::NEG_INFINITY })
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (n, 1, 1, longest), device)?.to_dtype(wide)?;
-        let scale = 1.0 / (d as f64).sqrt();
-        let ids = Tensor::new(tokens, device)?.unsqueeze(1)?;
-        let starts = batch.lens.clone();
-        let layers = &batch.layers;
-        let x = self.decoder(&ids, &starts, |l, q, k, v| {
-            let (keys, values) = &layers[l];
-            let (keys, values) = (keys.narrow(0, 0, n)?, values.narrow(0, 0, n)?);
-            keys.scatter_set(&at, &k.contiguous()?, 2)?;
-            values.scatter_set(&at, &v.contiguous()?, 2)?;
-            let (keys, values) = (keys.narrow(2, 0, longest)?, values.narrow(2, 0, longest)?);
-            let heads = q.dim(1)?;
-            let grouped = q.reshape((n, kv_heads, heads / kv_heads, d))?;
-            let scores = (grouped.matmul(&keys.t()?)? * scale)?
-                .to_dtype(wide)?
-                .broadcast_add(&mask)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(q.dtype())?;
-            probs.matmul(&values)?.reshape((n, heads, 1, d))
-        })?;
-        for len in &mut batch.lens {
-            *len += 1;
-        }
-        let x = super::rms_norm(&x.squeeze(1)?, &self.norm, self.cfg.rms_norm_eps)?;
-        x.to_dtype(self.compute)?.matmul(&self.lm_head.t()?)
-    }
-
-    /// Layer `l`'s attention for one sequence continuing `cache` (a prompt
-    /// being prefilled): queries, keys and values `[1, heads, t, d]`
-    /// (rotary embeddings applied) at positions `start..start + t`; the
-    /// cache then holds their keys and values.
-    pub(super) fn attend_cached(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        start: usize,
-        cache: &mut KvCache,
-        l: usize,
-    ) -> Result<Tensor> {
-        let (k, v) = match &cache.layers[l] {
-            Some((pk, pv)) => (Tensor::cat(&[pk, k], 2)?, Tensor::cat(&[pv, v], 2)?),
-            None => (k.clone(), v.clone()),
-        };
-        cache.layers[l] = Some((k.clone(), v.clone()));
-        let scale = 1.0 / (self.cfg.head_dim() as f64).sqrt();
-        crate::ops::causal_attention(q, &k, &v, start, scale)
     }
 }

@@ -14,10 +14,12 @@
 //! the f32 master weights through the casts), while the residual stream,
 //! the norms, the attention softmax and the loss stay in f32.
 
-use crate::config::ModelConfig;
 mod cache;
+mod decode;
 
 pub use cache::{KvBatch, KvCache};
+
+use crate::config::ModelConfig;
 
 use crate::ops::accumulation_dtype;
 use candle_core::{D, DType, Device, Module, Result, Tensor};
@@ -254,7 +256,7 @@ impl Model {
         let x = self.hidden(ids, None)?;
         let x = x.flatten_to(1)?.index_select(rows, 0)?;
         let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?.to_dtype(self.compute)?;
-        crate::ops::target_log_probs(&x, &self.lm_head, targets)
+        crate::ops::target_log_probs::target_log_probs(&x, &self.lm_head, targets)
     }
 
     /// Logits `[batch, vocab]` of the last position only: what generation
@@ -291,7 +293,7 @@ impl Model {
         let x = match cache {
             None => self.decoder(ids, &[0], |_, q, k, v| {
                 let scale = 1.0 / (self.cfg.head_dim() as f64).sqrt();
-                crate::ops::causal_attention(q, k, v, 0, scale)
+                crate::ops::attention::causal_attention(q, k, v, 0, scale)
             })?,
             Some(cache) => {
                 let start = cache.len();

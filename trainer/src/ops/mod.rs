@@ -1,11 +1,8 @@
 //! Ops with a hand-written backward pass, where composing candle's own ops
 //! would cost too much memory or time.
 
-mod attention;
-mod target_log_probs;
-
-pub use attention::{causal_attention, workspace_elements as attention_workspace_elements};
-pub use target_log_probs::{target_log_probs, workspace_elements as loss_workspace_elements};
+pub mod attention;
+pub mod target_log_probs;
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CudaStorage, DType, Result, Shape, Storage, Tensor};
@@ -24,7 +21,7 @@ pub fn accumulation_dtype(dtype: DType) -> DType {
 /// is applied; the op's forward pass hands it over once and drops it, so
 /// that only the op's output holds the memory. The op itself exists for its
 /// backward pass, which candle calls with the inputs and the output.
-struct Precomputed(Mutex<Option<Tensor>>);
+pub(crate) struct Precomputed(Mutex<Option<Tensor>>);
 
 impl Precomputed {
     fn new(value: Tensor) -> Precomputed {

@@ -9,7 +9,7 @@
 //! summation differs with the batch size), so a greedy reply under load may
 //! differ from the same request alone where two tokens tie to ~1e-7.
 
-use super::ServedModel;
+use super::weights::ServedModel;
 use crate::generate::{Decoding, GenerateConfig, Generated};
 use crate::model::KvBatch;
 use anyhow::{Result, anyhow};
@@ -190,7 +190,7 @@ fn run(queue: Receiver<Work>, largest_batch: &AtomicUsize) {
     loop {
         // Wait for work when idle; otherwise take what has arrived.
         if groups.is_empty() {
-            super::release_memory();
+            release_memory();
             match queue.recv() {
                 Ok(work) => start_isolated(work, &mut groups),
                 Err(_) => return,
@@ -271,5 +271,15 @@ fn start(work: Work, groups: &mut Vec<Group>) {
     match group.caches.push(cache) {
         Ok(()) => group.running.push(new),
         Err(e) => new.fail(anyhow!("cannot join the batch: {e}")),
+    }
+}
+
+/// Give the memory freed by generations back to the system, so the
+/// server's resident size returns to its baseline between requests.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

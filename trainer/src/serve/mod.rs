@@ -10,6 +10,9 @@
 //! whenever no generation runs.
 
 mod batcher;
+mod weights;
+
+pub use weights::ServedModel;
 
 use crate::chat::{ChatTemplate, Message};
 use crate::generate::{Finish, GenerateConfig, Generated};
@@ -65,32 +68,6 @@ pub struct Served {
     waiting: AtomicUsize,
     /// Decodes the running generations together.
     batcher: Batcher,
-}
-
-/// One set of weights with its tokenizer and chat template.
-pub struct ServedModel {
-    pub model: Model,
-    pub tokenizer: tokenizers::Tokenizer,
-    pub template: ChatTemplate,
-    pub eos: Vec<u32>,
-}
-
-impl ServedModel {
-    pub fn new(model: Model, tokenizer: tokenizers::Tokenizer, template: ChatTemplate) -> Self {
-        let eos = model.cfg.eos_token_id.into_iter().collect();
-        ServedModel {
-            model,
-            tokenizer,
-            template,
-            eos,
-        }
-    }
-
-    /// A checkpoint directory's weights, on `device`, for inference.
-    pub fn load(dir: &std::path::Path, device: &candle_core::Device) -> Result<Self> {
-        let (model, tokenizer) = crate::checkpoint::load_for_inference(dir, device)?;
-        Ok(ServedModel::new(model, tokenizer, ChatTemplate::load(dir)?))
-    }
 }
 
 impl Served {
@@ -426,16 +403,6 @@ fn created() -> u64 {
 
 fn usage(prompt: usize, completion: usize) -> Value {
     json!({ "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion })
-}
-
-/// Give the memory freed by generations back to the system, so the
-/// server's resident size returns to its baseline between requests.
-fn release_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// Generate choice `index` of `job` (in the batch of running generations),
