@@ -51,16 +51,17 @@ pub fn weights(cfg: &ModelConfig) -> u64 {
 /// Training: weights, gradients, two AdamW moments, the activations kept
 /// for the backward pass of a `batch` x `seq` batch, the workspaces of the
 /// chunked attention and loss, and the process itself. The activations are
-/// about 24 x hidden + 4 x intermediate + 9 x key/value width numbers per
-/// token and layer (norms, projections, rotary embeddings, the MLP), counted
-/// from the model's ops and checked against measured peaks (docs/BENCHMARKS.md).
-/// bf16 mixed precision needs about as much: its halved activations pay for
-/// the bf16 copies of the weights.
+/// 12 x hidden + 3 x intermediate + 7 x key/value width numbers per token and
+/// layer, counted from the model's ops (norm outputs, projections and their
+/// head layouts, rotary outputs, attention output, residual sums, the gated
+/// MLP): an upper bound that measured peaks stay within 15% of
+/// (docs/BENCHMARKS.md). bf16 mixed precision needs about as much: its
+/// halved activations pay for the bf16 copies of the weights.
 pub fn training(cfg: &ModelConfig, batch: usize, seq: usize) -> u64 {
     let tokens = batch * seq;
     let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
     let kv = cfg.num_key_value_heads * cfg.head_dim();
-    let activations = cfg.num_hidden_layers * tokens * (24 * h + 4 * i + 9 * kv);
+    let activations = cfg.num_hidden_layers * tokens * (12 * h + 3 * i + 7 * kv);
     let workspaces = crate::ops::target_log_probs::workspace_elements(tokens, cfg.vocab_size)
         + crate::ops::attention::workspace_elements(batch * cfg.num_attention_heads, seq);
     const PROCESS: u64 = 48 << 20;

@@ -1,10 +1,11 @@
 //! Decoding with the caches: a batch of sequences one token each
 //! ([`Model::decode_batch`]), and a prompt run into one sequence's cache.
 
+use super::Model;
 use super::cache::{KvBatch, KvCache};
-use super::{Model, rms_norm};
 use crate::ops::accumulation_dtype;
 use crate::ops::attention::causal_attention;
+use crate::ops::rms_norm::rms_norm;
 use candle_core::{Result, Tensor};
 
 impl Model {

@@ -21,7 +21,9 @@ pub use cache::{KvBatch, KvCache};
 
 use crate::config::ModelConfig;
 
-use crate::ops::accumulation_dtype;
+use crate::ops::rms_norm::rms_norm;
+use crate::ops::rope::rotary;
+use crate::ops::swiglu::silu_mul;
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::VarMap;
 
@@ -79,16 +81,6 @@ pub struct Model {
     sin: Tensor,
     /// The dtype of the matmuls and the attention and MLP activations.
     compute: DType,
-}
-
-/// Normalised in f32 for half-precision `x` (as transformers does),
-/// returned in `x`'s dtype.
-fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
-    let wide = x.to_dtype(accumulation_dtype(x.dtype()))?;
-    let variance = wide.sqr()?.mean_keepdim(D::Minus1)?;
-    wide.broadcast_div(&(variance + eps)?.sqrt()?)?
-        .to_dtype(x.dtype())?
-        .broadcast_mul(weight)
 }
 
 /// `log softmax` over the last dimension, differentiable.
@@ -356,7 +348,7 @@ impl Model {
             let h = rms_norm(&x, &layer.post_norm, cfg.rms_norm_eps)?;
             let mlp = layer
                 .down
-                .forward(&(layer.gate.forward(&h)?.silu()? * layer.up.forward(&h)?)?)?;
+                .forward(&silu_mul(&layer.gate.forward(&h)?, &layer.up.forward(&h)?)?)?;
             x = (x + mlp.to_dtype(residual)?)?;
         }
         Ok(x)
@@ -369,26 +361,15 @@ impl Model {
         if let [start] = starts {
             let cos = self.cos.narrow(0, *start, t)?;
             let sin = self.sin.narrow(0, *start, t)?;
-            return candle_nn::rotary_emb::rope_slow(x, &cos, &sin);
+            return rotary(x, &cos, &sin);
         }
-        // rope_slow's arithmetic, with a table row per batch row.
         let positions: Vec<u32> = starts
             .iter()
             .flat_map(|s| (*s..*s + t).map(|p| p as u32))
             .collect();
         let positions = Tensor::new(positions, x.device())?;
-        let table = |full: &Tensor| -> Result<Tensor> {
-            let rows = full
-                .index_select(&positions, 0)?
-                .reshape((b, 1, t, d / 2))?;
-            Tensor::cat(&[&rows, &rows], 3)
-        };
-        let (cos, sin) = (table(&self.cos)?, table(&self.sin)?);
-        let rotated = Tensor::cat(
-            &[&x.narrow(3, d / 2, d / 2)?.neg()?, &x.narrow(3, 0, d / 2)?],
-            3,
-        )?;
-        x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?
+        let rows = |table: &Tensor| table.index_select(&positions, 0)?.reshape((b, 1, t, d));
+        rotary(x, &rows(&self.cos)?, &rows(&self.sin)?)
     }
 }
 
@@ -402,5 +383,7 @@ fn rope_tables(cfg: &ModelConfig, dtype: DType, device: &Device) -> Result<(Tens
         .to_dtype(DType::F32)?
         .reshape((cfg.max_position_embeddings, 1))?;
     let freqs = pos.broadcast_mul(&inv)?;
+    // Both halves of the last dimension use the same angles.
+    let freqs = Tensor::cat(&[&freqs, &freqs], 1)?;
     Ok((freqs.cos()?.to_dtype(dtype)?, freqs.sin()?.to_dtype(dtype)?))
 }

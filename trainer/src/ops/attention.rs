@@ -278,6 +278,7 @@ impl CustomOp3 for CausalAttention {
 mod tests {
     use super::*;
     use crate::init::SeededRng;
+    use crate::ops::testing::assert_close;
     use candle_core::{DType, Device, Var};
 
     /// The plain ops: keys and values repeated per query head, scores
@@ -310,22 +311,6 @@ mod tests {
         probs.matmul(&v).unwrap()
     }
 
-    fn close(a: &Tensor, b: &Tensor, tol: f64, what: &str) {
-        let diff = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        assert!(diff < tol, "{what}: differ by {diff}");
-    }
-
     /// Values and gradients of q, k and v as the plain ops give them: in one
     /// block and in several (the last short), with and without cached
     /// positions before the queries, with grouped heads.
@@ -354,14 +339,14 @@ mod tests {
                 )
                 .unwrap();
                 let theirs = plain(q.as_tensor(), k.as_tensor(), v.as_tensor(), start, 0.7);
-                close(&ours, &theirs, 1e-12, "output");
+                assert_close(&ours, &theirs, 1e-12, "output");
                 let loss = |x: &Tensor| (x * weights.as_tensor()).unwrap().sum_all().unwrap();
                 let (g_ours, g_theirs) = (
                     loss(&ours).backward().unwrap(),
                     loss(&theirs).backward().unwrap(),
                 );
                 for (name, x) in [("q", &q), ("k", &k), ("v", &v)] {
-                    close(
+                    assert_close(
                         g_ours.get(x.as_tensor()).unwrap(),
                         g_theirs.get(x.as_tensor()).unwrap(),
                         1e-12,
@@ -388,7 +373,7 @@ mod tests {
         let half = |x: &Tensor| x.to_dtype(DType::BF16).unwrap();
         let mixed = causal_attention(&half(&q), &half(&k), &half(&v), 0, 0.5).unwrap();
         assert_eq!(mixed.dtype(), DType::BF16);
-        close(
+        assert_close(
             &mixed.to_dtype(DType::F32).unwrap(),
             &full,
             0.05,

@@ -2,6 +2,9 @@
 //! would cost too much memory or time.
 
 pub mod attention;
+pub mod rms_norm;
+pub mod rope;
+pub mod swiglu;
 pub mod target_log_probs;
 
 use candle_core::backend::BackendStorage;
@@ -56,5 +59,59 @@ impl Precomputed {
             }
             _ => candle_core::bail!("an op's result is not a fresh contiguous GPU tensor"),
         }
+    }
+}
+
+/// What the ops' tests share: random f64 inputs, closeness, and gradients
+/// through an op and through the plain ops it replaces.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::init::SeededRng;
+    use candle_core::{DType, Device, Tensor, Var};
+
+    /// A variable of normal f64 values (f64, so that exact agreement is
+    /// visible to 1e-12).
+    pub fn random_var(dims: &[usize], seed: u64, device: &Device) -> Var {
+        let mut rng = SeededRng::new(seed);
+        Var::from_tensor(&rng.normal_tensor(dims, 1.0, DType::F64, device).unwrap()).unwrap()
+    }
+
+    /// The largest |a - b| is below `tolerance`.
+    pub fn assert_close(a: &Tensor, b: &Tensor, tolerance: f64, what: &str) {
+        let diff = (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(diff < tolerance, "{what}: differ by {diff}");
+    }
+
+    /// For each of `vars`: its gradient through `ours` and through `theirs`,
+    /// of the sum of the output weighted by fixed random numbers.
+    pub fn gradients(ours: &Tensor, theirs: &Tensor, vars: &[&Var]) -> Vec<(Tensor, Tensor)> {
+        let weights = random_var(ours.dims(), 99, ours.device());
+        let weights = weights.as_tensor().to_dtype(ours.dtype()).unwrap();
+        let grads = |out: &Tensor| {
+            (out * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+        };
+        let (a, b) = (grads(ours), grads(theirs));
+        vars.iter()
+            .map(|v| {
+                (
+                    a.get(v.as_tensor()).unwrap().clone(),
+                    b.get(v.as_tensor()).unwrap().clone(),
+                )
+            })
+            .collect()
     }
 }

@@ -157,6 +157,7 @@ impl CustomOp2 for TargetLogProbs {
 mod tests {
     use super::*;
     use crate::init::SeededRng;
+    use crate::ops::testing::assert_close;
     use candle_core::{DType, Device, Var};
 
     /// log softmax over the last dimension from plain differentiable ops.
@@ -206,12 +207,7 @@ mod tests {
         .unwrap()
         .squeeze(1)
         .unwrap();
-        let close = |a: &Tensor, b: &Tensor, tol: f32| {
-            let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
-            let diff = diff.to_scalar::<f32>().unwrap();
-            assert!(diff < tol, "differ by {diff}");
-        };
-        close(&ours, &plain, 1e-4);
+        assert_close(&ours, &plain, 1e-4, "log-probs");
 
         let loss = |lp: &Tensor| (lp * &row_weights).unwrap().sum_all().unwrap();
         let (g_ours, g_plain) = (
@@ -219,10 +215,11 @@ mod tests {
             loss(&plain).backward().unwrap(),
         );
         for var in [&hidden, &weight] {
-            close(
+            assert_close(
                 g_ours.get(var.as_tensor()).unwrap(),
                 g_plain.get(var.as_tensor()).unwrap(),
                 1e-5,
+                "gradient",
             );
         }
     }
