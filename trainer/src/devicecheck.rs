@@ -70,6 +70,62 @@ fn attention(device: &Device, dtype: DType, start: usize) -> Result<Vec<Tensor>>
     Ok(all)
 }
 
+/// An op's output on random inputs of `shapes`, and the gradient of each
+/// input (of the output weighted by fixed random numbers).
+fn with_gradients(
+    device: &Device,
+    shapes: &[&[usize]],
+    op: impl Fn(&[Tensor]) -> candle_core::Result<Tensor>,
+) -> Result<Vec<Tensor>> {
+    let mut rng = SeededRng::new(13);
+    let inputs: Vec<Var> = shapes
+        .iter()
+        .map(|dims| Ok(Var::from_tensor(&random(&mut rng, dims, device)?)?))
+        .collect::<Result<_>>()?;
+    let tensors: Vec<Tensor> = inputs.iter().map(|v| v.as_tensor().clone()).collect();
+    let out = op(&tensors)?;
+    let weights = random(&mut rng, out.dims(), device)?;
+    let grads = (&out * &weights)?.sum_all()?.backward()?;
+    let mut all = vec![out];
+    for input in &inputs {
+        all.push(
+            grads
+                .get(input.as_tensor())
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no gradient"))?,
+        );
+    }
+    Ok(all)
+}
+
+/// RMSNorm, rotary embeddings and the gated MLP's product, with gradients.
+fn small_ops(device: &Device) -> Result<Vec<(&'static str, Vec<Tensor>)>> {
+    Ok(vec![
+        (
+            "rms norm",
+            with_gradients(device, &[&[3, 5, 16], &[16]], |t| {
+                crate::ops::rms_norm::rms_norm(&t[0], &t[1], 1e-6)
+            })?,
+        ),
+        (
+            "rotary embedding",
+            with_gradients(device, &[&[2, 3, 5, 8]], |t| {
+                let angles = (Tensor::arange(0u32, 40, t[0].device())?
+                    .to_dtype(DType::F32)?
+                    .reshape((5, 8))?
+                    * 0.1)?;
+                crate::ops::rope::rotary(&t[0], &angles.cos()?, &angles.sin()?)
+            })?,
+        ),
+        (
+            "silu(gate) * up",
+            with_gradients(device, &[&[4, 6, 10], &[4, 6, 10]], |t| {
+                crate::ops::swiglu::silu_mul(&t[0], &t[1])
+            })?,
+        ),
+    ])
+}
+
 /// The loss op's log-probabilities and its gradients for hidden and weight.
 fn loss_op(device: &Device) -> Result<Vec<Tensor>> {
     let mut rng = SeededRng::new(12);
@@ -177,6 +233,16 @@ pub fn compare(device: &Device) -> Result<Vec<Agreement>> {
         max_diff(&full[0], &half[0])?,
         5e-2,
     );
+    for ((name, here), (_, there)) in small_ops(&cpu)?.into_iter().zip(small_ops(device)?) {
+        // The output, then each input's gradient.
+        for (index, (a, b)) in here.iter().zip(&there).enumerate() {
+            let part = match index {
+                0 => "output".to_string(),
+                n => format!("gradient of input {n}"),
+            };
+            push(&format!("{name}: {part}"), max_diff(a, b)?, 1e-4);
+        }
+    }
     let (here, there) = (loss_op(&cpu)?, loss_op(device)?);
     for ((a, b), name) in here
         .iter()
@@ -227,7 +293,7 @@ mod tests {
     #[test]
     fn every_check_runs_and_agrees_with_itself() {
         let checks = compare(&Device::Cpu).unwrap();
-        assert_eq!(checks.len(), 19);
+        assert_eq!(checks.len(), 27);
         for check in &checks {
             // bf16 is compared with f32: close, not equal.
             if check.what.contains("bf16") {

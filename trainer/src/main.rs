@@ -215,8 +215,9 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// Compute the trainer's ops (attention, the loss, a training step in
-    /// f32 and bf16, batched decoding) on `--device cuda` and on the CPU
+    /// Compute the trainer's ops (attention, the loss, RMSNorm, rotary
+    /// embeddings, the gated MLP, a training step in f32 and bf16, batched
+    /// decoding) on `--device cuda` and on the CPU
     /// from the same inputs, print the largest difference of each, and fail
     /// if one is beyond its tolerance: the first thing to run on a new GPU.
     CheckDevice {
