@@ -542,3 +542,71 @@ fn a_batched_decode_step_matches_each_sequence_alone() {
         assert_eq!(batch.positions(i), alone[i].len());
     }
 }
+
+/// Prompts of different lengths prefilled together (padded to the longest)
+/// get the next-token logits and the caches each gets alone: decoding on
+/// from either gives the same logits.
+#[test]
+fn prompts_prefilled_together_match_each_prompt_alone() {
+    let (_dir, model_dir, _) = setup(Arch::Qwen2);
+    let (model, tok) = common::load_frozen(&model_dir);
+    let ids: Vec<Vec<u32>> = [
+        "Say hello.",
+        "Push the box left or right? Then up, twice.",
+        "up",
+    ]
+    .iter()
+    .map(|p| tok.encode(*p, false).unwrap().get_ids().to_vec())
+    .collect();
+    let prompts: Vec<&[u32]> = ids.iter().map(|p| p.as_slice()).collect();
+    let (together, caches) = model.prefill_batch(&prompts).unwrap();
+    let together = together.to_vec2::<f32>().unwrap();
+    let mut batch = KvBatch::new();
+    let mut alone = KvBatch::new();
+    let max_diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    };
+    for ((prompt, cache), logits) in prompts.iter().zip(caches).zip(&together) {
+        assert_eq!(cache.len(), prompt.len());
+        batch.push(cache).unwrap();
+        let mut own = KvCache::new(&model.cfg);
+        let input = Tensor::new(*prompt, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let single = model
+            .prefill(&input, &mut own, 4)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert!(
+            max_diff(&single, logits) < 1e-5,
+            "prefill logits differ by {}",
+            max_diff(&single, logits)
+        );
+        alone.push(own).unwrap();
+    }
+    let next = [5, 6, 7];
+    let a = model
+        .decode_batch(&next, &mut batch)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let b = model
+        .decode_batch(&next, &mut alone)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            max_diff(x, y) < 1e-5,
+            "decoding on differs by {}",
+            max_diff(x, y)
+        );
+    }
+}

@@ -35,6 +35,13 @@ impl KvCache {
     pub(super) fn advance(&mut self, positions: usize) {
         self.len += positions;
     }
+    /// A cache of `len` positions from each layer's keys and values.
+    pub(super) fn from_layers(layers: Vec<(Tensor, Tensor)>, len: usize) -> Self {
+        KvCache {
+            layers: layers.into_iter().map(Some).collect(),
+            len,
+        }
+    }
 }
 
 /// The caches of sequences decoded together: row `i` of each layer's keys

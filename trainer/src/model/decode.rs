@@ -1,4 +1,5 @@
-//! Decoding with the caches: a batch of sequences one token each
+//! Decoding with the caches: prompts run into their caches together
+//! ([`Model::prefill_batch`]), a batch of sequences one token each
 //! ([`Model::decode_batch`]), and a prompt run into one sequence's cache.
 
 use super::Model;
@@ -9,6 +10,53 @@ use crate::ops::rms_norm::rms_norm;
 use candle_core::{Result, Tensor};
 
 impl Model {
+    /// Run several prompts through the model together: the next-token
+    /// logits `[prompts, vocab]` after each, and each prompt's cache. The
+    /// prompts are padded at the end to the longest; causal attention keeps
+    /// the padding out of every real position.
+    pub fn prefill_batch(&self, prompts: &[&[u32]]) -> Result<(Tensor, Vec<KvCache>)> {
+        let longest = prompts.iter().map(|p| p.len()).max().unwrap_or(0);
+        if prompts.is_empty() || prompts.iter().any(|p| p.is_empty()) {
+            candle_core::bail!("prefill_batch: no prompts, or an empty one");
+        }
+        let n = prompts.len();
+        let padded: Vec<u32> = prompts
+            .iter()
+            .flat_map(|p| {
+                p.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0, longest - p.len()))
+            })
+            .collect();
+        let ids = Tensor::from_vec(padded, (n, longest), self.device())?;
+        let scale = 1.0 / (self.cfg.head_dim() as f64).sqrt();
+        let mut layers: Vec<(Tensor, Tensor)> = Vec::with_capacity(self.cfg.num_hidden_layers);
+        let x = self.decoder(&ids, &[0], |_, q, k, v| {
+            layers.push((k.clone(), v.clone()));
+            causal_attention(q, k, v, 0, scale)
+        })?;
+        let last: Vec<u32> = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i * longest + p.len() - 1) as u32)
+            .collect();
+        let x = x
+            .flatten_to(1)?
+            .index_select(&Tensor::new(last, self.device())?, 0)?;
+        let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
+        let logits = x.to_dtype(self.compute)?.matmul(&self.lm_head.t()?)?;
+        let mut caches = Vec::with_capacity(n);
+        for (i, prompt) in prompts.iter().enumerate() {
+            let row = |x: &Tensor| x.narrow(0, i, 1)?.narrow(2, 0, prompt.len())?.contiguous();
+            let kept = layers
+                .iter()
+                .map(|(k, v)| Ok((row(k)?, row(v)?)))
+                .collect::<Result<Vec<_>>>()?;
+            caches.push(KvCache::from_layers(kept, prompt.len()));
+        }
+        Ok((logits, caches))
+    }
+
     /// One decoding step for every sequence of `batch`: `tokens[i]`
     /// continues sequence `i`. Returns the next-token logits `[sequences,
     /// vocab]`. All sequences share each op: the projections and the MLP

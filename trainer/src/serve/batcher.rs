@@ -1,9 +1,11 @@
 //! Continuous batching: one thread decodes every running generation
 //! together, one token per sequence per step, so that concurrent requests
 //! share each pass over the weights (decoding one token reads all of them:
-//! alone, a request pays that for itself). A new request is prefilled on
-//! its own, then joins the next step; a finished one leaves it. Requests
-//! that started on other weights (before a reload) step in their own batch.
+//! alone, a request pays that for itself). Requests that arrived since the
+//! last step are prefilled together (prompts of similar lengths, padded to
+//! the longest), then join the next step; a finished one leaves it.
+//! Requests that started on other weights (before a reload) step in their
+//! own batch.
 //!
 //! Batched logits equal a lone request's to float rounding (the matmuls'
 //! summation differs with the batch size), so a greedy reply under load may
@@ -189,69 +191,101 @@ fn run(queue: Receiver<Work>, largest_batch: &AtomicUsize) {
     let mut groups: Vec<Group> = Vec::new();
     loop {
         // Wait for work when idle; otherwise take what has arrived.
+        let mut arrived = Vec::new();
         if groups.is_empty() {
             release_memory();
             match queue.recv() {
-                Ok(work) => start_isolated(work, &mut groups),
+                Ok(work) => arrived.push(work),
                 Err(_) => return,
             }
         }
         loop {
             match queue.try_recv() {
-                Ok(work) => start_isolated(work, &mut groups),
+                Ok(work) => arrived.push(work),
                 Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) if groups.is_empty() => return,
+                Err(TryRecvError::Disconnected) if groups.is_empty() && arrived.is_empty() => {
+                    return;
+                }
                 Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        if !arrived.is_empty() {
+            let before = groups.len();
+            // A panic ends these new generations (their requests get an error
+            // as their channels close), not the server.
+            if catch_unwind(AssertUnwindSafe(|| start(arrived, &mut groups))).is_err() {
+                groups.truncate(before);
             }
         }
         groups.retain_mut(|group| {
             largest_batch.fetch_max(group.running.len(), Ordering::Relaxed);
-            // A panic ends this group's generations (their requests get an
-            // error as their channels close), not the server.
             let stepped = catch_unwind(AssertUnwindSafe(|| group.step()));
             stepped.is_ok() && !group.running.is_empty()
         });
     }
 }
 
-/// [`start`], a panic ending only this generation.
-fn start_isolated(work: Work, groups: &mut Vec<Group>) {
-    let before = groups.len();
-    if catch_unwind(AssertUnwindSafe(|| start(work, groups))).is_err() {
-        groups.truncate(before);
+/// Prompts whose lengths are within this factor of each other are prefilled
+/// together (padded to the longest); more apart, the padding would cost
+/// more than prefilling them apart.
+const PREFILL_SPREAD: usize = 2;
+
+/// Start the generations that arrived: prompts on the same weights and of
+/// similar lengths prefilled together, each first token taken; those that
+/// go on join the group of their weights.
+fn start(arrived: Vec<Work>, groups: &mut Vec<Group>) {
+    let mut new: Vec<(Arc<ServedModel>, Running)> = Vec::new();
+    for work in arrived {
+        match Decoding::new(
+            &work.weights.model,
+            &work.prompt,
+            &work.weights.eos,
+            &work.config,
+        ) {
+            Ok(sequence) => {
+                let running = Running {
+                    sequence,
+                    events: work.events,
+                    failed: false,
+                };
+                if running.goes_on() {
+                    new.push((work.weights, running));
+                } else {
+                    running.finish(); // asked for no tokens
+                }
+            }
+            Err(e) => {
+                let _ = work.events.send(Event::Done(Err(e)));
+            }
+        }
+    }
+    new.sort_by_key(|(weights, running)| (Arc::as_ptr(weights), running.sequence.tokens().len()));
+    while !new.is_empty() {
+        let (weights, first) = (&new[0].0, new[0].1.sequence.tokens().len());
+        let together = new
+            .iter()
+            .take_while(|(w, r)| {
+                Arc::ptr_eq(w, weights) && r.sequence.tokens().len() <= first * PREFILL_SPREAD
+            })
+            .count();
+        let batch: Vec<(Arc<ServedModel>, Running)> = new.drain(..together).collect();
+        prefill(batch, groups);
     }
 }
 
-/// Prefill a new generation and take its first token; if it goes on, it
-/// joins the group of its weights.
-fn start(work: Work, groups: &mut Vec<Group>) {
-    let Work {
-        weights,
-        prompt,
-        config,
-        events,
-    } = work;
-    let sequence = match Decoding::new(&weights.model, &prompt, &weights.eos, &config) {
-        Ok(sequence) => sequence,
+/// Prefill prompts on the same weights together and take each first token.
+fn prefill(mut batch: Vec<(Arc<ServedModel>, Running)>, groups: &mut Vec<Group>) {
+    let weights = batch[0].0.clone();
+    let prompts: Vec<&[u32]> = batch.iter().map(|(_, r)| r.sequence.tokens()).collect();
+    let (logits, caches) = match weights.model.prefill_batch(&prompts) {
+        Ok(done) => done,
         Err(e) => {
-            let _ = events.send(Event::Done(Err(e)));
+            for (_, mut running) in batch {
+                running.fail(anyhow!("prefill failed: {e}"));
+            }
             return;
         }
     };
-    let mut new = Running {
-        sequence,
-        events,
-        failed: false,
-    };
-    if new.sequence.wants_more() {
-        match new.sequence.prefill(&weights.model) {
-            Ok(logits) => new.accept(&logits, &weights),
-            Err(e) => new.fail(e),
-        }
-    }
-    if !new.goes_on() {
-        return new.finish();
-    }
     let index = match groups
         .iter()
         .position(|g| Arc::ptr_eq(&g.weights, &weights))
@@ -259,7 +293,7 @@ fn start(work: Work, groups: &mut Vec<Group>) {
         Some(index) => index,
         None => {
             groups.push(Group {
-                weights,
+                weights: weights.clone(),
                 caches: KvBatch::new(),
                 running: Vec::new(),
             });
@@ -267,10 +301,19 @@ fn start(work: Work, groups: &mut Vec<Group>) {
         }
     };
     let group = &mut groups[index];
-    let cache = new.sequence.take_cache();
-    match group.caches.push(cache) {
-        Ok(()) => group.running.push(new),
-        Err(e) => new.fail(anyhow!("cannot join the batch: {e}")),
+    for (row, ((_, mut running), cache)) in batch.drain(..).zip(caches).enumerate() {
+        match logits.get(row) {
+            Ok(row_logits) => running.accept(&row_logits, &weights),
+            Err(e) => running.fail(e.into()),
+        }
+        if !running.goes_on() {
+            running.finish();
+            continue;
+        }
+        match group.caches.push(cache) {
+            Ok(()) => group.running.push(running),
+            Err(e) => running.fail(anyhow!("cannot join the batch: {e}")),
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! Memory is bounded by construction: at most `concurrency` requests run at
 //! once, their generations decoded together by one batching thread
 //! ([`batcher`]), each with a context of at most `max_context` tokens (the
-//! KV cache's size); the prompt is prefilled in chunks; requests beyond the
+//! KV cache's size); attention scores bounded blocks of queries; requests beyond the
 //! queue get 503 with `Retry-After`; freed memory goes back to the system
 //! whenever no generation runs.
 
