@@ -266,19 +266,20 @@ pub fn generation(
     })
 }
 
-/// Tokens/s of `sequences` greedy generations decoded together (each
-/// prompt prefilled on its own first, as `serve` does; the prompts differ).
+/// Tokens/s of `sequences` greedy generations decoded together, their
+/// prompts (all different) prefilled together first, as `serve` does for
+/// requests that arrive together.
 fn batched(model: &Model, prompt_len: usize, tokens: usize, sequences: usize) -> Result<f64> {
     let vocab = model.cfg.vocab_size.min(256) as u32;
     let started = Instant::now();
+    let prompts: Vec<Vec<u32>> = (0..sequences as u32)
+        .map(|row| (0..prompt_len as u32).map(|i| (i + row) % vocab).collect())
+        .collect();
+    let prompts: Vec<&[u32]> = prompts.iter().map(|p| p.as_slice()).collect();
+    let (logits, caches) = model.prefill_batch(&prompts)?;
+    let mut next = logits.argmax(1)?.to_vec1::<u32>()?;
     let mut batch = crate::model::KvBatch::new();
-    let mut next = Vec::with_capacity(sequences);
-    for row in 0..sequences as u32 {
-        let prompt: Vec<u32> = (0..prompt_len as u32).map(|i| (i + row) % vocab).collect();
-        let ids = Tensor::new(prompt.as_slice(), model.device())?.unsqueeze(0)?;
-        let mut cache = crate::model::KvCache::new(&model.cfg);
-        let logits = model.prefill(&ids, &mut cache, crate::generate::PREFILL_CHUNK)?;
-        next.push(logits.argmax(1)?.squeeze(0)?.to_scalar::<u32>()?);
+    for cache in caches {
         batch.push(cache)?;
     }
     for _ in 1..tokens {
