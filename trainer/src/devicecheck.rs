@@ -4,7 +4,7 @@
 //! ever see a CPU.
 
 use crate::init::SeededRng;
-use crate::model::{KvBatch, KvCache, Model};
+use crate::model::{KvBatch, Model};
 use crate::ops::attention::causal_attention;
 use crate::ops::target_log_probs::target_log_probs;
 use crate::optim::{AdamW, AdamWConfig};
@@ -187,12 +187,14 @@ fn decoding(device: &Device) -> Result<Tensor> {
     let cfg = crate::bench::tiny();
     let params = init_params(&cfg, 4, DType::F32, device)?;
     let model = Model::frozen(&cfg, &params)?;
+    let prompts: Vec<Vec<u32>> = [5u32, 9, 2]
+        .iter()
+        .map(|&len| (0..len).map(|i| (i * 7 + len) % 50).collect())
+        .collect();
+    let prompts: Vec<&[u32]> = prompts.iter().map(|p| p.as_slice()).collect();
+    let (_, caches) = model.prefill_batch(&prompts)?;
     let mut batch = KvBatch::new();
-    for len in [5u32, 9, 2] {
-        let prompt: Vec<u32> = (0..len).map(|i| (i * 7 + len) % 50).collect();
-        let mut cache = KvCache::new(&cfg);
-        let ids = Tensor::new(prompt, device)?.unsqueeze(0)?;
-        model.prefill(&ids, &mut cache, 4)?;
+    for cache in caches {
         batch.push(cache)?;
     }
     model.decode_batch(&[1, 2, 3], &mut batch)?;

@@ -1,7 +1,7 @@
 //! Text generation with a KV cache: greedy, temperature and top-p sampling
 //! with a seed, stop strings and the end-of-turn token.
 
-use crate::model::{KvBatch, KvCache, Model};
+use crate::model::{KvBatch, Model};
 use anyhow::{Result, anyhow};
 use candle_core::{DType, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
@@ -50,10 +50,6 @@ pub struct Generated {
     pub finish: Finish,
 }
 
-/// Prompt positions run through the model at once: bounds the attention
-/// scores of a long prompt (`chunk x context` instead of `context^2`).
-pub const PREFILL_CHUNK: usize = 128;
-
 /// Continue `prompt` (token ids). Stops at `eos` ids, a stop string, or `max_tokens`.
 pub fn generate(
     model: &Model,
@@ -91,36 +87,36 @@ pub fn generate_streaming(
 ) -> Result<Generated> {
     let mut sequence = Decoding::new(model, prompt, eos, cfg)?;
     let device = model.device();
-    // After the prompt, decoding runs as `serve` runs it: a batch, of one.
+    // Decoding runs as `serve` runs it: a batch, of one.
     let mut batch: Option<KvBatch> = None;
     while sequence.wants_more() {
         let logits = if cfg.no_cache {
             let ids = Tensor::new(sequence.tokens(), device)?.unsqueeze(0)?;
-            model.forward_last(&ids, None)?.squeeze(0)?
+            model.forward_last(&ids)?.squeeze(0)?
         } else if let Some(batch) = batch.as_mut() {
             model
                 .decode_batch(&[sequence.last_token()], batch)?
                 .squeeze(0)?
         } else {
-            let logits = sequence.prefill(model)?;
+            let (logits, caches) = model.prefill_batch(&[sequence.tokens()])?;
             let mut one = KvBatch::new();
-            one.push(sequence.take_cache())?;
+            for cache in caches {
+                one.push(cache)?;
+            }
             batch = Some(one);
-            logits
+            logits.squeeze(0)?
         };
         sequence.accept(&logits, tokenizer, &mut on_text)?;
     }
     Ok(sequence.finish(&mut on_text))
 }
 
-/// One sequence being decoded: its sampler, the cache of its prompt, the
-/// tokens so far, and when to stop (end-of-turn token, stop string, length,
-/// context, or the receiver of its text went away). The caller computes the
-/// logits: after [`Decoding::prefill`], with [`Model::decode_batch`] over a
-/// batch the prompt's cache joined.
+/// One sequence being decoded: its sampler, the tokens so far, and when to
+/// stop (end-of-turn token, stop string, length, context, or the receiver
+/// of its text went away). The caller computes the logits: with
+/// [`Model::prefill_batch`] for the prompt, then [`Model::decode_batch`].
 pub struct Decoding {
     sampler: LogitsProcessor,
-    cache: KvCache,
     eos: Vec<u32>,
     stop: Vec<String>,
     max_tokens: usize,
@@ -167,7 +163,6 @@ impl Decoding {
         }
         Ok(Decoding {
             sampler: LogitsProcessor::from_sampling(cfg.seed, sampling),
-            cache: KvCache::new(&model.cfg),
             eos: eos.to_vec(),
             stop: cfg.stop.clone(),
             max_tokens: cfg.max_tokens,
@@ -198,21 +193,6 @@ impl Decoding {
     /// The token the next step continues from.
     pub fn last_token(&self) -> u32 {
         *self.all.last().expect("a sequence is never empty")
-    }
-
-    /// The cache the prompt was prefilled into, handed over (to a batch);
-    /// the sequence keeps an empty one.
-    pub fn take_cache(&mut self) -> KvCache {
-        let layers = self.cache.layer_count();
-        std::mem::replace(&mut self.cache, KvCache::with_layers(layers))
-    }
-
-    /// Run the prompt into the cache (in chunks); the next-token logits `[vocab]`.
-    pub fn prefill(&mut self, model: &Model) -> Result<Tensor> {
-        let ids = Tensor::new(self.all.as_slice(), model.device())?.unsqueeze(0)?;
-        Ok(model
-            .prefill(&ids, &mut self.cache, PREFILL_CHUNK)?
-            .squeeze(0)?)
     }
 
     /// Sample the next token from `logits` (`[vocab]`) and hand on the text

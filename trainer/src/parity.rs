@@ -124,6 +124,6 @@ pub fn check(dir: &Path, fixture: &Fixture, device: &Device) -> Result<Parity> {
 /// The last position's logits for `ids`, as f32 on the host.
 pub fn last_logits(model: &Model, ids: &[u32], device: &Device) -> Result<Vec<f32>> {
     let input = Tensor::new(ids, device)?.unsqueeze(0)?;
-    let logits = model.forward(&input, None)?.squeeze(0)?;
+    let logits = model.forward(&input)?.squeeze(0)?;
     Ok(logits.get(ids.len() - 1)?.to_dtype(DType::F32)?.to_vec1()?)
 }

@@ -197,7 +197,7 @@ fn last_logits(dir: &Path, text: &str) -> Tensor {
         .unwrap()
         .unsqueeze(0)
         .unwrap();
-    let logits = model.forward(&input, None).unwrap().squeeze(0).unwrap();
+    let logits = model.forward(&input).unwrap().squeeze(0).unwrap();
     logits.get(ids.len() - 1).unwrap()
 }
 

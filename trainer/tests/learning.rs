@@ -123,7 +123,7 @@ fn only_assistant_tokens_carry_gradient() {
     let batch = make_batch(&[&example], 0, &Device::Cpu, &SetNorm::none()).unwrap();
     // The gradient of every parameter, for the given targets.
     let grads = |targets: &Tensor| -> Vec<Vec<f32>> {
-        let logits = model.forward(&batch.inputs, None).unwrap();
+        let logits = model.forward(&batch.inputs).unwrap();
         let store = masked_nll_sum(&logits, targets, &batch.mask)
             .unwrap()
             .backward()
@@ -205,7 +205,7 @@ fn gradients_match_finite_differences() {
     let rows = Tensor::new(&[1u32, 2, 4, 5], &dev).unwrap();
     let row_targets = Tensor::new(&[3u32, 9, 11, 4], &dev).unwrap();
     let losses: [&dyn Fn(&Model) -> Tensor; 2] = [
-        &|m| masked_nll_sum(&m.forward(&ids, None).unwrap(), &targets, &mask).unwrap(),
+        &|m| masked_nll_sum(&m.forward(&ids).unwrap(), &targets, &mask).unwrap(),
         &|m| {
             m.target_log_probs(&ids, &rows, &row_targets)
                 .unwrap()
@@ -294,13 +294,13 @@ fn save_then_load_gives_bit_identical_logits_and_kv_cache_agrees() {
         .unwrap()
         .unsqueeze(0)
         .unwrap();
-    let logits = model.forward(&input, None).unwrap();
+    let logits = model.forward(&input).unwrap();
     let copy = dir.path().join("copy");
     let cfg = ModelConfig::load(&model_dir).unwrap();
     let params = checkpoint::load_params(&model_dir, &cfg, DType::F32, &Device::Cpu).unwrap();
     checkpoint::save(&copy, &cfg, &params, &model_dir).unwrap();
     let (again, _) = load(&copy);
-    let logits2 = again.forward(&input, None).unwrap();
+    let logits2 = again.forward(&input).unwrap();
     let (a, b) = (
         logits.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
         logits2.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
@@ -329,7 +329,7 @@ fn save_then_load_gives_bit_identical_logits_and_kv_cache_agrees() {
 
 fn flat_logits(model: &Model, input: &Tensor) -> Vec<f32> {
     model
-        .forward(input, None)
+        .forward(input)
         .unwrap()
         .flatten_all()
         .unwrap()
@@ -457,9 +457,32 @@ fn bf16_mixed_precision_tracks_f32_training() {
     assert!(full.iter().zip(&mixed).any(|(a, b)| a != b));
 }
 
+/// The next-token logits after `tokens`, recomputed from scratch (no
+/// cache): what the cached and batched paths are held to.
+fn recomputed(model: &Model, tokens: &[u32]) -> Vec<f32> {
+    let input = Tensor::new(tokens, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    model
+        .forward_last(&input)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
 /// A batched decoding step over sequences at different positions gives each
-/// sequence the logits it gets decoded alone, and sequences can leave the
-/// batch (the last one takes the free row) and join it.
+/// sequence the logits it gets alone, and sequences can leave the batch (the
+/// last one takes the free row) and join it.
 #[test]
 fn a_batched_decode_step_matches_each_sequence_alone() {
     let (_dir, model_dir, _) = setup(Arch::Qwen2);
@@ -469,54 +492,38 @@ fn a_batched_decode_step_matches_each_sequence_alone() {
         "Push the box left or right?",
         "What is 2 plus 3? Answer",
     ];
-    let ids: Vec<Vec<u32>> = prompts
+    let mut alone: Vec<Vec<u32>> = prompts
         .iter()
         .map(|p| tok.encode(*p, false).unwrap().get_ids().to_vec())
         .collect();
-    let prefilled = |p: &[u32]| -> KvCache {
-        let mut cache = KvCache::new(&model.cfg);
-        let input = Tensor::new(p, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-        model.prefill(&input, &mut cache, 4).unwrap();
-        cache
-    };
-    let mut alone: Vec<KvCache> = ids.iter().map(|p| prefilled(p)).collect();
+    let prefilled = |p: &[u32]| -> KvCache { model.prefill_batch(&[p]).unwrap().1.remove(0) };
     let mut batch = KvBatch::new();
-    for p in &ids {
+    for p in &alone {
         batch.push(prefilled(p)).unwrap();
     }
-    let close = |batched: &[f32], cache: &mut KvCache, token: u32, what: &str| {
-        let input = Tensor::new(&[[token]], &Device::Cpu).unwrap();
-        let single: Vec<f32> = model
-            .forward_last(&input, Some(cache))
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let diff = single
-            .iter()
-            .zip(batched)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
-        assert!(diff < 1e-5, "{what}: logits differ by {diff}");
-    };
+    let step_and_check =
+        |batch: &mut KvBatch, alone: &mut Vec<Vec<u32>>, next: [u32; 3], what: &str| {
+            let batched = model
+                .decode_batch(&next, batch)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            for i in 0..3 {
+                alone[i].push(next[i]);
+                let diff = max_diff(&recomputed(&model, &alone[i]), &batched[i]);
+                assert!(diff < 1e-5, "{what}, sequence {i}: logits differ by {diff}");
+                assert_eq!(batch.positions(i), alone[i].len());
+            }
+        };
     // Twelve steps with all three, at their different positions (past the
     // batch's first capacity of 16 positions, so it grows).
     for step in 0..12u32 {
-        let next = [7 + step, 11 + step, 13 + step];
-        let batched = model
-            .decode_batch(&next, &mut batch)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
-        for i in 0..3 {
-            close(
-                &batched[i],
-                &mut alone[i],
-                next[i],
-                &format!("step {step}, sequence {i}"),
-            );
-        }
+        step_and_check(
+            &mut batch,
+            &mut alone,
+            [7 + step, 11 + step, 13 + step],
+            &format!("step {step}"),
+        );
     }
     assert!((0..3).all(|i| batch.positions(i) > 16));
     // The first leaves (the third takes its row); a new one joins.
@@ -524,28 +531,14 @@ fn a_batched_decode_step_matches_each_sequence_alone() {
     alone.swap_remove(0);
     let joining = tok.encode("up up", false).unwrap().get_ids().to_vec();
     batch.push(prefilled(&joining)).unwrap();
-    alone.push(prefilled(&joining));
+    alone.push(joining);
     assert_eq!(batch.len(), 3);
-    let next = [3, 5, 9];
-    let batched = model
-        .decode_batch(&next, &mut batch)
-        .unwrap()
-        .to_vec2::<f32>()
-        .unwrap();
-    for i in 0..3 {
-        close(
-            &batched[i],
-            &mut alone[i],
-            next[i],
-            &format!("after the swap, sequence {i}"),
-        );
-        assert_eq!(batch.positions(i), alone[i].len());
-    }
+    step_and_check(&mut batch, &mut alone, [3, 5, 9], "after the swap");
 }
 
 /// Prompts of different lengths prefilled together (padded to the longest)
-/// get the next-token logits and the caches each gets alone: decoding on
-/// from either gives the same logits.
+/// get the next-token logits each gets alone, and caches that decode on as
+/// each prompt alone does.
 #[test]
 fn prompts_prefilled_together_match_each_prompt_alone() {
     let (_dir, model_dir, _) = setup(Arch::Qwen2);
@@ -562,51 +555,22 @@ fn prompts_prefilled_together_match_each_prompt_alone() {
     let (together, caches) = model.prefill_batch(&prompts).unwrap();
     let together = together.to_vec2::<f32>().unwrap();
     let mut batch = KvBatch::new();
-    let mut alone = KvBatch::new();
-    let max_diff = |a: &[f32], b: &[f32]| {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max)
-    };
     for ((prompt, cache), logits) in prompts.iter().zip(caches).zip(&together) {
         assert_eq!(cache.len(), prompt.len());
         batch.push(cache).unwrap();
-        let mut own = KvCache::new(&model.cfg);
-        let input = Tensor::new(*prompt, &Device::Cpu)
-            .unwrap()
-            .unsqueeze(0)
-            .unwrap();
-        let single = model
-            .prefill(&input, &mut own, 4)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        assert!(
-            max_diff(&single, logits) < 1e-5,
-            "prefill logits differ by {}",
-            max_diff(&single, logits)
-        );
-        alone.push(own).unwrap();
+        let diff = max_diff(&recomputed(&model, prompt), logits);
+        assert!(diff < 1e-5, "prefill logits differ by {diff}");
     }
     let next = [5, 6, 7];
-    let a = model
+    let decoded = model
         .decode_batch(&next, &mut batch)
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();
-    let b = model
-        .decode_batch(&next, &mut alone)
-        .unwrap()
-        .to_vec2::<f32>()
-        .unwrap();
-    for (x, y) in a.iter().zip(&b) {
-        assert!(
-            max_diff(x, y) < 1e-5,
-            "decoding on differs by {}",
-            max_diff(x, y)
-        );
+    for ((prompt, token), logits) in prompts.iter().zip(next).zip(&decoded) {
+        let mut continued = prompt.to_vec();
+        continued.push(token);
+        let diff = max_diff(&recomputed(&model, &continued), logits);
+        assert!(diff < 1e-5, "decoding on differs by {diff}");
     }
 }

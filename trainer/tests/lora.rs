@@ -26,7 +26,7 @@ fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
 fn logits(model: &Model) -> Vec<f32> {
     let ids = Tensor::new(&[[3u32, 40, 41, 42, 99, 7]], &Device::Cpu).unwrap();
     model
-        .forward(&ids, None)
+        .forward(&ids)
         .unwrap()
         .flatten_all()
         .unwrap()

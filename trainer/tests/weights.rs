@@ -120,7 +120,7 @@ fn a_mixed_set_is_the_sum_of_per_set_means() {
     let mean_loss = |i: usize| {
         let e = &set.examples[i];
         let batch = make_batch(&[e], 0, &candle_core::Device::Cpu, &SetNorm::none()).unwrap();
-        let logits = net.forward(&batch.inputs, None).unwrap();
+        let logits = net.forward(&batch.inputs).unwrap();
         let sum = masked_nll_sum(&logits, &batch.targets, &batch.mask).unwrap();
         f64::from(sum.to_scalar::<f32>().unwrap()) / f64::from(e.weight) / batch.tokens as f64
     };
@@ -221,12 +221,12 @@ fn a_kl_penalty_adds_the_mean_divergence_from_the_reference() {
     let (reference_net, _) = common::load(&reference);
     let set = load_chat_jsonl(&data, &template, &tokenizer, 512, OnBadLine::Stop).unwrap();
     let batch = make_batch(&[&set.examples[0]], 0, &cpu, &SetNorm::none()).unwrap();
-    let logits = net.forward(&batch.inputs, None).unwrap();
+    let logits = net.forward(&batch.inputs).unwrap();
     let scalar = |t: candle_core::Tensor| f64::from(t.to_scalar::<f32>().unwrap());
     let n = batch.tokens as f64;
     let nll = scalar(masked_nll_sum(&logits, &batch.targets, &batch.mask).unwrap()) / n;
     let kl = |other: &leafe_trainer::model::Model| {
-        let theirs = other.forward(&batch.inputs, None).unwrap();
+        let theirs = other.forward(&batch.inputs).unwrap();
         scalar(kl_to_reference_sum(&logits, &theirs, &batch.targets, &batch.trained).unwrap()) / n
     };
     assert!(kl(&net).abs() < 1e-6, "no divergence from itself");

@@ -1,29 +1,21 @@
-//! Keys and values kept between decoding steps: one sequence's
-//! ([`KvCache`], grown a position at a time), or a batch of sequences
-//! decoded together ([`KvBatch`], one buffer per layer for all of them, so a
-//! step over any number of sequences costs the same few ops per layer).
+//! Keys and values kept between decoding steps: one prompt's ([`KvCache`]),
+//! and a batch of sequences decoded together ([`KvBatch`], one buffer per
+//! layer for all of them, so a step over any number of sequences costs the
+//! same few ops per layer).
 
-use crate::config::ModelConfig;
 use candle_core::{Result, Tensor};
 
-/// Keys and values of the positions seen so far, per layer.
+/// One sequence's keys and values per layer (`[1, kv_heads, len, d]`
+/// each), as a prompt leaves them ([`super::Model::prefill_batch`]), to join
+/// a [`KvBatch`].
 pub struct KvCache {
-    pub(super) layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<(Tensor, Tensor)>,
     len: usize,
 }
 
 impl KvCache {
-    pub fn new(cfg: &ModelConfig) -> Self {
-        Self::with_layers(cfg.num_hidden_layers)
-    }
-    pub fn with_layers(layers: usize) -> Self {
-        KvCache {
-            layers: vec![None; layers],
-            len: 0,
-        }
-    }
-    pub fn layer_count(&self) -> usize {
-        self.layers.len()
+    pub(super) fn from_layers(layers: Vec<(Tensor, Tensor)>, len: usize) -> Self {
+        KvCache { layers, len }
     }
     /// Positions cached.
     pub fn len(&self) -> usize {
@@ -31,16 +23,6 @@ impl KvCache {
     }
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-    pub(super) fn advance(&mut self, positions: usize) {
-        self.len += positions;
-    }
-    /// A cache of `len` positions from each layer's keys and values.
-    pub(super) fn from_layers(layers: Vec<(Tensor, Tensor)>, len: usize) -> Self {
-        KvCache {
-            layers: layers.into_iter().map(Some).collect(),
-            len,
-        }
     }
 }
 
@@ -120,11 +102,7 @@ impl KvBatch {
 
     /// Add a prefilled sequence as the last row.
     pub fn push(&mut self, cache: KvCache) -> Result<()> {
-        let layers: Vec<(Tensor, Tensor)> = cache
-            .layers
-            .into_iter()
-            .map(|layer| layer.ok_or_else(|| candle_core::Error::Msg("an empty cache".into())))
-            .collect::<Result<_>>()?;
+        let layers = cache.layers;
         let row = self.lens.len();
         self.reserve(row + 1, cache.len + 1, &layers)?;
         for ((keys, values), (k, v)) in self.layers.iter().zip(&layers) {

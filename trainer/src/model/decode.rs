@@ -1,6 +1,6 @@
 //! Decoding with the caches: prompts run into their caches together
-//! ([`Model::prefill_batch`]), a batch of sequences one token each
-//! ([`Model::decode_batch`]), and a prompt run into one sequence's cache.
+//! ([`Model::prefill_batch`]), then a batch of sequences one token each
+//! ([`Model::decode_batch`]).
 
 use super::Model;
 use super::cache::{KvBatch, KvCache};
@@ -111,27 +111,5 @@ impl Model {
         }
         let x = rms_norm(&x.squeeze(1)?, &self.norm, self.cfg.rms_norm_eps)?;
         x.to_dtype(self.compute)?.matmul(&self.lm_head.t()?)
-    }
-
-    /// Layer `l`'s attention for one sequence continuing `cache` (a prompt
-    /// being prefilled): queries, keys and values `[1, heads, t, d]`
-    /// (rotary embeddings applied) at positions `start..start + t`; the
-    /// cache then holds their keys and values.
-    pub(super) fn attend_cached(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        start: usize,
-        cache: &mut KvCache,
-        l: usize,
-    ) -> Result<Tensor> {
-        let (k, v) = match &cache.layers[l] {
-            Some((pk, pv)) => (Tensor::cat(&[pk, k], 2)?, Tensor::cat(&[pv, v], 2)?),
-            None => (k.clone(), v.clone()),
-        };
-        cache.layers[l] = Some((k.clone(), v.clone()));
-        let scale = 1.0 / (self.cfg.head_dim() as f64).sqrt();
-        causal_attention(q, &k, &v, start, scale)
     }
 }

@@ -226,10 +226,9 @@ impl Model {
         self.compute
     }
 
-    /// Logits `[batch, seq, vocab]` for token ids `[batch, seq]`. With a
-    /// cache, the ids continue the cached positions and the cache grows.
-    pub fn forward(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
-        let x = self.hidden(ids, cache)?;
+    /// Logits `[batch, seq, vocab]` for token ids `[batch, seq]`.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let x = self.hidden(ids)?;
         let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
         x.to_dtype(self.compute)?
             .broadcast_matmul(&self.lm_head.t()?)
@@ -245,7 +244,7 @@ impl Model {
         rows: &Tensor,
         targets: &Tensor,
     ) -> Result<Tensor> {
-        let x = self.hidden(ids, None)?;
+        let x = self.hidden(ids)?;
         let x = x.flatten_to(1)?.index_select(rows, 0)?;
         let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?.to_dtype(self.compute)?;
         crate::ops::target_log_probs::target_log_probs(&x, &self.lm_head, targets)
@@ -253,50 +252,20 @@ impl Model {
 
     /// Logits `[batch, vocab]` of the last position only: what generation
     /// needs, without the `[seq, vocab]` projection of every position.
-    pub fn forward_last(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
-        let x = self.hidden(ids, cache)?;
+    pub fn forward_last(&self, ids: &Tensor) -> Result<Tensor> {
+        let x = self.hidden(ids)?;
         let t = x.dim(1)?;
         let x = x.narrow(1, t - 1, 1)?.squeeze(1)?;
         let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
         x.to_dtype(self.compute)?.matmul(&self.lm_head.t()?)
     }
 
-    /// Run a prompt through the cache in chunks of `chunk` positions and
-    /// return the last position's logits `[batch, vocab]`. Chunking bounds
-    /// the attention scores at `chunk x context` instead of `context^2`.
-    pub fn prefill(&self, ids: &Tensor, cache: &mut KvCache, chunk: usize) -> Result<Tensor> {
-        let t = ids.dim(1)?;
-        let chunk = chunk.max(1);
-        let mut start = 0;
-        while t - start > chunk {
-            self.hidden(
-                &ids.narrow(1, start, chunk)?.contiguous()?,
-                Some(&mut *cache),
-            )?;
-            start += chunk;
-        }
-        self.forward_last(&ids.narrow(1, start, t - start)?.contiguous()?, Some(cache))
-    }
-
-    /// The last layer's output `[batch, seq, hidden]`, before the final norm;
-    /// with a cache, `ids` is one sequence that continues it.
-    fn hidden(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
-        let t = ids.dim(1)?;
-        let x = match cache {
-            None => self.decoder(ids, &[0], |_, q, k, v| {
-                let scale = 1.0 / (self.cfg.head_dim() as f64).sqrt();
-                crate::ops::attention::causal_attention(q, k, v, 0, scale)
-            })?,
-            Some(cache) => {
-                let start = cache.len();
-                let x = self.decoder(ids, &[start], |l, q, k, v| {
-                    self.attend_cached(q, k, v, start, cache, l)
-                })?;
-                cache.advance(t);
-                x
-            }
-        };
-        Ok(x)
+    /// The last layer's output `[batch, seq, hidden]`, before the final norm.
+    fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
+        let scale = 1.0 / (self.cfg.head_dim() as f64).sqrt();
+        self.decoder(ids, &[0], |_, q, k, v| {
+            crate::ops::attention::causal_attention(q, k, v, 0, scale)
+        })
     }
 
     /// The decoder layers over `ids` `[b, t]`, row `i` at positions
