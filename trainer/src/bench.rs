@@ -147,14 +147,7 @@ pub fn train_step(
     let params = init_params(cfg, 0, DType::F32, device)?;
     let build = || Model::for_training(cfg, &params, None, dtype);
     let mut model = build()?;
-    let vars: Vec<_> = params
-        .data()
-        .lock()
-        .expect("the var map lock is never poisoned")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut opt = AdamW::new(vars, AdamWConfig::default())?;
+    let mut opt = AdamW::new(crate::params::named_vars(&params), AdamWConfig::default())?;
     let mut rng = SeededRng::new(2);
     let ids: Vec<u32> = (0..batch * (seq + 1))
         .map(|_| (rng.next_u64() % cfg.vocab_size as u64) as u32)

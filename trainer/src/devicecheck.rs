@@ -41,50 +41,26 @@ fn random(rng: &mut SeededRng, dims: &[usize], device: &Device) -> Result<Tensor
         .to_device(device)?)
 }
 
-/// Attention's output and its gradients for q, k and v.
-fn attention(device: &Device, dtype: DType, start: usize) -> Result<Vec<Tensor>> {
-    let mut rng = SeededRng::new(11);
-    let (b, heads, kv_heads, t, d) = (2, 4, 2, 33, 16);
-    let mut var = |dims: &[usize]| -> Result<Var> {
-        Ok(Var::from_tensor(
-            &random(&mut rng, dims, device)?.to_dtype(dtype)?,
-        )?)
-    };
-    let (q, k, v) = (
-        var(&[b, heads, t, d])?,
-        var(&[b, kv_heads, start + t, d])?,
-        var(&[b, kv_heads, start + t, d])?,
-    );
-    let weights = random(&mut rng, &[b, heads, t, d], device)?.to_dtype(dtype)?;
-    let out = causal_attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), start, 0.25)?;
-    let grads = (&out * &weights)?.sum_all()?.backward()?;
-    let mut all = vec![out];
-    for x in [&q, &k, &v] {
-        all.push(
-            grads
-                .get(x.as_tensor())
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("no gradient"))?,
-        );
-    }
-    Ok(all)
-}
-
-/// An op's output on random inputs of `shapes`, and the gradient of each
-/// input (of the output weighted by fixed random numbers).
+/// An op's output on random inputs of `shapes` (in `dtype`), and the
+/// gradient of each input (of the output weighted by fixed random numbers).
 fn with_gradients(
     device: &Device,
+    dtype: DType,
     shapes: &[&[usize]],
     op: impl Fn(&[Tensor]) -> candle_core::Result<Tensor>,
 ) -> Result<Vec<Tensor>> {
     let mut rng = SeededRng::new(13);
     let inputs: Vec<Var> = shapes
         .iter()
-        .map(|dims| Ok(Var::from_tensor(&random(&mut rng, dims, device)?)?))
+        .map(|dims| {
+            Ok(Var::from_tensor(
+                &random(&mut rng, dims, device)?.to_dtype(dtype)?,
+            )?)
+        })
         .collect::<Result<_>>()?;
     let tensors: Vec<Tensor> = inputs.iter().map(|v| v.as_tensor().clone()).collect();
     let out = op(&tensors)?;
-    let weights = random(&mut rng, out.dims(), device)?;
+    let weights = random(&mut rng, out.dims(), device)?.to_dtype(out.dtype())?;
     let grads = (&out * &weights)?.sum_all()?.backward()?;
     let mut all = vec![out];
     for input in &inputs {
@@ -98,18 +74,32 @@ fn with_gradients(
     Ok(all)
 }
 
+/// Attention's output and its gradients for q, k and v.
+fn attention(device: &Device, dtype: DType, start: usize) -> Result<Vec<Tensor>> {
+    let (b, heads, kv_heads, t, d) = (2, 4, 2, 33, 16);
+    let shapes: [&[usize]; 3] = [
+        &[b, heads, t, d],
+        &[b, kv_heads, start + t, d],
+        &[b, kv_heads, start + t, d],
+    ];
+    with_gradients(device, dtype, &shapes, |x| {
+        causal_attention(&x[0], &x[1], &x[2], start, 0.25)
+    })
+}
+
 /// RMSNorm, rotary embeddings and the gated MLP's product, with gradients.
 fn small_ops(device: &Device) -> Result<Vec<(&'static str, Vec<Tensor>)>> {
+    let f32 = DType::F32;
     Ok(vec![
         (
             "rms norm",
-            with_gradients(device, &[&[3, 5, 16], &[16]], |t| {
+            with_gradients(device, f32, &[&[3, 5, 16], &[16]], |t| {
                 crate::ops::rms_norm::rms_norm(&t[0], &t[1], 1e-6)
             })?,
         ),
         (
             "rotary embedding",
-            with_gradients(device, &[&[2, 3, 5, 8]], |t| {
+            with_gradients(device, f32, &[&[2, 3, 5, 8]], |t| {
                 let angles = (Tensor::arange(0u32, 40, t[0].device())?
                     .to_dtype(DType::F32)?
                     .reshape((5, 8))?
@@ -119,7 +109,7 @@ fn small_ops(device: &Device) -> Result<Vec<(&'static str, Vec<Tensor>)>> {
         ),
         (
             "silu(gate) * up",
-            with_gradients(device, &[&[4, 6, 10], &[4, 6, 10]], |t| {
+            with_gradients(device, f32, &[&[4, 6, 10], &[4, 6, 10]], |t| {
                 crate::ops::swiglu::silu_mul(&t[0], &t[1])
             })?,
         ),
@@ -128,21 +118,11 @@ fn small_ops(device: &Device) -> Result<Vec<(&'static str, Vec<Tensor>)>> {
 
 /// The loss op's log-probabilities and its gradients for hidden and weight.
 fn loss_op(device: &Device) -> Result<Vec<Tensor>> {
-    let mut rng = SeededRng::new(12);
     let (rows, h, vocab) = (37, 16, 1000);
-    let hidden = Var::from_tensor(&random(&mut rng, &[rows, h], device)?)?;
-    let weight = Var::from_tensor(&random(&mut rng, &[vocab, h], device)?)?;
-    let targets: Vec<u32> = (0..rows).map(|i| (i * 97 % vocab) as u32).collect();
-    let targets = Tensor::new(targets, device)?;
-    let log_probs = target_log_probs(hidden.as_tensor(), weight.as_tensor(), &targets)?;
-    let grads = log_probs.sum_all()?.backward()?;
-    let grad = |x: &Var| {
-        grads
-            .get(x.as_tensor())
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("no gradient"))
-    };
-    Ok(vec![log_probs, grad(&hidden)?, grad(&weight)?])
+    with_gradients(device, DType::F32, &[&[rows, h], &[vocab, h]], |t| {
+        let targets: Vec<u32> = (0..rows).map(|i| (i * 97 % vocab) as u32).collect();
+        target_log_probs(&t[0], &t[1], &Tensor::new(targets, t[0].device())?)
+    })
 }
 
 /// One training step of a tiny random model: the loss, the gradient norm
@@ -165,14 +145,7 @@ fn training_step(device: &Device, dtype: DType) -> Result<(f64, f64, Vec<Tensor>
         .neg()?
         / (batch * seq) as f64)?;
     let grads = loss.backward()?;
-    let vars: Vec<(String, Var)> = params
-        .data()
-        .lock()
-        .expect("the var map lock is never poisoned")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut opt = AdamW::new(vars, AdamWConfig::default())?;
+    let mut opt = AdamW::new(crate::params::named_vars(&params), AdamWConfig::default())?;
     let grads: Vec<Option<Tensor>> = opt
         .vars()
         .map(|(_, v)| grads.get(v.as_tensor()).cloned())

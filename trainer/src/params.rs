@@ -89,6 +89,15 @@ pub fn init_params(cfg: &ModelConfig, seed: u64, dtype: DType, device: &Device) 
     Ok(map)
 }
 
+/// The variables by name (what an optimizer updates).
+pub fn named_vars(params: &VarMap) -> Vec<(String, Var)> {
+    let data = params
+        .data()
+        .lock()
+        .expect("the var map lock is never poisoned");
+    data.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
 /// The parameters as f32 tensors by name, ready for `safetensors::save`.
 pub fn named_tensors(params: &VarMap) -> Result<HashMap<String, Tensor>> {
     let data = params

@@ -116,15 +116,10 @@ impl Weights {
 
     /// The variables the optimizer updates.
     pub(crate) fn trainable(&self) -> Vec<(String, candle_core::Var)> {
-        let map = match self {
+        crate::params::named_vars(match self {
             Weights::Full(params) => params,
             Weights::Lora { adapter, .. } => adapter,
-        };
-        let data = map
-            .data()
-            .lock()
-            .expect("the var map lock is never poisoned");
-        data.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        })
     }
 
     /// Save into `dir`: the full model; for LoRA the adapter in `dir/adapter`
