@@ -197,6 +197,23 @@ fn bad_input_is_a_clear_error() {
         "config.json",
     );
 
+    // A precision sft does not train in, and check-device with nothing to compare.
+    fails(
+        &[
+            "sft",
+            "--model",
+            m,
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            o,
+            "--dtype",
+            "f16",
+        ],
+        "invalid value 'f16'",
+    );
+    fails(&["check-device"], "pass --device cuda");
+
     // An architecture we do not support.
     let other = d("mistral");
     std::fs::create_dir_all(&other).unwrap();
