@@ -6,6 +6,7 @@
 use crate::config::{Arch, ModelConfig};
 use crate::generate::{GenerateConfig, generate};
 use crate::init::SeededRng;
+use crate::memory::TrainingStep;
 use crate::model::Model;
 use crate::optim::{AdamW, AdamWConfig};
 use crate::params::init_params;
@@ -44,6 +45,8 @@ pub struct TrainBench {
     pub model: String,
     /// "F32", or "BF16" for mixed precision.
     pub dtype: String,
+    /// Layers recomputed in the backward pass (`--grad-checkpoint`).
+    pub grad_checkpoint: bool,
     pub parameters: usize,
     pub batch: usize,
     pub seq: usize,
@@ -130,22 +133,32 @@ pub fn matmul_peak(cfg: &ModelConfig, tokens: usize, dtype: DType, device: &Devi
     Ok(best)
 }
 
-/// Time `steps` training steps (after one warm-up) on random tokens,
-/// computing in `dtype` (F32, or BF16 for mixed precision).
+/// Time `steps` training steps (after one warm-up) on random tokens.
 pub fn train_step(
     name: &str,
     cfg: &ModelConfig,
-    batch: usize,
-    seq: usize,
+    shape: TrainingStep,
     steps: usize,
-    dtype: DType,
     device: &Device,
 ) -> Result<TrainBench> {
-    let estimated_bytes = crate::memory::training(cfg, batch, seq);
+    let TrainingStep {
+        batch,
+        seq,
+        dtype,
+        recompute,
+    } = shape;
+    let estimated_bytes = crate::memory::training(cfg, shape);
     crate::memory::check(estimated_bytes, "this benchmark")?;
     let measure_peak = device.is_cpu() && crate::memory::reset_peak_rss();
     let params = init_params(cfg, 0, DType::F32, device)?;
-    let build = || Model::for_training(cfg, &params, None, dtype);
+    let build = || {
+        let model = Model::for_training(cfg, &params, None, dtype)?;
+        Ok::<_, candle_core::Error>(if recompute {
+            model.recompute_layers()
+        } else {
+            model
+        })
+    };
     let mut model = build()?;
     let mut opt = AdamW::new(crate::params::named_vars(&params), AdamWConfig::default())?;
     let mut rng = SeededRng::new(2);
@@ -167,7 +180,7 @@ pub fn train_step(
         loss.to_scalar::<f32>()?;
         let forward = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let store = loss.backward()?;
+        let store = model.backward(&loss)?;
         let backward = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let grads: Vec<Option<Tensor>> = opt
@@ -200,6 +213,7 @@ pub fn train_step(
     Ok(TrainBench {
         model: name.into(),
         dtype: format!("{dtype:?}"),
+        grad_checkpoint: recompute,
         parameters: cfg.parameter_count(),
         batch,
         seq,

@@ -128,6 +128,13 @@ enum Command {
         /// Checkpoints hold the f32 weights either way.
         #[arg(long, value_parser = ["f32", "bf16"], default_value = "f32")]
         dtype: String,
+        /// Activation recomputation: keep only each layer's input for the
+        /// backward pass and run the layer again there. Activations then take
+        /// about 1/20 of the memory (one hidden-size vector per token and
+        /// layer, plus one layer's worth), for about a third more time per
+        /// step.
+        #[arg(long)]
+        grad_checkpoint: bool,
     },
     /// Generate a reply (chat) or a continuation (prompt).
     Generate {
@@ -211,13 +218,17 @@ enum Command {
         /// Precision of the training step (bf16: mixed precision, as `sft --dtype bf16`).
         #[arg(long, value_parser = ["f32", "bf16"], default_value = "f32")]
         dtype: String,
+        /// Recompute each layer's activations in the backward pass, as `sft
+        /// --grad-checkpoint`.
+        #[arg(long)]
+        grad_checkpoint: bool,
         /// Also write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
     },
     /// Compute the trainer's ops (attention, the loss, RMSNorm, rotary
-    /// embeddings, the gated MLP, a training step in f32 and bf16, batched
-    /// decoding) on `--device cuda` and on the CPU
+    /// embeddings, the gated MLP, three training steps in f32, bf16 and with
+    /// recomputed layers, batched decoding) on `--device cuda` and on the CPU
     /// from the same inputs, print the largest difference of each, and fail
     /// if one is beyond its tolerance: the first thing to run on a new GPU.
     CheckDevice {
@@ -344,6 +355,7 @@ fn real_main(cli: Cli) -> Result<()> {
             lora_alpha,
             lora_targets,
             dtype,
+            grad_checkpoint,
         } => {
             let lora = match lora_rank {
                 Some(rank) => Some(leafe_trainer::lora::LoraConfig::new(
@@ -374,6 +386,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 }),
                 lora,
                 dtype: dtype_arg(&dtype),
+                grad_checkpoint,
             };
             let report = train(
                 &model,
@@ -487,6 +500,7 @@ fn real_main(cli: Cli) -> Result<()> {
             gen_batches,
             json,
             dtype,
+            grad_checkpoint,
         } => {
             use leafe_trainer::bench;
             if batch == 0 || seq == 0 {
@@ -507,8 +521,13 @@ fn real_main(cli: Cli) -> Result<()> {
             let mut report = Vec::new();
             for (name, cfg) in models {
                 let name = name.as_str();
-                let t =
-                    bench::train_step(name, &cfg, batch, seq, steps, dtype_arg(&dtype), &device)?;
+                let step = leafe_trainer::memory::TrainingStep {
+                    batch,
+                    seq,
+                    dtype: dtype_arg(&dtype),
+                    recompute: grad_checkpoint,
+                };
+                let t = bench::train_step(name, &cfg, step, steps, &device)?;
                 println!(
                     "{name}: {} params, {} train step {:.3}s, {:.0} tokens/s, {:.2} GFLOP/s = {:.0}% of the matmul peak ({:.2} GFLOP/s)",
                     t.parameters,

@@ -4,6 +4,7 @@
 
 use crate::config::ModelConfig;
 use anyhow::{Result, bail};
+use candle_core::DType;
 
 /// Bytes of memory available now (Linux `MemAvailable`), if known.
 pub fn available_bytes() -> Option<u64> {
@@ -48,22 +49,45 @@ pub fn weights(cfg: &ModelConfig) -> u64 {
     cfg.parameter_count() as u64 * 4
 }
 
-/// Training: weights, gradients, two AdamW moments, the activations kept
-/// for the backward pass of a `batch` x `seq` batch, the workspaces of the
-/// chunked attention and loss, and the process itself. The activations are
-/// 12 x hidden + 3 x intermediate + 7 x key/value width numbers per token and
-/// layer, counted from the model's ops (norm outputs, projections and their
-/// head layouts, rotary outputs, attention output, residual sums, the gated
-/// MLP): an upper bound that measured peaks stay within 15% of
-/// (docs/BENCHMARKS.md). bf16 mixed precision needs about as much: its
-/// halved activations pay for the bf16 copies of the weights.
-pub fn training(cfg: &ModelConfig, batch: usize, seq: usize) -> u64 {
-    let tokens = batch * seq;
+/// The shape of a training step, as far as memory goes.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainingStep {
+    pub batch: usize,
+    pub seq: usize,
+    /// The compute dtype: F32, or BF16 for mixed precision.
+    pub dtype: DType,
+    /// Activation recomputation (`--grad-checkpoint`).
+    pub recompute: bool,
+}
+
+/// Training: weights, gradients, two AdamW moments, the bf16 copies of the
+/// weights under mixed precision, the activations kept for the backward
+/// pass, the workspace of the chunked attention or loss, and the process
+/// itself. A layer's activations are 12 x hidden + 3 x intermediate + 7 x
+/// key/value width numbers per token, counted from the model's ops (norm
+/// outputs, projections and their head layouts, rotary outputs, attention
+/// output, residual sums, the gated MLP); with `recompute` each layer keeps
+/// only its input, and one layer's activations exist at a time, with their
+/// gradients. Counted in f32 (bf16 halves some, not all). Measured peaks on
+/// a CPU stay within 15% of it (docs/BENCHMARKS.md).
+pub fn training(cfg: &ModelConfig, step: TrainingStep) -> u64 {
+    let tokens = step.batch * step.seq;
     let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
     let kv = cfg.num_key_value_heads * cfg.head_dim();
-    let activations = cfg.num_hidden_layers * tokens * (12 * h + 3 * i + 7 * kv);
-    let workspaces = crate::ops::target_log_probs::workspace_elements(tokens, cfg.vocab_size)
-        + crate::ops::attention::workspace_elements(batch * cfg.num_attention_heads, seq);
+    let layer = tokens * (12 * h + 3 * i + 7 * kv);
+    let activations = match step.recompute {
+        false => cfg.num_hidden_layers * layer,
+        true => cfg.num_hidden_layers * tokens * h + 2 * layer,
+    };
+    // The loss runs before or after the layers, never during: the larger
+    // of the two workspaces.
+    let workspaces = crate::ops::target_log_probs::workspace_elements(tokens, cfg.vocab_size).max(
+        crate::ops::attention::workspace_elements(step.batch * cfg.num_attention_heads, step.seq),
+    );
+    let copies = match step.dtype {
+        DType::F32 | DType::F64 => 0,
+        _ => cfg.parameter_count() as u64 * step.dtype.size_in_bytes() as u64,
+    };
     const PROCESS: u64 = 48 << 20;
-    weights(cfg) * 4 + (activations + workspaces) as u64 * 4 + PROCESS
+    weights(cfg) * 4 + copies + (activations + workspaces) as u64 * 4 + PROCESS
 }

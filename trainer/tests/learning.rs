@@ -163,9 +163,10 @@ fn only_assistant_tokens_carry_gradient() {
     assert_ne!(grads(&change(false)), base);
 }
 
-#[test]
-fn gradients_match_finite_differences() {
-    // f64 so that central differences are accurate.
+/// A model small enough for finite differences, in f64 (so that central
+/// differences are accurate), with weights larger than the 0.02 init so that
+/// every path carries a visible gradient.
+fn small_model(dtype: DType) -> (ModelConfig, candle_nn::VarMap) {
     let cfg = ModelConfig {
         arch: Arch::Qwen2,
         vocab_size: 13,
@@ -182,9 +183,7 @@ fn gradients_match_finite_differences() {
         bos_token_id: None,
         eos_token_id: None,
     };
-    let dev = Device::Cpu;
-    let params = init_params(&cfg, 7, DType::F64, &dev).unwrap();
-    // Larger weights than the 0.02 init, so every path carries a visible gradient.
+    let params = init_params(&cfg, 7, dtype, &Device::Cpu).unwrap();
     for var in params.all_vars() {
         if var.rank() >= 1 {
             let t = (var.as_tensor() * 20.0).unwrap();
@@ -196,6 +195,13 @@ fn gradients_match_finite_differences() {
             var.set(&t).unwrap();
         }
     }
+    (cfg, params)
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    let dev = Device::Cpu;
+    let (cfg, params) = small_model(DType::F64);
     let model = Model::new(&cfg, &params).unwrap();
     let ids = Tensor::new(&[[1u32, 5, 3, 9, 2, 11]], &dev).unwrap();
     let targets = Tensor::new(&[[5u32, 3, 9, 2, 11, 4]], &dev).unwrap();
@@ -225,6 +231,132 @@ fn gradients_match_finite_differences() {
             &loss(&model).backward().unwrap(),
         );
     }
+}
+
+/// The trainer's loss over a few trained positions of a fixed sequence.
+fn small_loss(model: &Model) -> Tensor {
+    let dev = Device::Cpu;
+    let ids = Tensor::new(&[[1u32, 5, 3, 9, 2, 11], [4, 4, 8, 0, 12, 7]], &dev).unwrap();
+    let rows = Tensor::new(&[1u32, 2, 4, 5, 6, 9, 11], &dev).unwrap();
+    let targets = Tensor::new(&[3u32, 9, 11, 4, 8, 1, 2], &dev).unwrap();
+    model
+        .target_log_probs(&ids, &rows, &targets)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .neg()
+        .unwrap()
+}
+
+/// Every variable of `trained` has a gradient in both stores, the two
+/// within `tolerance` of each other relative to the largest entry.
+fn assert_same_gradients(
+    trained: &candle_nn::VarMap,
+    a: &candle_core::backprop::GradStore,
+    b: &candle_core::backprop::GradStore,
+    tolerance: f64,
+) {
+    for (name, var) in leafe_trainer::params::named_vars(trained) {
+        let grad = |store: &candle_core::backprop::GradStore| {
+            store
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("no gradient reaches {name}"))
+                .to_dtype(DType::F64)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
+        };
+        let (a, b) = (grad(a), grad(b));
+        let scale = a.iter().fold(0f64, |m, x| m.max(x.abs()));
+        assert!(scale > 0.0, "{name}: zero gradient");
+        let diff = a
+            .iter()
+            .zip(&b)
+            .fold(0f64, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            diff <= tolerance * scale,
+            "{name}: differ by {diff} (scale {scale})"
+        );
+    }
+}
+
+#[test]
+fn recomputed_layers_give_the_same_gradients() {
+    // All weights, f64: the same ops in the same order, so equal to rounding.
+    let (cfg, params) = small_model(DType::F64);
+    let plain = Model::new(&cfg, &params).unwrap();
+    let recomputing = Model::new(&cfg, &params).unwrap().recompute_layers();
+    let (loss, loss_recomputed) = (small_loss(&plain), small_loss(&recomputing));
+    assert_eq!(
+        loss.to_scalar::<f64>().unwrap(),
+        loss_recomputed.to_scalar::<f64>().unwrap()
+    );
+    let expected = plain.backward(&loss).unwrap();
+    assert_same_gradients(
+        &params,
+        &expected,
+        &recomputing.backward(&loss_recomputed).unwrap(),
+        1e-12,
+    );
+    // The layers' weight gradients come only from `Model::backward`: the
+    // plain backward pass of a recomputing model misses them (so the
+    // comparison above sees them).
+    let q = params
+        .data()
+        .lock()
+        .unwrap()
+        .get("model.layers.0.self_attn.q_proj.weight")
+        .unwrap()
+        .clone();
+    assert!(
+        small_loss(&recomputing)
+            .backward()
+            .unwrap()
+            .get(q.as_tensor())
+            .is_none()
+    );
+
+    // bf16 mixed precision: the recomputed layer is the same computation.
+    let (cfg, params) = small_model(DType::F32);
+    let mixed = |recompute: bool| {
+        let model = Model::for_training(&cfg, &params, None, DType::BF16).unwrap();
+        let model = if recompute {
+            model.recompute_layers()
+        } else {
+            model
+        };
+        let loss = small_loss(&model);
+        model.backward(&loss).unwrap()
+    };
+    assert_same_gradients(&params, &mixed(false), &mixed(true), 1e-6);
+
+    // A LoRA adapter: frozen weights (the layers' input needs no gradient),
+    // gradients for the adapter only.
+    let lora = leafe_trainer::lora::LoraConfig::new(2, 4.0, &["q_proj".into(), "down_proj".into()])
+        .unwrap();
+    let adapter = leafe_trainer::lora::init(&cfg, &lora, 3, &Device::Cpu).unwrap();
+    // B starts at zero; make it non-zero so that A's gradient is too.
+    for var in adapter.all_vars() {
+        var.set(&(var.as_tensor().ones_like().unwrap() * 0.3).unwrap())
+            .unwrap();
+    }
+    let adapted = |recompute: bool| {
+        let ad = leafe_trainer::model::Adapter {
+            config: &lora,
+            params: &adapter,
+        };
+        let model = Model::for_training(&cfg, &params, Some(ad), DType::F32).unwrap();
+        let model = if recompute {
+            model.recompute_layers()
+        } else {
+            model
+        };
+        let loss = small_loss(&model);
+        model.backward(&loss).unwrap()
+    };
+    assert_same_gradients(&adapter, &adapted(false), &adapted(true), 1e-6);
 }
 
 fn check_against_finite_differences(
@@ -412,18 +544,20 @@ fn sharded_and_half_precision_checkpoints_load() {
 /// Mixed precision (bf16 matmuls over f32 master weights) tracks f32
 /// training: same data, seed and steps, a loss within 1% of f32's at every
 /// one of 30 steps (measured: within 0.2%), and the f32 weights written
-/// either way.
+/// either way. Training with recomputed layers (`--grad-checkpoint`) gives
+/// f32's losses.
 #[test]
-fn bf16_mixed_precision_tracks_f32_training() {
+fn bf16_mixed_precision_and_recomputation_track_f32_training() {
     let (dir, model, data) = setup(Arch::Qwen2);
-    let run = |dtype: DType| -> Vec<f64> {
-        let out = dir.path().join(format!("sft-{dtype:?}"));
+    let run = |dtype: DType, grad_checkpoint: bool| -> Vec<f64> {
+        let out = dir.path().join(format!("sft-{dtype:?}-{grad_checkpoint}"));
         let cfg = SftConfig {
             epochs: 30,
             batch_size: 5,
             lr: 3e-3,
             warmup_steps: 3,
             dtype,
+            grad_checkpoint,
             ..SftConfig::default()
         };
         train(&model, &data, &out, &cfg, &Device::Cpu, false, false).unwrap();
@@ -440,7 +574,15 @@ fn bf16_mixed_precision_tracks_f32_training() {
             })
             .collect()
     };
-    let (full, mixed) = (run(DType::F32), run(DType::BF16));
+    let (full, mixed) = (run(DType::F32, false), run(DType::BF16, false));
+    let recomputed = run(DType::F32, true);
+    assert_eq!(recomputed.len(), 30);
+    for (step, (a, b)) in full.iter().zip(&recomputed).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 * a,
+            "step {step}: loss {a}, with recomputed layers {b}"
+        );
+    }
     assert_eq!(full.len(), 30);
     assert_eq!(full.len(), mixed.len());
     for (step, (a, b)) in full.iter().zip(&mixed).enumerate() {

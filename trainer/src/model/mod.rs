@@ -16,58 +16,28 @@
 
 mod cache;
 mod decode;
+mod layer;
+mod recompute;
 
 pub use cache::{KvBatch, KvCache};
+pub use layer::Linear;
 
 use crate::config::ModelConfig;
 
+use crate::ops::attention::causal_attention;
 use crate::ops::rms_norm::rms_norm;
 use crate::ops::rope::rotary;
-use crate::ops::swiglu::silu_mul;
-use candle_core::{D, DType, Device, Module, Result, Tensor};
+use candle_core::backprop::GradStore;
+use candle_core::{D, DType, Device, Result, Tensor};
 use candle_nn::VarMap;
-
-/// `y = x W^T + b (+ scale * x A^T B^T)`, with `W` as transformers stores
-/// it (`[out, in]`) and an optional LoRA delta `(A, B, scale)`.
-#[derive(Clone)]
-pub struct Linear {
-    pub weight: Tensor,
-    pub bias: Option<Tensor>,
-    pub lora: Option<(Tensor, Tensor, f64)>,
-}
-
-impl Module for Linear {
-    /// In the weight's dtype, whatever `x`'s.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = &x.to_dtype(self.weight.dtype())?;
-        let mut y = x.broadcast_matmul(&self.weight.t()?)?;
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(b)?;
-        }
-        if let Some((a, b, scale)) = &self.lora {
-            let low = x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&b.t()?)?;
-            y = (y + (low * *scale)?)?;
-        }
-        Ok(y)
-    }
-}
+use layer::Layer;
+use recompute::{TrainingLayer, WeightGrads};
+use std::sync::Arc;
 
 /// An adapter to apply: its config and its A/B matrices (PEFT names).
 pub struct Adapter<'a> {
     pub config: &'a crate::lora::LoraConfig,
     pub params: &'a VarMap,
-}
-
-struct Layer {
-    input_norm: Tensor,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
-    post_norm: Tensor,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
 }
 
 /// The decoder.
@@ -81,6 +51,9 @@ pub struct Model {
     sin: Tensor,
     /// The dtype of the matmuls and the attention and MLP activations.
     compute: DType,
+    /// Set when the layers recompute their activations in the backward
+    /// pass ([`Model::recompute_layers`]): their weights' gradients.
+    recomputed: Option<Arc<WeightGrads>>,
 }
 
 /// `log softmax` over the last dimension, differentiable.
@@ -141,6 +114,8 @@ impl Model {
             .data()
             .lock()
             .expect("the var map lock is never poisoned");
+        // The trainable variables fetched since the last layer was built.
+        let fetched = std::cell::RefCell::new(Vec::new());
         let get = |name: &str, shape: &[usize]| -> Result<Tensor> {
             let var = data
                 .get(name)
@@ -154,21 +129,26 @@ impl Model {
             Ok(if frozen {
                 var.as_tensor().detach()
             } else {
+                fetched.borrow_mut().push(var.as_tensor().id());
                 var.as_tensor().clone()
             })
         };
         let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
         let kv = cfg.num_key_value_heads * cfg.head_dim();
         let embed = get("model.embed_tokens.weight", &[v, h])?;
+        fetched.borrow_mut().clear();
         let compute = compute.unwrap_or(embed.dtype());
         let linear = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
             let lora = match adapter.as_ref() {
                 Some(ad) => match crate::lora::delta(ad.params, name) {
-                    Some((a, b)) => Some((
-                        a.to_dtype(compute)?,
-                        b.to_dtype(compute)?,
-                        ad.config.scale(),
-                    )),
+                    Some((a, b)) => {
+                        fetched.borrow_mut().extend([a.id(), b.id()]);
+                        Some((
+                            a.to_dtype(compute)?,
+                            b.to_dtype(compute)?,
+                            ad.config.scale(),
+                        ))
+                    }
                     None => None,
                 },
                 None => None,
@@ -196,6 +176,7 @@ impl Model {
                 gate: linear(&p("mlp.gate_proj"), i, h, false)?,
                 up: linear(&p("mlp.up_proj"), i, h, false)?,
                 down: linear(&p("mlp.down_proj"), h, i, false)?,
+                variables: fetched.take(),
             });
         }
         let norm = get("model.norm.weight", &[h])?;
@@ -214,7 +195,28 @@ impl Model {
             cos,
             sin,
             compute,
+            recomputed: None,
         })
+    }
+
+    /// Keep only each layer's input for the backward pass and run the layer
+    /// again there (activation recomputation, `--grad-checkpoint`): less
+    /// memory for a second forward pass. The gradients then come from
+    /// [`Model::backward`].
+    pub fn recompute_layers(mut self) -> Model {
+        self.recomputed = Some(Arc::default());
+        self
+    }
+
+    /// The gradients of `loss`, a function of this model's outputs: what
+    /// `loss.backward()` gives, plus the gradients of the recomputed layers'
+    /// weights.
+    pub fn backward(&self, loss: &Tensor) -> Result<GradStore> {
+        let mut grads = loss.backward()?;
+        if let Some(recomputed) = &self.recomputed {
+            recomputed.move_into(&mut grads)?;
+        }
+        Ok(grads)
     }
 
     pub fn device(&self) -> &Device {
@@ -263,9 +265,40 @@ impl Model {
     /// The last layer's output `[batch, seq, hidden]`, before the final norm.
     fn hidden(&self, ids: &Tensor) -> Result<Tensor> {
         let scale = 1.0 / (self.cfg.head_dim() as f64).sqrt();
-        self.decoder(ids, &[0], |_, q, k, v| {
-            crate::ops::attention::causal_attention(q, k, v, 0, scale)
-        })
+        let Some(grads) = &self.recomputed else {
+            return self.decoder(ids, &[0], |_, q, k, v| causal_attention(q, k, v, 0, scale));
+        };
+        let mut x = self.embed(ids, &[0])?;
+        let t = ids.dim(1)?;
+        for layer in &self.layers {
+            let layer = TrainingLayer {
+                layer: layer.clone(),
+                cfg: self.cfg.clone(),
+                cos: self.cos.narrow(0, 0, t)?,
+                sin: self.sin.narrow(0, 0, t)?,
+                scale,
+            };
+            x = layer.forward_recomputed(&x, grads)?;
+        }
+        Ok(x)
+    }
+
+    /// The embeddings `[b, t, hidden]` of `ids` `[b, t]`, row `i` to be at
+    /// positions `starts[i]..starts[i] + t` (one start: all rows there).
+    fn embed(&self, ids: &Tensor, starts: &[usize]) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if let Some(longest) = starts.iter().max()
+            && longest + t > self.cfg.max_position_embeddings
+        {
+            candle_core::bail!(
+                "sequence of {} positions is longer than max_position_embeddings {}",
+                longest + t,
+                self.cfg.max_position_embeddings
+            );
+        }
+        self.embed
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, self.cfg.hidden_size))
     }
 
     /// The decoder layers over `ids` `[b, t]`, row `i` at positions
@@ -279,46 +312,15 @@ impl Model {
         starts: &[usize],
         mut attend: impl FnMut(usize, &Tensor, &Tensor, &Tensor) -> Result<Tensor>,
     ) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let cfg = &self.cfg;
-        if let Some(longest) = starts.iter().max()
-            && longest + t > cfg.max_position_embeddings
-        {
-            candle_core::bail!(
-                "sequence of {} positions is longer than max_position_embeddings {}",
-                longest + t,
-                cfg.max_position_embeddings
-            );
-        }
-        let (nh, nkv, hd) = (
-            cfg.num_attention_heads,
-            cfg.num_key_value_heads,
-            cfg.head_dim(),
-        );
-        let mut x =
-            self.embed
-                .index_select(&ids.flatten_all()?, 0)?
-                .reshape((b, t, cfg.hidden_size))?;
         // The residual stream keeps the embedding's dtype (f32 when training).
-        let residual = x.dtype();
+        let mut x = self.embed(ids, starts)?;
         for (l, layer) in self.layers.iter().enumerate() {
-            let h = rms_norm(&x, &layer.input_norm, cfg.rms_norm_eps)?;
-            let heads = |lin: &Linear, n: usize| -> Result<Tensor> {
-                lin.forward(&h)?
-                    .reshape((b, t, n, hd))?
-                    .transpose(1, 2)?
-                    .contiguous()
-            };
-            let q = self.rope(&heads(&layer.q, nh)?, starts)?;
-            let k = self.rope(&heads(&layer.k, nkv)?, starts)?;
-            let y = attend(l, &q, &k, &heads(&layer.v, nkv)?)?;
-            let y = y.transpose(1, 2)?.reshape((b, t, cfg.hidden_size))?;
-            x = (x + layer.o.forward(&y)?.to_dtype(residual)?)?;
-            let h = rms_norm(&x, &layer.post_norm, cfg.rms_norm_eps)?;
-            let mlp = layer
-                .down
-                .forward(&silu_mul(&layer.gate.forward(&h)?, &layer.up.forward(&h)?)?)?;
-            x = (x + mlp.to_dtype(residual)?)?;
+            x = layer.forward(
+                &self.cfg,
+                &x,
+                |h| self.rope(h, starts),
+                |q, k, v| attend(l, q, k, v),
+            )?;
         }
         Ok(x)
     }

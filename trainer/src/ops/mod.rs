@@ -27,7 +27,7 @@ pub fn accumulation_dtype(dtype: DType) -> DType {
 pub(crate) struct Precomputed(Mutex<Option<Tensor>>);
 
 impl Precomputed {
-    fn new(value: Tensor) -> Precomputed {
+    pub(crate) fn new(value: Tensor) -> Precomputed {
         Precomputed(Mutex::new(Some(value)))
     }
 
@@ -39,7 +39,7 @@ impl Precomputed {
             .ok_or_else(|| candle_core::Error::Msg("an op's forward pass ran twice".into()))
     }
 
-    fn cpu(&self) -> Result<(CpuStorage, Shape)> {
+    pub(crate) fn cpu(&self) -> Result<(CpuStorage, Shape)> {
         let value = self.take()?;
         let (storage, layout) = value.storage_and_layout();
         match &*storage {
@@ -50,7 +50,7 @@ impl Precomputed {
         }
     }
 
-    fn cuda(&self) -> Result<(CudaStorage, Shape)> {
+    pub(crate) fn cuda(&self) -> Result<(CudaStorage, Shape)> {
         let value = self.take()?;
         let (storage, layout) = value.storage_and_layout();
         match &*storage {

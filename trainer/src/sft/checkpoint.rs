@@ -94,9 +94,15 @@ impl Weights {
     }
 
     /// The model over these weights, computing in `compute` (see
-    /// [`Model::for_training`]).
-    pub(crate) fn model(&self, cfg: &ModelConfig, compute: DType) -> Result<Model> {
-        Ok(match self {
+    /// [`Model::for_training`]), recomputing its layers' activations in the
+    /// backward pass if `recompute`.
+    pub(crate) fn model(
+        &self,
+        cfg: &ModelConfig,
+        compute: DType,
+        recompute: bool,
+    ) -> Result<Model> {
+        let model = match self {
             Weights::Full(params) => Model::for_training(cfg, params, None, compute)?,
             Weights::Lora {
                 base,
@@ -111,6 +117,11 @@ impl Weights {
                 }),
                 compute,
             )?,
+        };
+        Ok(if recompute {
+            model.recompute_layers()
+        } else {
+            model
         })
     }
 

@@ -53,6 +53,9 @@ pub struct SftConfig {
     /// mixed precision (f32 weights, optimizer state, norms, softmax and
     /// loss; bf16 matmuls). Checkpoints hold the f32 weights either way.
     pub dtype: DType,
+    /// Recompute each layer's activations in the backward pass
+    /// ([`crate::model::Model::recompute_layers`]): less memory, a longer step.
+    pub grad_checkpoint: bool,
 }
 
 impl Default for SftConfig {
@@ -75,6 +78,7 @@ impl Default for SftConfig {
             kl: None,
             lora: None,
             dtype: DType::F32,
+            grad_checkpoint: false,
         }
     }
 }
@@ -155,7 +159,15 @@ pub fn train(
         .max()
         .unwrap_or(1);
     crate::memory::check(
-        crate::memory::training(&model_cfg, cfg.batch_size, longest),
+        crate::memory::training(
+            &model_cfg,
+            crate::memory::TrainingStep {
+                batch: cfg.batch_size,
+                seq: longest,
+                dtype: cfg.dtype,
+                recompute: cfg.grad_checkpoint,
+            },
+        ),
         "training with these settings",
     )?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -170,7 +182,7 @@ pub fn train(
         resumed.as_ref().map(|(_, p)| p.as_path()),
         device,
     )?;
-    let mut model = weights.model(&model_cfg, cfg.dtype)?;
+    let mut model = weights.model(&model_cfg, cfg.dtype, cfg.grad_checkpoint)?;
     let reference = match &cfg.kl {
         Some(kl) => {
             if !(kl.coef >= 0.0 && kl.coef.is_finite()) {
@@ -253,7 +265,7 @@ pub fn train(
                     loss = (loss + (kl * (*coef / tokens.max(1) as f64))?)?;
                 }
                 loss_sum += f64::from(loss.to_scalar::<f32>()?);
-                let store = loss.backward()?;
+                let store = model.backward(&loss)?;
                 for ((_, var), slot) in opt.vars().zip(grads.iter_mut()) {
                     if let Some(g) = store.get(var.as_tensor()) {
                         *slot = Some(match slot.take() {
@@ -267,7 +279,7 @@ pub fn train(
             let grad_norm = opt.apply(&grads, lr, cfg.max_grad_norm)?;
             if cfg.dtype != DType::F32 {
                 // The model holds casts of the weights as they were.
-                model = weights.model(&model_cfg, cfg.dtype)?;
+                model = weights.model(&model_cfg, cfg.dtype, cfg.grad_checkpoint)?;
             }
             if !loss_sum.is_finite() {
                 bail!(
