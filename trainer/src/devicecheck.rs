@@ -125,12 +125,17 @@ fn loss_op(device: &Device) -> Result<Vec<Tensor>> {
     })
 }
 
-/// One training step of a tiny random model: the loss, the gradient norm
-/// and every weight after AdamW.
-fn training_step(device: &Device, dtype: DType) -> Result<(f64, f64, Vec<Tensor>)> {
+/// Three training steps of a tiny random model (three, so that AdamW's
+/// moments and bias corrections matter: its first step is about `lr *
+/// sign(grad)`): the first loss, the last gradient norm and every weight
+/// after the last AdamW update.
+fn training_steps(
+    device: &Device,
+    dtype: DType,
+    recompute: bool,
+) -> Result<(f64, f64, Vec<Tensor>)> {
     let cfg = crate::bench::tiny();
     let params = init_params(&cfg, 3, DType::F32, device)?;
-    let model = Model::for_training(&cfg, &params, None, dtype)?;
     let (batch, seq) = (2, 24);
     let ids: Vec<u32> = (0..batch * (seq + 1))
         .map(|i| (i * 31 % cfg.vocab_size) as u32)
@@ -139,20 +144,31 @@ fn training_step(device: &Device, dtype: DType) -> Result<(f64, f64, Vec<Tensor>
     let inputs = all.narrow(1, 0, seq)?.contiguous()?;
     let targets = all.narrow(1, 1, seq)?.flatten_all()?;
     let rows = Tensor::arange(0u32, (batch * seq) as u32, device)?;
-    let loss = (model
-        .target_log_probs(&inputs, &rows, &targets)?
-        .sum_all()?
-        .neg()?
-        / (batch * seq) as f64)?;
-    let grads = loss.backward()?;
     let mut opt = AdamW::new(crate::params::named_vars(&params), AdamWConfig::default())?;
-    let grads: Vec<Option<Tensor>> = opt
-        .vars()
-        .map(|(_, v)| grads.get(v.as_tensor()).cloned())
-        .collect();
-    let norm = opt.apply(&grads, 1e-3, 1.0)?;
+    let (mut first_loss, mut norm) = (None, 0.0);
+    for _ in 0..3 {
+        let model = Model::for_training(&cfg, &params, None, dtype)?;
+        let model = if recompute {
+            model.recompute_layers()
+        } else {
+            model
+        };
+        let loss = (model
+            .target_log_probs(&inputs, &rows, &targets)?
+            .sum_all()?
+            .neg()?
+            / (batch * seq) as f64)?;
+        first_loss.get_or_insert(f64::from(loss.to_scalar::<f32>()?));
+        let grads = model.backward(&loss)?;
+        let grads: Vec<Option<Tensor>> = opt
+            .vars()
+            .map(|(_, v)| grads.get(v.as_tensor()).cloned())
+            .collect();
+        // A clipping bound below the norm, so that clipping is exercised.
+        norm = opt.apply(&grads, 1e-3, 0.5)?;
+    }
     let weights = opt.vars().map(|(_, v)| v.as_tensor().clone()).collect();
-    Ok((f64::from(loss.to_scalar::<f32>()?), norm, weights))
+    Ok((first_loss.unwrap_or_default(), norm, weights))
 }
 
 /// Next-token logits of three sequences decoded together after their prompts.
@@ -226,28 +242,31 @@ pub fn compare(device: &Device) -> Result<Vec<Agreement>> {
     {
         push(&format!("loss op: {name}"), max_diff(a, b)?, 1e-4);
     }
-    for dtype in [DType::F32, DType::BF16] {
-        let (here, there) = (
-            training_step(&cpu, DType::F32)?,
-            training_step(device, dtype)?,
-        );
-        let (label, tolerance) = match dtype {
-            DType::F32 => ("f32", 1e-5),
+    let reference = training_steps(&cpu, DType::F32, false)?;
+    for (dtype, recompute) in [
+        (DType::F32, false),
+        (DType::BF16, false),
+        (DType::F32, true),
+    ] {
+        let there = training_steps(device, dtype, recompute)?;
+        let (label, tolerance) = match (dtype, recompute) {
+            (DType::F32, false) => ("f32", 1e-5),
+            (DType::F32, true) => ("f32 with recomputed layers", 1e-5),
             _ => ("bf16", 2e-2),
         };
-        let name = format!("training step {label} vs f32 on the CPU");
+        let name = format!("3 training steps {label} vs f32 on the CPU");
         push(
             &format!("{name}: loss"),
-            (here.0 - there.0).abs(),
-            tolerance * here.0.abs().max(1.0),
+            (reference.0 - there.0).abs(),
+            tolerance * reference.0.abs().max(1.0),
         );
         push(
             &format!("{name}: gradient norm"),
-            (here.1 - there.1).abs(),
-            tolerance * here.1.max(1.0),
+            (reference.1 - there.1).abs(),
+            tolerance * reference.1.max(1.0),
         );
         let mut worst = 0.0f64;
-        for (a, b) in here.2.iter().zip(&there.2) {
+        for (a, b) in reference.2.iter().zip(&there.2) {
             worst = worst.max(max_diff(a, b)?);
         }
         push(&format!("{name}: weights after AdamW"), worst, tolerance);
@@ -268,7 +287,7 @@ mod tests {
     #[test]
     fn every_check_runs_and_agrees_with_itself() {
         let checks = compare(&Device::Cpu).unwrap();
-        assert_eq!(checks.len(), 27);
+        assert_eq!(checks.len(), 30);
         for check in &checks {
             // bf16 is compared with f32: close, not equal.
             if check.what.contains("bf16") {

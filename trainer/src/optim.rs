@@ -119,42 +119,55 @@ impl AdamW {
         } = self.cfg;
         let bias1 = 1.0 - beta1.powi(self.step as i32);
         let bias2 = 1.0 - beta2.powi(self.step as i32);
+        #[cfg(feature = "cuda")]
+        let mut host_clip_on_device: Option<Tensor> = None;
         for (((_, var, moments), g), fused) in self.slots.iter_mut().zip(grads).zip(fused) {
             let Some(g) = g else { continue };
-            let decay = if var.rank() >= 2 { weight_decay } else { 0.0 };
+            let c = Coefficients {
+                beta1,
+                beta2,
+                eps,
+                bias1,
+                bias2,
+                lr,
+                decay: if var.rank() >= 2 { weight_decay } else { 0.0 },
+            };
             match moments {
                 Moments::Cpu(m, v) if fused => {
                     let Clip::Host(clip) = clip else {
                         bail!("the fused CPU update needs the clipping factor on the host")
                     };
-                    let c = Coefficients {
-                        beta1,
-                        beta2,
-                        eps,
-                        bias1,
-                        bias2,
-                        lr,
-                        decay,
-                        clip,
-                    };
                     // Updates the variable's own storage: no copies of weights or gradients.
                     let op = InPlaceAdamW {
                         moments: std::cell::RefCell::new((m, v)),
                         c,
+                        clip,
                     };
                     var.as_tensor().inplace_op2(g, &op)?;
                 }
                 Moments::Cpu(..) => bail!("a gradient of the wrong dtype for a CPU variable"),
-                Moments::Device(m, v) => {
-                    let g = match &clip {
-                        Clip::Host(c) if *c == 1.0 => g.clone(),
-                        Clip::Host(c) => (g * *c)?,
-                        Clip::Device(c) => g.broadcast_mul(&c.to_dtype(g.dtype())?)?,
+                #[cfg(feature = "cuda")]
+                Moments::Device(m, v)
+                    if crate::cuda::adamw_applies(var.as_tensor(), g)
+                        && cuda_adamw_verified(var.device()) =>
+                {
+                    let clip = match &clip {
+                        Clip::Device(c) => c.clone(),
+                        // Copied to the device once per step, not per variable.
+                        Clip::Host(c) => match &host_clip_on_device {
+                            Some(t) => t.clone(),
+                            None => {
+                                let t = Tensor::new(*c as f32, var.device())?;
+                                host_clip_on_device = Some(t.clone());
+                                t
+                            }
+                        },
                     };
-                    *m = ((&*m * beta1)? + (&g * (1.0 - beta1))?)?;
-                    *v = ((&*v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
-                    let update = ((&*m / bias1)? / ((&*v / bias2)?.sqrt()? + eps)?)?;
-                    let theta = ((var.as_tensor() * (1.0 - lr * decay))? - (update * lr)?)?;
+                    crate::cuda::adamw(var.as_tensor(), &g.contiguous()?, m, v, &clip, c.kernel())?;
+                }
+                Moments::Device(m, v) => {
+                    let [theta, new_m, new_v] = tensor_update(var.as_tensor(), g, m, v, &clip, &c)?;
+                    (*m, *v) = (new_m, new_v);
                     var.set(&theta)?;
                 }
             }
@@ -228,6 +241,7 @@ enum Clip {
 struct InPlaceAdamW<'a> {
     moments: std::cell::RefCell<(&'a mut Vec<f32>, &'a mut Vec<f32>)>,
     c: Coefficients,
+    clip: f64,
 }
 
 fn contiguous<'a, T>(
@@ -266,7 +280,7 @@ impl candle_core::InplaceOp2 for InPlaceAdamW<'_> {
         if g.len() != end - start || m.len() != g.len() {
             candle_core::bail!("the gradient does not match the weights");
         }
-        update_parallel(&mut theta[start..end], m, v, g, &self.c);
+        update_parallel(&mut theta[start..end], m, v, g, &self.c, self.clip);
         Ok(())
     }
 }
@@ -296,6 +310,8 @@ impl candle_core::CustomOp1 for SumOfSquares {
     }
 }
 
+/// One variable's AdamW constants at one step.
+#[derive(Clone, Copy)]
 struct Coefficients {
     beta1: f64,
     beta2: f64,
@@ -304,14 +320,105 @@ struct Coefficients {
     bias2: f64,
     lr: f64,
     decay: f64,
-    clip: f64,
+}
+
+impl Coefficients {
+    /// As the CUDA kernel takes them.
+    #[cfg(feature = "cuda")]
+    fn kernel(&self) -> crate::cuda::AdamWStep {
+        crate::cuda::AdamWStep {
+            beta1: self.beta1 as f32,
+            beta2: self.beta2 as f32,
+            inv_bias1: (1.0 / self.bias1) as f32,
+            inv_bias2: (1.0 / self.bias2) as f32,
+            lr: self.lr as f32,
+            eps: self.eps as f32,
+            keep: (1.0 - self.lr * self.decay) as f32,
+        }
+    }
+}
+
+/// The AdamW update of one variable with candle's tensor ops (any device,
+/// any dtype): the new weights and moments.
+fn tensor_update(
+    theta: &Tensor,
+    g: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    clip: &Clip,
+    c: &Coefficients,
+) -> candle_core::Result<[Tensor; 3]> {
+    let g = match clip {
+        Clip::Host(c) if *c == 1.0 => g.clone(),
+        Clip::Host(c) => (g * *c)?,
+        Clip::Device(c) => g.broadcast_mul(&c.to_dtype(g.dtype())?)?,
+    };
+    let m = ((m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
+    let v = ((v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+    let update = ((&m / c.bias1)? / ((&v / c.bias2)?.sqrt()? + c.eps)?)?;
+    let theta = ((theta * (1.0 - c.lr * c.decay))? - (update * c.lr)?)?;
+    Ok([theta, m, v])
+}
+
+/// Whether the CUDA AdamW kernel gives what [`tensor_update`] gives on
+/// this GPU, checked once per process on random values (the kernel cannot
+/// be tested where no GPU is, so it is tested where it runs). On a
+/// disagreement the tensor ops are used, with a warning.
+#[cfg(feature = "cuda")]
+fn cuda_adamw_verified(device: &candle_core::Device) -> bool {
+    static VERIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *VERIFIED.get_or_init(|| match cuda_adamw_difference(device) {
+        Ok(diff) if diff <= 1e-5 => true,
+        Ok(diff) => {
+            eprintln!(
+                "warning: the CUDA AdamW kernel differs from candle's ops by {diff:e} on this GPU; \
+                 using candle's ops"
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("warning: the CUDA AdamW kernel failed ({e}); using candle's ops");
+            false
+        }
+    })
+}
+
+/// The largest difference between the kernel's and the tensor ops' new
+/// weights and moments, for one step with non-trivial moments, clipping
+/// and weight decay.
+#[cfg(feature = "cuda")]
+fn cuda_adamw_difference(device: &candle_core::Device) -> candle_core::Result<f64> {
+    let mut rng = crate::init::SeededRng::new(11);
+    let n = 4099; // not a multiple of a block
+    let mut random = |std: f64| rng.normal_tensor(&[n], std, DType::F32, device);
+    let (theta, g, m) = (random(1.0)?, random(0.1)?, random(0.01)?);
+    let v = random(0.01)?.sqr()?;
+    let clip = Tensor::new(0.7f32, device)?;
+    let c = Coefficients {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        bias1: 1.0 - 0.9f64.powi(3),
+        bias2: 1.0 - 0.999f64.powi(3),
+        lr: 1e-2,
+        decay: 0.1,
+    };
+    let expected = tensor_update(&theta, &g, &m, &v, &Clip::Device(clip.clone()), &c)?;
+    let (theta, m, v) = (theta.copy()?, m.copy()?, v.copy()?);
+    crate::cuda::adamw(&theta, &g, &m, &v, &clip, c.kernel())?;
+    let mut worst = 0f64;
+    for (a, b) in [theta, m, v].iter().zip(&expected) {
+        let diff = (a - b)?.abs()?.max(0)?.to_scalar::<f32>()?;
+        worst = worst.max(f64::from(diff));
+    }
+    Ok(worst)
 }
 
 /// The AdamW update of one variable in one pass over memory.
-fn update(theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &Coefficients) {
+fn update(theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &Coefficients, clip: f64) {
     let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);
     let (inv1, inv2) = ((1.0 / c.bias1) as f32, (1.0 / c.bias2) as f32);
-    let (lr, eps, clip) = (c.lr as f32, c.eps as f32, c.clip as f32);
+    let (lr, eps, clip) = (c.lr as f32, c.eps as f32, clip as f32);
     let keep = (1.0 - c.lr * c.decay) as f32;
     for i in 0..theta.len() {
         let gi = g[i] * clip;
@@ -322,12 +429,19 @@ fn update(theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &Coeffi
 }
 
 /// [`update`] split over the cores for large variables.
-fn update_parallel(theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &Coefficients) {
+fn update_parallel(
+    theta: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    g: &[f32],
+    c: &Coefficients,
+    clip: f64,
+) {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     if threads == 1 || theta.len() < 1 << 16 {
-        return update(theta, m, v, g, c);
+        return update(theta, m, v, g, c, clip);
     }
     let chunk = theta.len().div_ceil(threads);
     std::thread::scope(|s| {
@@ -337,7 +451,7 @@ fn update_parallel(theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c
             .zip(v.chunks_mut(chunk))
             .zip(g.chunks(chunk))
         {
-            s.spawn(move || update(t, m, v, g, c));
+            s.spawn(move || update(t, m, v, g, c, clip));
         }
     });
 }
