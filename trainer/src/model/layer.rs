@@ -16,18 +16,26 @@ pub struct Linear {
 }
 
 impl Module for Linear {
-    /// In the weight's dtype, whatever `x`'s.
+    /// In the weight's dtype, whatever `x`'s. `x` is `[..., in]`; its
+    /// leading dimensions are flattened into one `[rows, in] x [in, out]`
+    /// product, so that the weight's gradient is one product too (a batched
+    /// product would compute one per batch row and sum them).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = &x.to_dtype(self.weight.dtype())?;
-        let mut y = x.broadcast_matmul(&self.weight.t()?)?;
+        let mut dims = x.dims().to_vec();
+        let Some(inp) = dims.pop() else {
+            candle_core::bail!("a linear layer's input has no dimensions")
+        };
+        let x = &x.to_dtype(self.weight.dtype())?.reshape(((), inp))?;
+        let mut y = x.matmul(&self.weight.t()?)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
         if let Some((a, b, scale)) = &self.lora {
-            let low = x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&b.t()?)?;
+            let low = x.matmul(&a.t()?)?.matmul(&b.t()?)?;
             y = (y + (low * *scale)?)?;
         }
-        Ok(y)
+        dims.push(y.dim(1)?);
+        y.reshape(dims)
     }
 }
 
