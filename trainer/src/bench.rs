@@ -151,14 +151,8 @@ pub fn train_step(
     crate::memory::check(estimated_bytes, "this benchmark")?;
     let measure_peak = device.is_cpu() && crate::memory::reset_peak_rss();
     let params = init_params(cfg, 0, DType::F32, device)?;
-    let build = || {
-        let model = Model::for_training(cfg, &params, None, dtype)?;
-        Ok::<_, candle_core::Error>(if recompute {
-            model.recompute_layers()
-        } else {
-            model
-        })
-    };
+    let build =
+        || Model::for_training(cfg, &params, None, dtype).map(|m| m.with_recomputation(recompute));
     let mut model = build()?;
     let mut opt = AdamW::new(crate::params::named_vars(&params), AdamWConfig::default())?;
     let mut rng = SeededRng::new(2);
@@ -181,6 +175,9 @@ pub fn train_step(
         let forward = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let store = model.backward(&loss)?;
+        // A GPU queues the work: wait for it, so that each phase is timed
+        // by its own work, not by the launches.
+        device.synchronize()?;
         let backward = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let grads: Vec<Option<Tensor>> = opt
@@ -191,6 +188,7 @@ pub fn train_step(
         if dtype != DType::F32 {
             model = build()?; // cast the updated weights, as `sft` does
         }
+        device.synchronize()?;
         Ok([forward, backward, t.elapsed().as_secs_f64()])
     };
     step(&mut opt)?;

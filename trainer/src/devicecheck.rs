@@ -147,12 +147,7 @@ fn training_steps(
     let mut opt = AdamW::new(crate::params::named_vars(&params), AdamWConfig::default())?;
     let (mut first_loss, mut norm) = (None, 0.0);
     for _ in 0..3 {
-        let model = Model::for_training(&cfg, &params, None, dtype)?;
-        let model = if recompute {
-            model.recompute_layers()
-        } else {
-            model
-        };
+        let model = Model::for_training(&cfg, &params, None, dtype)?.with_recomputation(recompute);
         let loss = (model
             .target_log_probs(&inputs, &rows, &targets)?
             .sum_all()?

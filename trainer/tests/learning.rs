@@ -287,7 +287,7 @@ fn recomputed_layers_give_the_same_gradients() {
     // All weights, f64: the same ops in the same order, so equal to rounding.
     let (cfg, params) = small_model(DType::F64);
     let plain = Model::new(&cfg, &params).unwrap();
-    let recomputing = Model::new(&cfg, &params).unwrap().recompute_layers();
+    let recomputing = Model::new(&cfg, &params).unwrap().with_recomputation(true);
     let (loss, loss_recomputed) = (small_loss(&plain), small_loss(&recomputing));
     assert_eq!(
         loss.to_scalar::<f64>().unwrap(),
@@ -318,22 +318,9 @@ fn recomputed_layers_give_the_same_gradients() {
             .is_none()
     );
 
-    // bf16 mixed precision: the recomputed layer is the same computation.
+    // bf16 mixed precision, and a LoRA adapter (frozen weights: the layers'
+    // input needs no gradient; gradients reach the adapter only).
     let (cfg, params) = small_model(DType::F32);
-    let mixed = |recompute: bool| {
-        let model = Model::for_training(&cfg, &params, None, DType::BF16).unwrap();
-        let model = if recompute {
-            model.recompute_layers()
-        } else {
-            model
-        };
-        let loss = small_loss(&model);
-        model.backward(&loss).unwrap()
-    };
-    assert_same_gradients(&params, &mixed(false), &mixed(true), 1e-6);
-
-    // A LoRA adapter: frozen weights (the layers' input needs no gradient),
-    // gradients for the adapter only.
     let lora = leafe_trainer::lora::LoraConfig::new(2, 4.0, &["q_proj".into(), "down_proj".into()])
         .unwrap();
     let adapter = leafe_trainer::lora::init(&cfg, &lora, 3, &Device::Cpu).unwrap();
@@ -342,21 +329,23 @@ fn recomputed_layers_give_the_same_gradients() {
         var.set(&(var.as_tensor().ones_like().unwrap() * 0.3).unwrap())
             .unwrap();
     }
-    let adapted = |recompute: bool| {
-        let ad = leafe_trainer::model::Adapter {
+    let gradients = |dtype: DType, lora_adapter: bool, recompute: bool| {
+        let ad = lora_adapter.then_some(leafe_trainer::model::Adapter {
             config: &lora,
             params: &adapter,
-        };
-        let model = Model::for_training(&cfg, &params, Some(ad), DType::F32).unwrap();
-        let model = if recompute {
-            model.recompute_layers()
-        } else {
-            model
-        };
-        let loss = small_loss(&model);
-        model.backward(&loss).unwrap()
+        });
+        let model = Model::for_training(&cfg, &params, ad, dtype)
+            .unwrap()
+            .with_recomputation(recompute);
+        model.backward(&small_loss(&model)).unwrap()
     };
-    assert_same_gradients(&adapter, &adapted(false), &adapted(true), 1e-6);
+    for (dtype, lora_adapter, trained) in
+        [(DType::BF16, false, &params), (DType::F32, true, &adapter)]
+    {
+        let plain = gradients(dtype, lora_adapter, false);
+        let recomputed = gradients(dtype, lora_adapter, true);
+        assert_same_gradients(trained, &plain, &recomputed, 1e-6);
+    }
 }
 
 fn check_against_finite_differences(

@@ -52,7 +52,7 @@ pub struct Model {
     /// The dtype of the matmuls and the attention and MLP activations.
     compute: DType,
     /// Set when the layers recompute their activations in the backward
-    /// pass ([`Model::recompute_layers`]): their weights' gradients.
+    /// pass ([`Model::with_recomputation`]): their weights' gradients.
     recomputed: Option<Arc<WeightGrads>>,
 }
 
@@ -199,12 +199,12 @@ impl Model {
         })
     }
 
-    /// Keep only each layer's input for the backward pass and run the layer
-    /// again there (activation recomputation, `--grad-checkpoint`): less
-    /// memory for a second forward pass. The gradients then come from
-    /// [`Model::backward`].
-    pub fn recompute_layers(mut self) -> Model {
-        self.recomputed = Some(Arc::default());
+    /// With `recompute`, keep only each layer's input for the backward pass
+    /// and run the layer again there (activation recomputation,
+    /// `--grad-checkpoint`): less memory for a second forward pass. The
+    /// gradients then come from [`Model::backward`].
+    pub fn with_recomputation(mut self, recompute: bool) -> Model {
+        self.recomputed = recompute.then(Arc::default);
         self
     }
 

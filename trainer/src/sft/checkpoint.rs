@@ -118,11 +118,7 @@ impl Weights {
                 compute,
             )?,
         };
-        Ok(if recompute {
-            model.recompute_layers()
-        } else {
-            model
-        })
+        Ok(model.with_recomputation(recompute))
     }
 
     /// The variables the optimizer updates.

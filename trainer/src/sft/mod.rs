@@ -54,7 +54,7 @@ pub struct SftConfig {
     /// loss; bf16 matmuls). Checkpoints hold the f32 weights either way.
     pub dtype: DType,
     /// Recompute each layer's activations in the backward pass
-    /// ([`crate::model::Model::recompute_layers`]): less memory, a longer step.
+    /// ([`crate::model::Model::with_recomputation`]): less memory, a longer step.
     pub grad_checkpoint: bool,
 }
 
