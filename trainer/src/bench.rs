@@ -148,7 +148,7 @@ pub fn train_step(
         recompute,
     } = shape;
     let estimated_bytes = crate::memory::training(cfg, shape);
-    crate::memory::check(estimated_bytes, "this benchmark")?;
+    crate::memory::check_on(device, estimated_bytes, "this benchmark")?;
     let measure_peak = device.is_cpu() && crate::memory::reset_peak_rss();
     let params = init_params(cfg, 0, DType::F32, device)?;
     let build =

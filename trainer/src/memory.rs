@@ -44,6 +44,32 @@ pub fn check(needed: u64, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuse `what` when it needs more than `device` has: the memory available
+/// on a CPU, the GPU's free memory on CUDA (where a training step's weights,
+/// optimizer state and activations live).
+pub fn check_on(device: &candle_core::Device, needed: u64, what: &str) -> Result<()> {
+    match device {
+        #[cfg(feature = "cuda")]
+        candle_core::Device::Cuda(gpu) => {
+            let (free, _) = gpu
+                .cuda_stream()
+                .context()
+                .mem_get_info()
+                .map_err(|e| anyhow::anyhow!("cannot read the GPU's free memory: {e}"))?;
+            if needed > free as u64 {
+                let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+                bail!(
+                    "{what} needs about {:.1} GiB of GPU memory, only {:.1} GiB is free",
+                    gib(needed),
+                    gib(free as u64)
+                );
+            }
+            Ok(())
+        }
+        _ => check(needed, what),
+    }
+}
+
 /// f32 weights of the model.
 pub fn weights(cfg: &ModelConfig) -> u64 {
     cfg.parameter_count() as u64 * 4

@@ -158,7 +158,8 @@ pub fn train(
         .map(|e| e.ids.len())
         .max()
         .unwrap_or(1);
-    crate::memory::check(
+    crate::memory::check_on(
+        device,
         crate::memory::training(
             &model_cfg,
             crate::memory::TrainingStep {
