@@ -86,17 +86,29 @@ pub fn load_for_inference(dir: &Path, device: &Device) -> Result<(Model, tokeniz
     Ok((model, crate::tokenizer::load(dir)?))
 }
 
-/// Write the parameters as `model.safetensors` (f32, Hugging Face names),
-/// `config.json` and `generation_config.json` into `dir`, and copy the
-/// tokenizer files from `tokenizer_dir`.
-pub fn save(dir: &Path, cfg: &ModelConfig, params: &VarMap, tokenizer_dir: &Path) -> Result<()> {
+/// Write the parameters as `model.safetensors` (in `dtype`, F32 or BF16;
+/// Hugging Face names), `config.json` (its `torch_dtype` says which) and
+/// `generation_config.json` into `dir`, and copy the tokenizer files from
+/// `tokenizer_dir`.
+pub fn save(
+    dir: &Path,
+    cfg: &ModelConfig,
+    params: &VarMap,
+    tokenizer_dir: &Path,
+    dtype: DType,
+) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tensors = named_tensors(params)?;
+    let tensors = named_tensors(params)?
+        .into_iter()
+        .map(|(name, t)| Ok((name, t.to_dtype(dtype)?)))
+        .collect::<Result<std::collections::HashMap<_, _>>>()?;
     let tmp = dir.join("model.safetensors.tmp");
     candle_core::safetensors::save(&tensors, &tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, dir.join("model.safetensors"))?;
-    let mut config = serde_json::to_vec_pretty(&cfg.to_json())?;
+    let mut json = cfg.to_json();
+    json["torch_dtype"] = serde_json::json!(crate::config::torch_dtype(dtype));
+    let mut config = serde_json::to_vec_pretty(&json)?;
     config.push(b'\n');
     std::fs::write(dir.join("config.json"), config)?;
     let generation = serde_json::json!({

@@ -2,6 +2,7 @@
 //! architectures: Qwen2 (Qwen2, Qwen2.5) and Llama.
 
 use anyhow::{Context, Result, bail};
+use candle_core::DType;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -294,7 +295,7 @@ impl ModelConfig {
             "rms_norm_eps": self.rms_norm_eps,
             "tie_word_embeddings": self.tie_word_embeddings,
             "hidden_act": "silu",
-            "torch_dtype": "float32",
+            "torch_dtype": torch_dtype(DType::F32),
             "bos_token_id": self.bos_token_id,
             "eos_token_id": self.eos_token_id,
             "use_cache": true,
@@ -306,5 +307,15 @@ impl ModelConfig {
             v["use_sliding_window"] = json!(false);
         }
         v
+    }
+}
+
+/// transformers' name of a weights dtype (`torch_dtype` in config.json).
+pub fn torch_dtype(dtype: DType) -> &'static str {
+    match dtype {
+        DType::BF16 => "bfloat16",
+        DType::F16 => "float16",
+        DType::F64 => "float64",
+        _ => "float32",
     }
 }

@@ -125,7 +125,7 @@ enum Command {
         /// Precision of the forward and backward passes. bf16 is mixed
         /// precision as PyTorch's autocast does it: matmuls in bf16 over f32
         /// master weights; optimizer state, norms, softmax and loss in f32.
-        /// Checkpoints hold the f32 weights either way.
+        /// Checkpoints hold the f32 weights either way (see --save-dtype).
         #[arg(long, value_parser = ["f32", "bf16"], default_value = "f32")]
         dtype: String,
         /// Activation recomputation: keep only each layer's input for the
@@ -135,6 +135,12 @@ enum Command {
         /// step.
         #[arg(long)]
         grad_checkpoint: bool,
+        /// Precision of the final model written to OUT (bf16 halves its size;
+        /// config.json's torch_dtype says which). The checkpoints written
+        /// along the way (--save-every) keep f32, so that --resume continues
+        /// exactly; a LoRA adapter is saved in f32.
+        #[arg(long, value_parser = ["f32", "bf16"], default_value = "f32")]
+        save_dtype: String,
     },
     /// Generate a reply (chat) or a continuation (prompt).
     Generate {
@@ -356,6 +362,7 @@ fn real_main(cli: Cli) -> Result<()> {
             lora_targets,
             dtype,
             grad_checkpoint,
+            save_dtype,
         } => {
             let lora = match lora_rank {
                 Some(rank) => Some(leafe_trainer::lora::LoraConfig::new(
@@ -387,6 +394,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 lora,
                 dtype: dtype_arg(&dtype),
                 grad_checkpoint,
+                save_dtype: dtype_arg(&save_dtype),
             };
             let report = train(
                 &model,

@@ -91,6 +91,6 @@ pub fn init_tiny(corpus: &Path, out: &Path, spec: &TinySpec) -> Result<ModelConf
         serde_json::to_vec_pretty(&tokenizer_config)?,
     )?;
     let params = crate::params::init_params(&cfg, spec.seed, DType::F32, &Device::Cpu)?;
-    crate::checkpoint::save(out, &cfg, &params, out)?;
+    crate::checkpoint::save(out, &cfg, &params, out, DType::F32)?;
     Ok(cfg)
 }

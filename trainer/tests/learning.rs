@@ -419,7 +419,7 @@ fn save_then_load_gives_bit_identical_logits_and_kv_cache_agrees() {
     let copy = dir.path().join("copy");
     let cfg = ModelConfig::load(&model_dir).unwrap();
     let params = checkpoint::load_params(&model_dir, &cfg, DType::F32, &Device::Cpu).unwrap();
-    checkpoint::save(&copy, &cfg, &params, &model_dir).unwrap();
+    checkpoint::save(&copy, &cfg, &params, &model_dir, DType::F32).unwrap();
     let (again, _) = load(&copy);
     let logits2 = again.forward(&input).unwrap();
     let (a, b) = (
@@ -586,6 +586,72 @@ fn bf16_mixed_precision_and_recomputation_track_f32_training() {
     );
     // bf16 really ran: the losses are close, not equal.
     assert!(full.iter().zip(&mixed).any(|(a, b)| a != b));
+}
+
+/// `save_dtype: BF16` writes the final model in bf16 (about half the bytes,
+/// config.json's torch_dtype saying so) and it loads, its logits close to
+/// the same run's saved in f32; the checkpoints along the way stay f32.
+#[test]
+fn the_final_model_is_written_in_the_precision_asked_for() {
+    let (dir, model, data) = setup(Arch::Qwen2);
+    let run = |save_dtype: DType| -> PathBuf {
+        let out = dir.path().join(format!("save-{save_dtype:?}"));
+        let cfg = SftConfig {
+            epochs: 2,
+            batch_size: 5,
+            save_every: 1,
+            save_dtype,
+            ..SftConfig::default()
+        };
+        train(&model, &data, &out, &cfg, &Device::Cpu, false, false).unwrap();
+        out
+    };
+    let (full, half) = (run(DType::F32), run(DType::BF16));
+    let dtypes = |dir: &Path| -> Vec<DType> {
+        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)
+            .unwrap()
+            .values()
+            .map(|t| t.dtype())
+            .collect()
+    };
+    assert!(dtypes(&half).iter().all(|d| *d == DType::BF16));
+    assert!(
+        dtypes(&half.join("checkpoint-1"))
+            .iter()
+            .all(|d| *d == DType::F32)
+    );
+    assert!(dtypes(&full).iter().all(|d| *d == DType::F32));
+    let config = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap()
+    };
+    assert_eq!(config(&half)["torch_dtype"], "bfloat16");
+    assert_eq!(config(&full)["torch_dtype"], "float32");
+    let size = |dir: &Path| {
+        std::fs::metadata(dir.join("model.safetensors"))
+            .unwrap()
+            .len()
+    };
+    assert!(
+        size(&half) * 10 < size(&full) * 6,
+        "{} vs {}",
+        size(&half),
+        size(&full)
+    );
+
+    let logits = |dir: &Path| -> Vec<f32> {
+        let (model, _) = load(dir);
+        recomputed(&model, &[3, 17, 42, 8])
+    };
+    let (a, b) = (logits(&full), logits(&half));
+    let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(
+        diff > 0.0 && diff < 0.05 * scale,
+        "logits differ by {diff} (scale {scale})"
+    );
 }
 
 /// The next-token logits after `tokens`, recomputed from scratch (no

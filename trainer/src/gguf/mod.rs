@@ -361,10 +361,7 @@ fn write_checkpoint(g: &mut GgufFile, cfg: &ModelConfig, dtype: DType, dir: &Pat
         .context("cannot write model.safetensors")?;
     drop(params);
     let mut config = cfg.to_json();
-    config["torch_dtype"] = serde_json::json!(match dtype {
-        DType::BF16 => "bfloat16",
-        _ => "float32",
-    });
+    config["torch_dtype"] = serde_json::json!(crate::config::torch_dtype(dtype));
     write_json(&dir.join("config.json"), &config)?;
     write_json(
         &dir.join("generation_config.json"),

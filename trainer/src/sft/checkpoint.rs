@@ -36,7 +36,8 @@ pub(crate) fn save_checkpoint(
     opt: &AdamW,
     log: &[LogEntry],
 ) -> Result<()> {
-    weights.save(dir, cfg, model_dir, false)?;
+    // f32 whatever the final model's precision: --resume continues exactly.
+    weights.save(dir, cfg, model_dir, false, DType::F32)?;
     opt.save(&dir.join("optimizer.safetensors"))?;
     write_log(dir, log)?;
     // Written last: a checkpoint without it is incomplete and not resumed from.
@@ -129,17 +130,18 @@ impl Weights {
         })
     }
 
-    /// Save into `dir`: the full model; for LoRA the adapter in `dir/adapter`
-    /// and, when `merged`, the merged full model too.
+    /// Save into `dir`: the full model in `dtype`; for LoRA the adapter (f32)
+    /// in `dir/adapter` and, when `merged`, the merged full model too.
     pub(crate) fn save(
         &self,
         dir: &Path,
         cfg: &ModelConfig,
         model_dir: &Path,
         merged: bool,
+        dtype: DType,
     ) -> Result<()> {
         match self {
-            Weights::Full(params) => checkpoint::save(dir, cfg, params, model_dir),
+            Weights::Full(params) => checkpoint::save(dir, cfg, params, model_dir, dtype),
             Weights::Lora {
                 base,
                 config,
@@ -152,6 +154,7 @@ impl Weights {
                         cfg,
                         &lora::merge(base, cfg, config, adapter)?,
                         model_dir,
+                        dtype,
                     )?;
                 }
                 Ok(())

@@ -56,6 +56,10 @@ pub struct SftConfig {
     /// Recompute each layer's activations in the backward pass
     /// ([`crate::model::Model::with_recomputation`]): less memory, a longer step.
     pub grad_checkpoint: bool,
+    /// The precision of the final model written to `out` (F32 or BF16).
+    /// Checkpoints along the way keep f32, so that a resumed run continues
+    /// exactly.
+    pub save_dtype: DType,
 }
 
 impl Default for SftConfig {
@@ -79,6 +83,7 @@ impl Default for SftConfig {
             lora: None,
             dtype: DType::F32,
             grad_checkpoint: false,
+            save_dtype: DType::F32,
         }
     }
 }
@@ -317,7 +322,7 @@ pub fn train(
         }
     }
     bar.finish_and_clear();
-    weights.save(out, &model_cfg, model_dir, true)?;
+    weights.save(out, &model_cfg, model_dir, true, cfg.save_dtype)?;
     write_log(out, &log)?;
     std::fs::write(out.join("loss_curve.svg"), loss_curve_svg(&log))?;
     Ok(SftReport {
