@@ -125,8 +125,11 @@ enum Command {
         /// Precision of the forward and backward passes. bf16 is mixed
         /// precision as PyTorch's autocast does it: matmuls in bf16 over f32
         /// master weights; optimizer state, norms, softmax and loss in f32.
+        /// f16 is the same with dynamic loss scaling (as PyTorch's
+        /// GradScaler: a step whose gradients overflow is skipped and the
+        /// scale halved; loss_log.jsonl records the scale and the skips).
         /// Checkpoints hold the f32 weights either way (see --save-dtype).
-        #[arg(long, value_parser = ["f32", "bf16"], default_value = "f32")]
+        #[arg(long, value_parser = ["f32", "bf16", "f16"], default_value = "f32")]
         dtype: String,
         /// Activation recomputation: keep only each layer's input for the
         /// backward pass and run the layer again there. Activations then take
@@ -395,6 +398,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 dtype: dtype_arg(&dtype),
                 grad_checkpoint,
                 save_dtype: dtype_arg(&save_dtype),
+                ..SftConfig::default()
             };
             let report = train(
                 &model,
@@ -667,11 +671,11 @@ fn real_main(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// A `--dtype` value (clap has checked it is f32 or bf16).
+/// A `--dtype` value (clap has checked it is f32, bf16 or f16).
 fn dtype_arg(name: &str) -> DType {
-    if name == "bf16" {
-        DType::BF16
-    } else {
-        DType::F32
+    match name {
+        "bf16" => DType::BF16,
+        "f16" => DType::F16,
+        _ => DType::F32,
     }
 }

@@ -79,6 +79,35 @@ impl AdamW {
     /// host waits once per step, for the norm it returns, after every update
     /// has been queued (not once per variable).
     pub fn apply(&mut self, grads: &[Option<Tensor>], lr: f64, max_grad_norm: f64) -> Result<f64> {
+        let norm = self.update(grads, 1.0, lr, max_grad_norm, false)?;
+        norm.context("an update that does not check for overflow always happens")
+    }
+
+    /// [`AdamW::apply`] for gradients multiplied by `scale` (f16 training's
+    /// loss scaling): they are divided by it on the way (folded into the
+    /// clipping factor, no extra pass), unless they overflowed — a norm
+    /// that is not finite — in which case nothing is updated and `None` is
+    /// returned, the step still counted (as PyTorch's schedulers count a
+    /// step its GradScaler skipped). The host reads the norm before any
+    /// update, as PyTorch's GradScaler does.
+    pub fn apply_scaled(
+        &mut self,
+        grads: &[Option<Tensor>],
+        scale: f64,
+        lr: f64,
+        max_grad_norm: f64,
+    ) -> Result<Option<f64>> {
+        self.update(grads, scale, lr, max_grad_norm, true)
+    }
+
+    fn update(
+        &mut self,
+        grads: &[Option<Tensor>],
+        scale: f64,
+        lr: f64,
+        max_grad_norm: f64,
+        skip_overflow: bool,
+    ) -> Result<Option<f64>> {
         // Which gradients take the fused in-place CPU path; the others'
         // sums of squares stay on their device.
         let mut fused: Vec<bool> = Vec::with_capacity(grads.len());
@@ -95,20 +124,33 @@ impl AdamW {
             }
             fused.push(takes_fused);
         }
+        // The norm of the unscaled gradients.
         let norm = match device_sums.is_empty() {
-            true => Norm::Host(host_sum.sqrt()),
-            // The fused CPU updates need the factor on the host.
-            false if fused.iter().any(|f| *f) => {
+            true => Norm::Host(host_sum.sqrt() / scale),
+            // The fused CPU updates, and the overflow check, need it on the host.
+            false if skip_overflow || fused.iter().any(|f| *f) => {
                 let device_sum = Tensor::stack(&device_sums, 0)?.sum_all()?;
-                Norm::Host((host_sum + f64::from(device_sum.to_scalar::<f32>()?)).sqrt())
+                Norm::Host((host_sum + f64::from(device_sum.to_scalar::<f32>()?)).sqrt() / scale)
             }
-            false => Norm::Device((Tensor::stack(&device_sums, 0)?.sum_all()? + host_sum)?.sqrt()?),
+            false => Norm::Device(
+                ((Tensor::stack(&device_sums, 0)?.sum_all()? + host_sum)?.sqrt()? / scale)?,
+            ),
         };
-        // As PyTorch's clip_grad_norm_: min(1, max / (norm + 1e-6)).
+        if let Norm::Host(n) = norm
+            && skip_overflow
+            && !n.is_finite()
+        {
+            self.step += 1;
+            return Ok(None);
+        }
+        // As PyTorch's clip_grad_norm_: min(1, max / (norm + 1e-6)), times
+        // 1 / scale to unscale the gradients in the same multiplication.
         let clip = match &norm {
-            _ if max_grad_norm <= 0.0 => Clip::Host(1.0),
-            Norm::Host(n) => Clip::Host((max_grad_norm / (n + 1e-6)).min(1.0)),
-            Norm::Device(n) => Clip::Device(((n + 1e-6)?.recip()? * max_grad_norm)?.minimum(1.0)?),
+            _ if max_grad_norm <= 0.0 => Clip::Host(1.0 / scale),
+            Norm::Host(n) => Clip::Host((max_grad_norm / (n + 1e-6)).min(1.0) / scale),
+            Norm::Device(n) => {
+                Clip::Device((((n + 1e-6)?.recip()? * max_grad_norm)?.minimum(1.0)? / scale)?)
+            }
         };
         self.step += 1;
         let AdamWConfig {
@@ -172,10 +214,10 @@ impl AdamW {
                 }
             }
         }
-        Ok(match norm {
+        Ok(Some(match norm {
             Norm::Host(n) => n,
             Norm::Device(n) => f64::from(n.to_scalar::<f32>()?),
-        })
+        }))
     }
 
     /// Save the moments as safetensors.
@@ -556,6 +598,63 @@ mod tests {
                 .to_vec1::<f32>()
                 .unwrap();
             assert!((w[0] - (3.0 - 2.0 / 3.0)).abs() < 1e-4, "{dtype:?}: {w:?}");
+        }
+    }
+
+    /// Scaled gradients (f16's loss scaling) give the step of the unscaled
+    /// ones, on both paths (eps = 1 makes the step see the gradient's size);
+    /// an overflowed gradient updates nothing, counts the step and says so.
+    #[test]
+    fn scaled_gradients_are_unscaled_and_an_overflow_skips_the_step() {
+        let dev = candle_core::Device::Cpu;
+        for dtype in [DType::F32, DType::F64] {
+            let run = |grad: f32, scale: f64, max_grad_norm: f64| {
+                let var = Var::from_tensor(
+                    &Tensor::new(&[3.0f32, -1.0], &dev)
+                        .unwrap()
+                        .to_dtype(dtype)
+                        .unwrap(),
+                )
+                .unwrap();
+                let mut opt = AdamW::new(
+                    vec![("w".into(), var.clone())],
+                    AdamWConfig {
+                        eps: 1.0,
+                        ..AdamWConfig::default()
+                    },
+                )
+                .unwrap();
+                let g = Tensor::new(&[grad, -grad / 2.0], &dev)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap();
+                let norm = opt
+                    .apply_scaled(&[Some(g)], scale, 1.0, max_grad_norm)
+                    .unwrap();
+                let w = var
+                    .as_tensor()
+                    .to_dtype(DType::F32)
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap();
+                (norm, w, opt.step)
+            };
+            for max_grad_norm in [0.0, 1.0] {
+                let (plain_norm, plain, _) = run(4.0, 1.0, max_grad_norm);
+                let (norm, scaled, step) = run(4.0 * 1024.0, 1024.0, max_grad_norm);
+                assert_eq!(step, 1);
+                let (a, b) = (plain_norm.unwrap(), norm.unwrap());
+                assert!((a - b).abs() < 1e-6 * a, "{dtype:?}: norm {a} vs {b}");
+                for (x, y) in plain.iter().zip(&scaled) {
+                    assert!((x - y).abs() < 1e-5, "{dtype:?}: {plain:?} vs {scaled:?}");
+                }
+                // The scale matters: unscaled, the same gradient is another step.
+                let (_, unscaled, _) = run(4.0 * 1024.0, 1.0, max_grad_norm);
+                assert!((unscaled[0] - scaled[0]).abs() > 1e-3 || max_grad_norm > 0.0);
+            }
+            let (norm, w, step) = run(f32::INFINITY, 1024.0, 1.0);
+            assert_eq!((norm, step), (None, 1));
+            assert_eq!(w, vec![3.0, -1.0]);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! loss log, found again by `--resume`.
 
 use super::report::{LogEntry, write_log};
+use super::scaling::LossScaler;
 use crate::checkpoint;
 use crate::config::ModelConfig;
 use crate::lora::{self, LoraConfig};
@@ -35,6 +36,7 @@ pub(crate) fn save_checkpoint(
     model_dir: &Path,
     opt: &AdamW,
     log: &[LogEntry],
+    scaler: Option<&LossScaler>,
 ) -> Result<()> {
     // f32 whatever the final model's precision: --resume continues exactly.
     weights.save(dir, cfg, model_dir, false, DType::F32)?;
@@ -43,9 +45,21 @@ pub(crate) fn save_checkpoint(
     // Written last: a checkpoint without it is incomplete and not resumed from.
     std::fs::write(
         dir.join("trainer_state.json"),
-        serde_json::to_vec_pretty(&serde_json::json!({ "step": opt.step }))?,
+        serde_json::to_vec_pretty(&trainer_state(opt.step, scaler))?,
     )?;
     Ok(())
+}
+
+/// What `trainer_state.json` holds: the step, and f16's loss scaler.
+fn trainer_state(step: usize, scaler: Option<&LossScaler>) -> serde_json::Value {
+    serde_json::json!({ "step": step, "loss_scaler": scaler })
+}
+
+/// The loss scaler saved with a checkpoint (f16 runs), if any.
+pub(crate) fn saved_scaler(dir: &Path) -> Option<LossScaler> {
+    let text = std::fs::read_to_string(dir.join("trainer_state.json")).ok()?;
+    let state: serde_json::Value = serde_json::from_str(&text).ok()?;
+    serde_json::from_value(state.get("loss_scaler")?.clone()).ok()
 }
 
 /// The parameters of a run: the full model, or frozen base weights and an adapter.
@@ -160,5 +174,27 @@ impl Weights {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loss_scaler_is_saved_with_the_step_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |scaler: Option<&LossScaler>| {
+            let state = serde_json::to_vec(&trainer_state(7, scaler)).unwrap();
+            std::fs::write(dir.path().join("trainer_state.json"), state).unwrap();
+        };
+        let scaler = LossScaler {
+            scale: 1024.0,
+            good_steps: 3,
+        };
+        write(Some(&scaler));
+        assert_eq!(saved_scaler(dir.path()), Some(scaler));
+        write(None);
+        assert_eq!(saved_scaler(dir.path()), None);
     }
 }

@@ -5,6 +5,7 @@
 mod batch;
 mod checkpoint;
 mod report;
+mod scaling;
 
 pub use batch::{Batch, SetNorm, batch_loss_sum, kl_to_reference_sum, make_batch, masked_nll_sum};
 pub use report::{LogEntry, loss_curve_svg};
@@ -17,8 +18,9 @@ use crate::optim::{AdamW, AdamWConfig, learning_rate};
 use anyhow::{Context, Result, bail};
 use batch::epoch_batches;
 use candle_core::{DType, Device, Tensor};
-use checkpoint::{Weights, latest_checkpoint, save_checkpoint};
+use checkpoint::{Weights, latest_checkpoint, save_checkpoint, saved_scaler};
 use report::write_log;
+use scaling::LossScaler;
 use std::path::Path;
 use std::time::Instant;
 
@@ -60,6 +62,9 @@ pub struct SftConfig {
     /// Checkpoints along the way keep f32, so that a resumed run continues
     /// exactly.
     pub save_dtype: DType,
+    /// f16: the loss scale to start from (PyTorch's GradScaler starts at
+    /// 65536); it adapts from there.
+    pub initial_loss_scale: f64,
 }
 
 impl Default for SftConfig {
@@ -84,6 +89,7 @@ impl Default for SftConfig {
             dtype: DType::F32,
             grad_checkpoint: false,
             save_dtype: DType::F32,
+            initial_loss_scale: scaling::INITIAL_SCALE,
         }
     }
 }
@@ -124,13 +130,14 @@ pub fn train(
     if cfg.batch_size == 0 || cfg.grad_accum == 0 || cfg.epochs == 0 {
         bail!("--batch-size, --grad-accum and --epochs must be at least 1");
     }
+    if !(cfg.initial_loss_scale >= 1.0 && cfg.initial_loss_scale.is_finite()) {
+        bail!("the initial loss scale must be a number >= 1");
+    }
     if !(cfg.lr > 0.0 && cfg.lr.is_finite()) {
         bail!("--lr must be a positive number");
     }
-    if !matches!(cfg.dtype, DType::F32 | DType::BF16) {
-        bail!(
-            "--dtype must be f32 or bf16 (f16 would need loss scaling, which this trainer does not do)"
-        );
+    if !matches!(cfg.dtype, DType::F32 | DType::BF16 | DType::F16) {
+        bail!("--dtype must be f32, bf16 or f16");
     }
     let model_cfg = ModelConfig::load(model_dir)?;
     let tokenizer = crate::tokenizer::load(model_dir)?;
@@ -217,6 +224,13 @@ pub fn train(
         },
     )?;
     let mut log: Vec<LogEntry> = Vec::new();
+    // f16 gradients need loss scaling (bf16 has f32's range).
+    let mut scaler = (cfg.dtype == DType::F16).then(|| {
+        resumed
+            .as_ref()
+            .and_then(|(_, dir)| saved_scaler(dir))
+            .unwrap_or(LossScaler::starting_at(cfg.initial_loss_scale))
+    });
     if let Some((step, dir)) = &resumed {
         opt.load(&dir.join("optimizer.safetensors"), *step)?;
         let text = std::fs::read_to_string(dir.join("loss_log.jsonl")).unwrap_or_default();
@@ -271,6 +285,9 @@ pub fn train(
                     loss = (loss + (kl * (*coef / tokens.max(1) as f64))?)?;
                 }
                 loss_sum += f64::from(loss.to_scalar::<f32>()?);
+                if let Some(scaler) = &scaler {
+                    loss = (loss * scaler.scale)?;
+                }
                 let store = model.backward(&loss)?;
                 for ((_, var), slot) in opt.vars().zip(grads.iter_mut()) {
                     if let Some(g) = store.get(var.as_tensor()) {
@@ -282,7 +299,15 @@ pub fn train(
                 }
             }
             let lr = learning_rate(opt.step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr_ratio);
-            let grad_norm = opt.apply(&grads, lr, cfg.max_grad_norm)?;
+            let loss_scale = scaler.map(|s| s.scale);
+            let (grad_norm, overflow) = match &mut scaler {
+                None => (opt.apply(&grads, lr, cfg.max_grad_norm)?, false),
+                Some(scaler) => {
+                    let norm = opt.apply_scaled(&grads, scaler.scale, lr, cfg.max_grad_norm)?;
+                    scaler.update(norm.is_none());
+                    (norm.unwrap_or(0.0), norm.is_none())
+                }
+            };
             if cfg.dtype != DType::F32 {
                 // The model holds casts of the weights as they were.
                 model = weights.model(&model_cfg, cfg.dtype, cfg.grad_checkpoint)?;
@@ -302,6 +327,8 @@ pub fn train(
                 tokens,
                 tokens_per_s: batches.iter().map(|b| b.inputs.elem_count()).sum::<usize>() as f64
                     / step_started.elapsed().as_secs_f64(),
+                loss_scale,
+                overflow,
             };
             bar.set_message(format!(
                 "loss {:.4} lr {:.2e} {:.0} tok/s",
@@ -317,6 +344,7 @@ pub fn train(
                     model_dir,
                     &opt,
                     &log,
+                    scaler.as_ref(),
                 )?;
             }
         }

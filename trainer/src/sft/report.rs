@@ -10,9 +10,17 @@ pub struct LogEntry {
     pub step: usize,
     pub loss: f64,
     pub lr: f64,
+    /// 0 when the step was skipped (`overflow`).
     pub grad_norm: f64,
     pub tokens: usize,
     pub tokens_per_s: f64,
+    /// f16 training: the loss scale the step ran with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<f64>,
+    /// f16 training: the scaled gradients overflowed, so the step updated
+    /// nothing (and the scale was halved).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overflow: bool,
 }
 
 pub(crate) fn write_log(dir: &Path, log: &[LogEntry]) -> Result<()> {
