@@ -154,13 +154,17 @@ fn training_steps(
             .neg()?
             / (batch * seq) as f64)?;
         first_loss.get_or_insert(f64::from(loss.to_scalar::<f32>()?));
-        let grads = model.backward(&loss)?;
+        // f16 trains with a scaled loss, as `sft --dtype f16` does.
+        let scale = if dtype == DType::F16 { 1024.0 } else { 1.0 };
+        let grads = model.backward(&(loss * scale)?)?;
         let grads: Vec<Option<Tensor>> = opt
             .vars()
             .map(|(_, v)| grads.get(v.as_tensor()).cloned())
             .collect();
         // A clipping bound below the norm, so that clipping is exercised.
-        norm = opt.apply(&grads, 1e-3, 0.5)?;
+        norm = opt
+            .apply_scaled(&grads, scale, 1e-3, 0.5)?
+            .ok_or_else(|| candle_core::Error::Msg("the gradients overflowed".into()))?;
     }
     let weights = opt.vars().map(|(_, v)| v.as_tensor().clone()).collect();
     Ok((first_loss.unwrap_or_default(), norm, weights))
@@ -241,12 +245,14 @@ pub fn compare(device: &Device) -> Result<Vec<Agreement>> {
     for (dtype, recompute) in [
         (DType::F32, false),
         (DType::BF16, false),
+        (DType::F16, false),
         (DType::F32, true),
     ] {
         let there = training_steps(device, dtype, recompute)?;
         let (label, tolerance) = match (dtype, recompute) {
             (DType::F32, false) => ("f32", 1e-5),
             (DType::F32, true) => ("f32 with recomputed layers", 1e-5),
+            (DType::F16, _) => ("f16, loss scaled", 5e-3),
             _ => ("bf16", 2e-2),
         };
         let name = format!("3 training steps {label} vs f32 on the CPU");
@@ -282,10 +288,10 @@ mod tests {
     #[test]
     fn every_check_runs_and_agrees_with_itself() {
         let checks = compare(&Device::Cpu).unwrap();
-        assert_eq!(checks.len(), 30);
+        assert_eq!(checks.len(), 33);
         for check in &checks {
-            // bf16 is compared with f32: close, not equal.
-            if check.what.contains("bf16") {
+            // bf16 and f16 (both named "..f16") are compared with f32: close, not equal.
+            if check.what.contains("f16") {
                 assert!(check.holds() && check.max_abs_diff > 0.0, "{check:?}");
             } else {
                 assert_eq!(check.max_abs_diff, 0.0, "{check:?}");

@@ -236,7 +236,7 @@ enum Command {
         json: Option<PathBuf>,
     },
     /// Compute the trainer's ops (attention, the loss, RMSNorm, rotary
-    /// embeddings, the gated MLP, three training steps in f32, bf16 and with
+    /// embeddings, the gated MLP, three training steps in f32, bf16, f16 and with
     /// recomputed layers, batched decoding) on `--device cuda` and on the CPU
     /// from the same inputs, print the largest difference of each, and fail
     /// if one is beyond its tolerance: the first thing to run on a new GPU.
