@@ -134,8 +134,8 @@ enum Command {
         /// Activation recomputation: keep only each layer's input for the
         /// backward pass and run the layer again there. Activations then take
         /// about 1/20 of the memory (one hidden-size vector per token and
-        /// layer, plus one layer's worth), for about a third more time per
-        /// step.
+        /// layer, plus one layer's worth), for up to a third more time per
+        /// step (one more forward pass of the layers).
         #[arg(long)]
         grad_checkpoint: bool,
         /// Precision of the final model written to OUT (bf16 halves its size;
