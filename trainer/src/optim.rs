@@ -562,41 +562,40 @@ mod tests {
         }
     }
 
+    /// One AdamW step (eps = 1, lr = 1) of weights `w` from gradient `g`,
+    /// given multiplied by `scale`: the norm (None on overflow), the new
+    /// weights and the step count.
+    fn one_step(
+        dtype: DType,
+        w: &[f32],
+        g: &[f32],
+        scale: f64,
+        max_grad_norm: f64,
+    ) -> (Option<f64>, Vec<f32>, usize) {
+        let dev = candle_core::Device::Cpu;
+        let tensor = |v: &[f32]| Tensor::new(v, &dev).unwrap().to_dtype(dtype).unwrap();
+        let var = Var::from_tensor(&tensor(w)).unwrap();
+        let config = AdamWConfig {
+            eps: 1.0,
+            ..AdamWConfig::default()
+        };
+        let mut opt = AdamW::new(vec![("w".into(), var.clone())], config).unwrap();
+        let norm = opt
+            .apply_scaled(&[Some(tensor(g))], scale, 1.0, max_grad_norm)
+            .unwrap();
+        let w = var.as_tensor().to_dtype(DType::F32).unwrap();
+        (norm, w.to_vec1::<f32>().unwrap(), opt.step)
+    }
+
     /// Clipping scales the gradient before the moments see it. Adam's step
     /// hardly depends on the gradient's scale, except through epsilon: with
     /// eps = 1 the step shows whether the gradient was clipped (2/3 if
     /// clipped to 2, 4/5 if not).
     #[test]
     fn clipping_scales_the_gradient_on_both_paths() {
-        let dev = candle_core::Device::Cpu;
         for dtype in [DType::F32, DType::F64] {
-            let var = Var::from_tensor(
-                &Tensor::new(&[3.0f32], &dev)
-                    .unwrap()
-                    .to_dtype(dtype)
-                    .unwrap(),
-            )
-            .unwrap();
-            let mut opt = AdamW::new(
-                vec![("b".into(), var.clone())],
-                AdamWConfig {
-                    eps: 1.0,
-                    ..AdamWConfig::default()
-                },
-            )
-            .unwrap();
-            let g = Tensor::new(&[4.0f32], &dev)
-                .unwrap()
-                .to_dtype(dtype)
-                .unwrap();
-            opt.apply(&[Some(g)], 1.0, 2.0).unwrap();
+            let (_, w, _) = one_step(dtype, &[3.0], &[4.0], 1.0, 2.0);
             // Clipped to 2: m = 0.2, v = 0.004; bias-corrected 2 and 4; step 2 / (2 + 1).
-            let w = var
-                .as_tensor()
-                .to_dtype(DType::F32)
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
             assert!((w[0] - (3.0 - 2.0 / 3.0)).abs() < 1e-4, "{dtype:?}: {w:?}");
         }
     }
@@ -606,38 +605,15 @@ mod tests {
     /// an overflowed gradient updates nothing, counts the step and says so.
     #[test]
     fn scaled_gradients_are_unscaled_and_an_overflow_skips_the_step() {
-        let dev = candle_core::Device::Cpu;
         for dtype in [DType::F32, DType::F64] {
             let run = |grad: f32, scale: f64, max_grad_norm: f64| {
-                let var = Var::from_tensor(
-                    &Tensor::new(&[3.0f32, -1.0], &dev)
-                        .unwrap()
-                        .to_dtype(dtype)
-                        .unwrap(),
+                one_step(
+                    dtype,
+                    &[3.0, -1.0],
+                    &[grad, -grad / 2.0],
+                    scale,
+                    max_grad_norm,
                 )
-                .unwrap();
-                let mut opt = AdamW::new(
-                    vec![("w".into(), var.clone())],
-                    AdamWConfig {
-                        eps: 1.0,
-                        ..AdamWConfig::default()
-                    },
-                )
-                .unwrap();
-                let g = Tensor::new(&[grad, -grad / 2.0], &dev)
-                    .unwrap()
-                    .to_dtype(dtype)
-                    .unwrap();
-                let norm = opt
-                    .apply_scaled(&[Some(g)], scale, 1.0, max_grad_norm)
-                    .unwrap();
-                let w = var
-                    .as_tensor()
-                    .to_dtype(DType::F32)
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap();
-                (norm, w, opt.step)
             };
             for max_grad_norm in [0.0, 1.0] {
                 let (plain_norm, plain, _) = run(4.0, 1.0, max_grad_norm);
