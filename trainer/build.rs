@@ -16,7 +16,9 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "80".into());
     let nvcc = std::env::var("NVCC").unwrap_or_else(|_| "nvcc".into());
-    compile(&nvcc, &cap, &out, "optim");
+    for kernels in ["optim", "ops"] {
+        compile(&nvcc, &cap, &out, kernels);
+    }
 }
 
 /// `kernels/NAME.cu` to `OUT_DIR/NAME.ptx`.

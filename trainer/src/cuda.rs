@@ -1,18 +1,378 @@
 //! The trainer's own CUDA kernels (`kernels/*.cu`, compiled to PTX by
 //! build.rs): where candle's tensor ops would take many launches and passes
-//! over memory for one step. `LEAFE_CUDA_KERNELS=0` switches them off (the
-//! tensor-op paths run instead), to compare the two or to work around one.
+//! over memory for one step. Each is checked against candle's tensor ops on
+//! the device before its first use in a process ([`verified`]), since no
+//! test can run it where no GPU is. `LEAFE_CUDA_KERNELS=0` switches them off
+//! (the tensor-op paths run instead), to compare the two or to work around
+//! one.
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::WrapErr;
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-use candle_core::{CpuStorage, CudaStorage, DType, InplaceOp3, Layout, Result, Storage, Tensor};
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaView, DeviceRepr, LaunchConfig, PushKernelArg,
+};
+use candle_core::cuda_backend::{CudaDType, WrapErr};
+use candle_core::{
+    CpuStorage, CudaDevice, CudaStorage, CustomOp2, CustomOp3, DType, InplaceOp3, Layout, Result,
+    Shape, Storage, Tensor,
+};
+use std::sync::OnceLock;
 
 const OPTIM_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/optim.ptx"));
+const OPS_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/ops.ptx"));
 
 /// Whether the kernels are used (`LEAFE_CUDA_KERNELS` is not `0`).
 pub fn enabled() -> bool {
     std::env::var("LEAFE_CUDA_KERNELS").map_or(true, |v| v != "0")
+}
+
+/// Whether `kernel` agrees with candle's ops on this GPU, decided once per
+/// process (per `cell`): `difference()` runs both on random inputs and
+/// returns their largest difference over its tolerance. Above 1, or an
+/// error, switches the kernel off with a warning.
+pub fn verified(
+    cell: &'static OnceLock<bool>,
+    kernel: &str,
+    difference: impl FnOnce() -> Result<f64>,
+) -> bool {
+    *cell.get_or_init(|| match difference() {
+        Ok(d) if d <= 1.0 => true,
+        Ok(d) => {
+            eprintln!(
+                "warning: the CUDA kernel {kernel} differs from candle's ops by {d:.1e} times its \
+                 tolerance on this GPU; using candle's ops"
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("warning: the CUDA kernel {kernel} failed ({e}); using candle's ops");
+            false
+        }
+    })
+}
+
+/// Whether the elementwise kernels take `tensors`: on a GPU, one shape and
+/// one dtype (f32 or bf16), kernels enabled.
+pub fn elementwise_applies(tensors: &[&Tensor]) -> bool {
+    let Some(first) = tensors.first() else {
+        return false;
+    };
+    first.device().is_cuda()
+        && matches!(first.dtype(), DType::F32 | DType::BF16)
+        && tensors
+            .iter()
+            .all(|t| t.dtype() == first.dtype() && t.dims() == first.dims())
+        && enabled()
+}
+
+/// `silu(gate) * up` in one pass (computed in f32).
+pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    gate.contiguous()?
+        .apply_op2_no_bwd(&up.contiguous()?, &SiluMulForward)
+}
+
+/// The gradients of `silu(gate) * up` for `grad`: (d gate, d up), in one
+/// pass.
+pub fn silu_mul_backward(gate: &Tensor, up: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor)> {
+    let both = gate.contiguous()?.apply_op3_no_bwd(
+        &up.contiguous()?,
+        &grad.contiguous()?,
+        &SiluMulBackward,
+    )?;
+    Ok((both.get(0)?, both.get(1)?))
+}
+
+struct SiluMulForward;
+
+impl CustomOp2 for SiluMulForward {
+    fn name(&self) -> &'static str {
+        "silu-mul-cuda"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("the CUDA silu-mul kernel runs on GPU tensors only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        gate: &CudaStorage,
+        gl: &Layout,
+        up: &CudaStorage,
+        ul: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let inputs = [(gate, gl), (up, ul)];
+        let out = elementwise(gate.device(), "silu_mul_forward", gate.dtype(), &inputs, 1)?;
+        Ok((out, gl.shape().clone()))
+    }
+}
+
+struct SiluMulBackward;
+
+impl CustomOp3 for SiluMulBackward {
+    fn name(&self) -> &'static str {
+        "silu-mul-backward-cuda"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("the CUDA silu-mul kernel runs on GPU tensors only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        gate: &CudaStorage,
+        gl: &Layout,
+        up: &CudaStorage,
+        ul: &Layout,
+        grad: &CudaStorage,
+        dl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let inputs = [(gate, gl), (up, ul), (grad, dl)];
+        let out = elementwise(gate.device(), "silu_mul_backward", gate.dtype(), &inputs, 2)?;
+        let mut dims = vec![2];
+        dims.extend(gl.dims());
+        Ok((out, Shape::from(dims)))
+    }
+}
+
+/// RMSNorm of f32 `x` `[.., hidden]` with the f32 weight `w` `[hidden]`, in
+/// one pass per row: (the output, 1 / root mean square `[.., 1]`).
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
+    let x = x.contiguous()?;
+    let (rows, hidden) = rows_of(&x)?;
+    let eps = eps as f32;
+    let out = x.apply_op2_no_bwd(
+        &w.contiguous()?,
+        &RmsNorm {
+            eps,
+            backward: false,
+        },
+    )?;
+    let y = out.narrow(0, 0, rows * hidden)?.reshape(x.shape())?;
+    let mut dims = x.dims().to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last = 1;
+    }
+    // A copy: a view would keep the whole output buffer alive with it.
+    let rstd = out.narrow(0, rows * hidden, rows)?.copy()?.reshape(dims)?;
+    Ok((y, rstd))
+}
+
+/// The backward pass of [`rms_norm`] for `grad`: (d x, the products grad ·
+/// x · rstd `[rows, hidden]`, whose sum over rows is d w).
+pub fn rms_norm_backward(
+    x: &Tensor,
+    w: &Tensor,
+    grad: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor)> {
+    let x = x.contiguous()?;
+    let (rows, hidden) = rows_of(&x)?;
+    let op = RmsNorm {
+        eps: eps as f32,
+        backward: true,
+    };
+    let out = x.apply_op3_no_bwd(&w.contiguous()?, &grad.contiguous()?, &op)?;
+    let n = rows * hidden;
+    Ok((
+        out.narrow(0, 0, n)?.reshape(x.shape())?,
+        out.narrow(0, n, n)?.reshape((rows, hidden))?,
+    ))
+}
+
+/// (rows, hidden) of a `[.., hidden]` tensor.
+fn rows_of(x: &Tensor) -> Result<(usize, usize)> {
+    let hidden = x.dim(candle_core::D::Minus1)?;
+    Ok((x.elem_count() / hidden.max(1), hidden))
+}
+
+/// RMSNorm's forward (x, w) or backward (x, w, grad) kernel over f32 rows,
+/// one block of threads per row.
+struct RmsNorm {
+    eps: f32,
+    backward: bool,
+}
+
+impl RmsNorm {
+    fn launch(
+        &self,
+        device: &CudaDevice,
+        inputs: &[(&CudaStorage, &Layout)],
+    ) -> Result<(CudaStorage, Shape)> {
+        let (kernel, outputs) = match self.backward {
+            false => ("rms_norm_forward_f32", None),
+            true => ("rms_norm_backward_f32", Some(2)),
+        };
+        let Some(&(_, x_layout)) = inputs.first() else {
+            candle_core::bail!("{kernel}: no input")
+        };
+        let hidden = x_layout.dims().last().copied().unwrap_or(0);
+        let n = x_layout.shape().elem_count();
+        let rows = n / hidden.max(1);
+        let views = inputs
+            .iter()
+            .map(|(storage, layout)| {
+                let Some((start, end)) = layout.contiguous_offsets() else {
+                    candle_core::bail!("{kernel}: an input is not contiguous")
+                };
+                Ok(storage.as_cuda_slice::<f32>()?.slice(start..end))
+            })
+            .collect::<Result<Vec<CudaView<'_, f32>>>>()?;
+        if views[1].len() != hidden || views.get(2).is_some_and(|g| g.len() != n) {
+            candle_core::bail!("{kernel}: the weight or the gradient does not match the input");
+        }
+        let len = match outputs {
+            None => n + rows,
+            Some(k) => k * n,
+        };
+        let func = device.get_or_load_custom_func(kernel, "leafe_ops", OPS_PTX)?;
+        // SAFETY: the kernel writes every element (rows x hidden outputs,
+        // and one rstd per row or the products).
+        let out = unsafe { device.alloc::<f32>(len)? };
+        let mut builder = func.builder();
+        for view in &views {
+            builder.arg(view);
+        }
+        builder.arg(&out);
+        let (rows32, hidden32) = (rows as u32, hidden as u32);
+        candle_core::builder_arg!(builder, rows32, hidden32, self.eps);
+        let config = LaunchConfig {
+            grid_dim: (rows32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: block `row` reads row `row` of x (and grad) and all of w,
+        // and writes its own row of the output (and its rstd).
+        unsafe { builder.launch(config) }.w()?;
+        Ok((
+            CudaStorage::wrap_cuda_slice(out, device.clone()),
+            Shape::from(len),
+        ))
+    }
+}
+
+impl CustomOp2 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "rms-norm-cuda"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("the CUDA RMSNorm kernel runs on GPU tensors only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        x: &CudaStorage,
+        xl: &Layout,
+        w: &CudaStorage,
+        wl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        self.launch(x.device(), &[(x, xl), (w, wl)])
+    }
+}
+
+impl CustomOp3 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "rms-norm-backward-cuda"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("the CUDA RMSNorm kernel runs on GPU tensors only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        x: &CudaStorage,
+        xl: &Layout,
+        w: &CudaStorage,
+        wl: &Layout,
+        grad: &CudaStorage,
+        gl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        self.launch(x.device(), &[(x, xl), (w, wl), (grad, gl)])
+    }
+}
+
+/// Launch `KERNEL_f32` or `KERNEL_bf16` over `inputs` (contiguous, `n`
+/// elements each) and a new output of `outputs * n` elements; the kernel
+/// takes the inputs, the output and `n`.
+fn elementwise(
+    device: &CudaDevice,
+    kernel: &str,
+    dtype: DType,
+    inputs: &[(&CudaStorage, &Layout)],
+    outputs: usize,
+) -> Result<CudaStorage> {
+    match dtype {
+        DType::F32 => elementwise_of::<f32>(device, &format!("{kernel}_f32"), inputs, outputs),
+        DType::BF16 => {
+            elementwise_of::<half::bf16>(device, &format!("{kernel}_bf16"), inputs, outputs)
+        }
+        other => candle_core::bail!("no {kernel} kernel for {other:?}"),
+    }
+}
+
+fn elementwise_of<T: CudaDType + DeviceRepr>(
+    device: &CudaDevice,
+    kernel: &str,
+    inputs: &[(&CudaStorage, &Layout)],
+    outputs: usize,
+) -> Result<CudaStorage> {
+    let n = inputs
+        .first()
+        .map_or(0, |(_, layout)| layout.shape().elem_count());
+    let views = inputs
+        .iter()
+        .map(|(storage, layout)| {
+            let Some((start, end)) = layout.contiguous_offsets() else {
+                candle_core::bail!("{kernel}: an input is not contiguous")
+            };
+            if end - start != n {
+                candle_core::bail!("{kernel}: the inputs differ in size");
+            }
+            Ok(storage.as_cuda_slice::<T>()?.slice(start..end))
+        })
+        .collect::<Result<Vec<CudaView<'_, T>>>>()?;
+    let func = device.get_or_load_custom_func(kernel, "leafe_ops", OPS_PTX)?;
+    // SAFETY: the kernel writes every one of the `outputs * n` elements.
+    let out = unsafe { device.alloc::<T>(outputs * n)? };
+    let mut builder = func.builder();
+    for view in &views {
+        builder.arg(view);
+    }
+    builder.arg(&out);
+    let n64 = n as u64;
+    builder.arg(&n64);
+    // SAFETY: each input holds `n` elements and the output `outputs * n`,
+    // as the kernel reads and writes them.
+    unsafe { builder.launch(launch(n)) }.w()?;
+    Ok(CudaStorage::wrap_cuda_slice(out, device.clone()))
 }
 
 /// Threads per block, and blocks for `n` elements of a grid-stride loop.

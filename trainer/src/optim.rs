@@ -409,19 +409,8 @@ fn tensor_update(
 #[cfg(feature = "cuda")]
 fn cuda_adamw_verified(device: &candle_core::Device) -> bool {
     static VERIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *VERIFIED.get_or_init(|| match cuda_adamw_difference(device) {
-        Ok(diff) if diff <= 1e-5 => true,
-        Ok(diff) => {
-            eprintln!(
-                "warning: the CUDA AdamW kernel differs from candle's ops by {diff:e} on this GPU; \
-                 using candle's ops"
-            );
-            false
-        }
-        Err(e) => {
-            eprintln!("warning: the CUDA AdamW kernel failed ({e}); using candle's ops");
-            false
-        }
+    crate::cuda::verified(&VERIFIED, "adamw", || {
+        Ok(cuda_adamw_difference(device)? / 1e-5)
     })
 }
 

@@ -9,27 +9,39 @@ use candle_core::{CpuStorage, CudaStorage, CustomOp2, D, Layout, Result, Shape, 
 /// in `x`'s accumulation dtype (f32 for bf16, as transformers does) and
 /// returned in `x`'s dtype; `weight` is `[hidden]`.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
-    let wide = x.detach().to_dtype(accumulation_dtype(x.dtype()))?;
+    let (xd, wd) = (x.detach(), weight.detach());
+    let (value, rstd) = match kernel_applies(&xd, &wd) {
+        true => kernel_forward(&xd, &wd, eps)?,
+        false => forward(&xd, &wd, eps)?,
+    };
+    x.apply_op2(
+        weight,
+        RmsNorm {
+            value: Precomputed::new(value),
+            rstd,
+            eps,
+        },
+    )
+}
+
+/// The output and 1 / root mean square `[.., 1]` (accumulation dtype).
+fn forward(x: &Tensor, weight: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
+    let wide = x.to_dtype(accumulation_dtype(x.dtype()))?;
     let rstd = (wide.sqr()?.mean_keepdim(D::Minus1)? + eps)?
         .sqrt()?
         .recip()?;
     let value = wide
         .broadcast_mul(&rstd)?
         .to_dtype(x.dtype())?
-        .broadcast_mul(&weight.detach())?;
-    x.apply_op2(
-        weight,
-        RmsNorm {
-            value: Precomputed::new(value),
-            rstd,
-        },
-    )
+        .broadcast_mul(weight)?;
+    Ok((value, rstd))
 }
 
 struct RmsNorm {
     value: Precomputed,
     /// `[.., 1]`: 1 / sqrt(mean(x^2) + eps), in the accumulation dtype.
     rstd: Tensor,
+    eps: f64,
 }
 
 impl CustomOp2 for RmsNorm {
@@ -57,8 +69,6 @@ impl CustomOp2 for RmsNorm {
         self.value.cuda()
     }
 
-    /// With n = x * rstd and gw = grad * weight: d weight = sum over rows of
-    /// grad * n; dx = rstd * (gw - n * mean(gw * n)).
     fn bwd(
         &self,
         x: &Tensor,
@@ -66,25 +76,111 @@ impl CustomOp2 for RmsNorm {
         _: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let wide = self.rstd.dtype();
-        let normed = x.detach().to_dtype(wide)?.broadcast_mul(&self.rstd)?;
-        let grad = grad.to_dtype(wide)?;
-        let hidden = weight.dim(0)?;
+        let (x, w) = (x.detach(), weight.detach());
+        let (grad_x, products) = match kernel_applies(&x, &w) && grad.dtype() == x.dtype() {
+            true => kernel_backward(&x, &w, grad, self.eps)?,
+            false => backward(&x, &w, &self.rstd, grad)?,
+        };
         // The sum over rows as a [1, rows] x [rows, hidden] matmul: candle's
         // sum over a leading dimension is a slow strided loop on a CPU.
-        let products = (&grad * &normed)?.reshape(((), hidden))?;
-        let ones = Tensor::ones((1, products.dim(0)?), wide, products.device())?;
+        let hidden = w.dim(0)?;
+        let ones = Tensor::ones((1, products.dim(0)?), products.dtype(), products.device())?;
         let grad_weight = ones
             .matmul(&products)?
             .reshape(hidden)?
-            .to_dtype(weight.dtype())?;
-        let scaled = grad.broadcast_mul(&weight.detach().to_dtype(wide)?)?;
-        let dot = (&scaled * &normed)?.mean_keepdim(D::Minus1)?;
-        let grad_x = (scaled - normed.broadcast_mul(&dot)?)?
-            .broadcast_mul(&self.rstd)?
-            .to_dtype(x.dtype())?;
+            .to_dtype(w.dtype())?;
         Ok((Some(grad_x), Some(grad_weight)))
     }
+}
+
+/// With n = x * rstd and gw = grad * weight: dx = rstd * (gw - n * mean(gw *
+/// n)), and the products grad * n `[rows, hidden]` whose sum over rows is d
+/// weight.
+fn backward(x: &Tensor, weight: &Tensor, rstd: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor)> {
+    let wide = rstd.dtype();
+    let normed = x.to_dtype(wide)?.broadcast_mul(rstd)?;
+    let grad = grad.to_dtype(wide)?;
+    let hidden = weight.dim(0)?;
+    let products = (&grad * &normed)?.reshape(((), hidden))?;
+    let scaled = grad.broadcast_mul(&weight.to_dtype(wide)?)?;
+    let dot = (&scaled * &normed)?.mean_keepdim(D::Minus1)?;
+    let grad_x = (scaled - normed.broadcast_mul(&dot)?)?
+        .broadcast_mul(rstd)?
+        .to_dtype(x.dtype())?;
+    Ok((grad_x, products))
+}
+
+/// Whether the CUDA kernels (`kernels/ops.cu`) compute this: f32 on a GPU
+/// (the training residual stream), found to agree with [`forward`] and
+/// [`backward`] there.
+#[cfg(feature = "cuda")]
+fn kernel_applies(x: &Tensor, weight: &Tensor) -> bool {
+    static VERIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    x.device().is_cuda()
+        && x.dtype() == candle_core::DType::F32
+        && weight.dtype() == candle_core::DType::F32
+        && crate::cuda::enabled()
+        && crate::cuda::verified(&VERIFIED, "rms_norm", || kernel_difference(x.device()))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn kernel_applies(_: &Tensor, _: &Tensor) -> bool {
+    false
+}
+
+#[cfg(feature = "cuda")]
+fn kernel_forward(x: &Tensor, weight: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
+    crate::cuda::rms_norm(x, weight, eps)
+}
+
+#[cfg(feature = "cuda")]
+fn kernel_backward(
+    x: &Tensor,
+    weight: &Tensor,
+    grad: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor)> {
+    crate::cuda::rms_norm_backward(x, weight, grad, eps)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn kernel_forward(_: &Tensor, _: &Tensor, _: f64) -> Result<(Tensor, Tensor)> {
+    candle_core::bail!("built without the cuda feature")
+}
+
+#[cfg(not(feature = "cuda"))]
+fn kernel_backward(_: &Tensor, _: &Tensor, _: &Tensor, _: f64) -> Result<(Tensor, Tensor)> {
+    candle_core::bail!("built without the cuda feature")
+}
+
+/// The kernels' largest difference from [`forward`] and [`backward`] on
+/// random rows, over 1e-5 of the largest value of each output.
+#[cfg(feature = "cuda")]
+fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
+    use candle_core::DType;
+    let mut rng = crate::init::SeededRng::new(22);
+    let eps = 1e-6;
+    let (x, grad) = (
+        rng.normal_tensor(&[2, 37, 896], 1.0, DType::F32, device)?,
+        rng.normal_tensor(&[2, 37, 896], 1.0, DType::F32, device)?,
+    );
+    let w = (rng.normal_tensor(&[896], 0.1, DType::F32, device)? + 1.0)?;
+    let (value, rstd) = kernel_forward(&x, &w, eps)?;
+    let (value_plain, rstd_plain) = forward(&x, &w, eps)?;
+    let (dx, products) = kernel_backward(&x, &w, &grad, eps)?;
+    let (dx_plain, products_plain) = backward(&x, &w, &rstd_plain, &grad)?;
+    let mut worst = 0f64;
+    for (a, b) in [
+        (value, value_plain),
+        (rstd, rstd_plain),
+        (dx, dx_plain),
+        (products, products_plain),
+    ] {
+        let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-6);
+        let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        worst = worst.max(f64::from(diff / scale) / 1e-5);
+    }
+    Ok(worst)
 }
 
 #[cfg(test)]

@@ -7,7 +7,11 @@ use candle_core::{CpuStorage, CudaStorage, CustomOp2, Layout, Result, Shape, Ten
 
 /// `silu(gate) * up`, elementwise, in the inputs' dtype.
 pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
-    let value = (gate.detach().silu()? * up.detach())?;
+    let (g, u) = (gate.detach(), up.detach());
+    let value = match kernel_applies(&[&g, &u]) {
+        true => kernel_forward(&g, &u)?,
+        false => (g.silu()? * u)?,
+    };
     gate.apply_op2(
         up,
         SiluMul {
@@ -45,8 +49,6 @@ impl CustomOp2 for SiluMul {
         self.value.cuda()
     }
 
-    /// With s = sigmoid(gate): d up = grad * gate * s; d gate = grad * up *
-    /// s * (1 + gate * (1 - s)).
     fn bwd(
         &self,
         gate: &Tensor,
@@ -54,17 +56,97 @@ impl CustomOp2 for SiluMul {
         _: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let wide = accumulation_dtype(gate.dtype());
-        let g = gate.detach().to_dtype(wide)?;
-        let u = up.detach().to_dtype(wide)?;
-        let grad = grad.to_dtype(wide)?;
-        let sigmoid = (g.neg()?.exp()? + 1.0)?.recip()?;
-        let silu = (&g * &sigmoid)?;
-        let slope = (&sigmoid * ((&g * (1.0 - &sigmoid)?)? + 1.0)?)?;
-        let grad_gate = (&grad * &u)?.mul(&slope)?.to_dtype(gate.dtype())?;
-        let grad_up = (&grad * &silu)?.to_dtype(up.dtype())?;
+        let (g, u) = (gate.detach(), up.detach());
+        let (grad_gate, grad_up) = match kernel_applies(&[&g, &u, grad]) {
+            true => kernel_backward(&g, &u, grad)?,
+            false => backward(&g, &u, grad)?,
+        };
         Ok((Some(grad_gate), Some(grad_up)))
     }
+}
+
+/// With s = sigmoid(gate): d up = grad * gate * s; d gate = grad * up * s *
+/// (1 + gate * (1 - s)), computed in the accumulation dtype.
+fn backward(gate: &Tensor, up: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor)> {
+    let wide = accumulation_dtype(gate.dtype());
+    let g = gate.to_dtype(wide)?;
+    let u = up.to_dtype(wide)?;
+    let grad = grad.to_dtype(wide)?;
+    let sigmoid = (g.neg()?.exp()? + 1.0)?.recip()?;
+    let silu = (&g * &sigmoid)?;
+    let slope = (&sigmoid * ((&g * (1.0 - &sigmoid)?)? + 1.0)?)?;
+    let grad_gate = (&grad * &u)?.mul(&slope)?.to_dtype(gate.dtype())?;
+    let grad_up = (&grad * &silu)?.to_dtype(up.dtype())?;
+    Ok((grad_gate, grad_up))
+}
+
+/// Whether the CUDA kernels (`kernels/ops.cu`) compute this: on a GPU, in
+/// f32 or bf16, and found to agree with [`backward`] and the plain forward
+/// ops there.
+#[cfg(feature = "cuda")]
+fn kernel_applies(tensors: &[&Tensor]) -> bool {
+    static VERIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    crate::cuda::elementwise_applies(tensors)
+        && crate::cuda::verified(&VERIFIED, "silu_mul", || {
+            kernel_difference(tensors[0].device())
+        })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn kernel_applies(_: &[&Tensor]) -> bool {
+    false
+}
+
+#[cfg(feature = "cuda")]
+fn kernel_forward(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    crate::cuda::silu_mul(gate, up)
+}
+
+#[cfg(feature = "cuda")]
+fn kernel_backward(gate: &Tensor, up: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor)> {
+    crate::cuda::silu_mul_backward(gate, up, grad)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn kernel_forward(_: &Tensor, _: &Tensor) -> Result<Tensor> {
+    candle_core::bail!("built without the cuda feature")
+}
+
+#[cfg(not(feature = "cuda"))]
+fn kernel_backward(_: &Tensor, _: &Tensor, _: &Tensor) -> Result<(Tensor, Tensor)> {
+    candle_core::bail!("built without the cuda feature")
+}
+
+/// The kernels' largest difference from the tensor ops on random inputs,
+/// over the tolerance of each dtype (f32: 1e-5 of the largest value; bf16:
+/// 1e-2, a couple of roundings).
+#[cfg(feature = "cuda")]
+fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
+    use candle_core::DType;
+    let mut rng = crate::init::SeededRng::new(21);
+    let mut worst = 0f64;
+    for (dtype, tolerance) in [(DType::F32, 1e-5), (DType::BF16, 1e-2)] {
+        let mut random = || {
+            rng.normal_tensor(&[3, 1031], 2.0, DType::F32, device)?
+                .to_dtype(dtype)
+        };
+        let (gate, up, grad) = (random()?, random()?, random()?);
+        let ours = kernel_forward(&gate, &up)?;
+        let theirs = (gate.silu()? * &up)?;
+        let (ours_gate, ours_up) = kernel_backward(&gate, &up, &grad)?;
+        let (theirs_gate, theirs_up) = backward(&gate, &up, &grad)?;
+        for (a, b) in [
+            (ours, theirs),
+            (ours_gate, theirs_gate),
+            (ours_up, theirs_up),
+        ] {
+            let (a, b) = (a.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?);
+            let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-6);
+            let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            worst = worst.max(f64::from(diff / scale) / tolerance);
+        }
+    }
+    Ok(worst)
 }
 
 #[cfg(test)]

@@ -1,0 +1,114 @@
+// Fused kernels for the trainer's ops (src/ops/), compiled to PTX by
+// build.rs when the `cuda` feature is on, loaded by src/cuda.rs. Each is
+// checked against candle's tensor ops on the device before its first use.
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+__device__ __forceinline__ float widen(float x) { return x; }
+__device__ __forceinline__ float widen(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename T> __device__ __forceinline__ T narrow(float x);
+template <> __device__ __forceinline__ float narrow<float>(float x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 narrow<__nv_bfloat16>(float x) {
+    return __float2bfloat16(x);
+}
+
+// out = silu(gate) * up, computed in f32, one read of each input and one
+// write (the tensor ops take three passes and keep silu(gate)).
+template <typename T>
+__device__ void silu_mul_forward(const T* gate, const T* up, T* out, uint64_t n) {
+    const uint64_t stride = (uint64_t)blockDim.x * gridDim.x;
+    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        const float g = widen(gate[i]);
+        const float s = 1.0f / (1.0f + expf(-g));
+        out[i] = narrow<T>(g * s * widen(up[i]));
+    }
+}
+
+// With s = sigmoid(gate): d up = grad * gate * s into out[0..n], d gate =
+// grad * up * s * (1 + gate * (1 - s)) into out[n..2n] (swiglu.rs's formulas).
+template <typename T>
+__device__ void silu_mul_backward(const T* gate, const T* up, const T* grad, T* out, uint64_t n) {
+    const uint64_t stride = (uint64_t)blockDim.x * gridDim.x;
+    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        const float g = widen(gate[i]);
+        const float u = widen(up[i]);
+        const float d = widen(grad[i]);
+        const float s = 1.0f / (1.0f + expf(-g));
+        out[i] = narrow<T>(d * u * s * (1.0f + g * (1.0f - s)));
+        out[n + i] = narrow<T>(d * g * s);
+    }
+}
+
+extern "C" __global__ void silu_mul_forward_f32(const float* gate, const float* up, float* out,
+                                                uint64_t n) {
+    silu_mul_forward(gate, up, out, n);
+}
+extern "C" __global__ void silu_mul_forward_bf16(const __nv_bfloat16* gate,
+                                                 const __nv_bfloat16* up, __nv_bfloat16* out,
+                                                 uint64_t n) {
+    silu_mul_forward(gate, up, out, n);
+}
+extern "C" __global__ void silu_mul_backward_f32(const float* gate, const float* up,
+                                                 const float* grad, float* out, uint64_t n) {
+    silu_mul_backward(gate, up, grad, out, n);
+}
+extern "C" __global__ void silu_mul_backward_bf16(const __nv_bfloat16* gate,
+                                                  const __nv_bfloat16* up,
+                                                  const __nv_bfloat16* grad, __nv_bfloat16* out,
+                                                  uint64_t n) {
+    silu_mul_backward(gate, up, grad, out, n);
+}
+
+// The sum of v over the block (blockDim.x a multiple of 32, at most 1024),
+// returned to every thread.
+__device__ float block_sum(float v) {
+    __shared__ float partial[32];
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    const unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = lane < blockDim.x / 32 ? partial[lane] : 0.0f;
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    __syncthreads();  // `partial` is reused by the next call
+    return v;
+}
+
+// RMSNorm of f32 rows, one block per row: y = x * rstd * w with rstd =
+// 1 / sqrt(mean(x^2) + eps). Writes y into out[0 .. rows*hidden] and rstd
+// into out[rows*hidden + row] (rms_norm.rs keeps it for the backward pass).
+extern "C" __global__ void rms_norm_forward_f32(const float* x, const float* w, float* out,
+                                                uint32_t rows, uint32_t hidden, float eps) {
+    const uint64_t row = blockIdx.x;
+    const float* xr = x + row * hidden;
+    float sum = 0.0f;
+    for (uint32_t j = threadIdx.x; j < hidden; j += blockDim.x) sum += xr[j] * xr[j];
+    const float rstd = 1.0f / sqrtf(block_sum(sum) / hidden + eps);
+    float* yr = out + row * hidden;
+    for (uint32_t j = threadIdx.x; j < hidden; j += blockDim.x) yr[j] = xr[j] * rstd * w[j];
+    if (threadIdx.x == 0) out[(uint64_t)rows * hidden + row] = rstd;
+}
+
+// Its backward pass, one block per row, with n = x * rstd and gw = grad * w:
+// dx = rstd * (gw - n * mean(gw * n)) into out[0 .. rows*hidden], and the
+// products grad * n (summed over rows by a matmul for d w) into
+// out[rows*hidden ..].
+extern "C" __global__ void rms_norm_backward_f32(const float* x, const float* w,
+                                                 const float* grad, float* out, uint32_t rows,
+                                                 uint32_t hidden, float eps) {
+    const uint64_t row = blockIdx.x;
+    const float* xr = x + row * hidden;
+    const float* gr = grad + row * hidden;
+    float squares = 0.0f;
+    for (uint32_t j = threadIdx.x; j < hidden; j += blockDim.x) squares += xr[j] * xr[j];
+    const float rstd = 1.0f / sqrtf(block_sum(squares) / hidden + eps);
+    float dot = 0.0f;
+    for (uint32_t j = threadIdx.x; j < hidden; j += blockDim.x) dot += gr[j] * w[j] * xr[j] * rstd;
+    dot = block_sum(dot) / hidden;
+    float* dx = out + row * hidden;
+    float* products = out + (uint64_t)rows * hidden + row * hidden;
+    for (uint32_t j = threadIdx.x; j < hidden; j += blockDim.x) {
+        const float n = xr[j] * rstd;
+        dx[j] = rstd * (gr[j] * w[j] - n * dot);
+        products[j] = gr[j] * n;
+    }
+}
