@@ -10,7 +10,7 @@
 #   2. The Qwen2-0.5B-shaped training step, batch 8 x 512, f32 and bf16 (and f32 with
 #      --grad-checkpoint), and batch 1 x 128, next to scripts/torch_bench.py (PyTorch f32 and
 #      bf16 autocast) on the same GPU; peak device memory of every run from nvidia-smi, sampled
-#      every 100 ms (the same measure for both sides).
+#      every 100 ms (the same measure for both sides); `--ops` splits the step's time by op.
 #   3. Batched decoding of 1, 8 and 32 sequences (SmolLM2-135M's shape) next to transformers'
 #      batched `generate`.
 #
@@ -52,7 +52,7 @@ if ! run check-device "$BIN" --device cuda check-device --json "$OUT/check-devic
 fi
 for precision in f32 bf16; do
   run "leafe-05b-$precision" "$BIN" --device cuda bench --size 0.5b --batch 8 --seq 512 --steps 3 \
-    --gen-tokens 8 --dtype "$precision" --json "$OUT/leafe-05b-$precision.json"
+    --gen-tokens 8 --dtype "$precision" --ops --json "$OUT/leafe-05b-$precision.json"
   run "torch-05b-$precision" python3 scripts/torch_bench.py --size 0.5b --batch 8 --seq 512 \
     --steps 3 --device cuda --precision "$precision"
 done

@@ -231,6 +231,13 @@ enum Command {
         /// --grad-checkpoint`.
         #[arg(long)]
         grad_checkpoint: bool,
+        /// Also time each of the model's ops on its own at the step's shapes
+        /// (forward and backward), times the number of calls in a step:
+        /// where the step's time goes (the rest: residual sums, casts, the
+        /// embedding, the optimizer; recomputation adds one more forward pass
+        /// of the layer ops).
+        #[arg(long)]
+        ops: bool,
         /// Also write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -513,6 +520,7 @@ fn real_main(cli: Cli) -> Result<()> {
             json,
             dtype,
             grad_checkpoint,
+            ops,
         } => {
             use leafe_trainer::bench;
             if batch == 0 || seq == 0 {
@@ -566,6 +574,27 @@ fn real_main(cli: Cli) -> Result<()> {
                         gib(t.estimated_bytes)
                     ),
                 }
+                let breakdown = match ops {
+                    true => bench::breakdown::op_times(&cfg, step, &device, 3)?,
+                    false => Vec::new(),
+                };
+                for op in &breakdown {
+                    println!(
+                        "{name}: {}: {} x {:.2} ms = {:.1} ms per step ({:.0}% of the step)",
+                        op.op,
+                        op.calls,
+                        op.each_s * 1e3,
+                        op.per_step_s * 1e3,
+                        100.0 * op.per_step_s / t.step_s
+                    );
+                }
+                if !breakdown.is_empty() {
+                    let rest = t.step_s - breakdown.iter().map(|o| o.per_step_s).sum::<f64>();
+                    println!(
+                        "{name}: everything else (residual sums, casts, embedding, optimizer): {:.1} ms per step",
+                        rest * 1e3
+                    );
+                }
                 let g = bench::generation(name, &cfg, 16, gen_tokens, &gen_batches, &device)?;
                 println!(
                     "{name}: generation {:.1} tokens/s with KV cache, {:.1} without ({:.1}x)",
@@ -576,7 +605,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 for (n, rate) in &g.batched_tokens_per_s {
                     println!("{name}: {n} sequences decoded together: {rate:.1} tokens/s");
                 }
-                report.push(serde_json::json!({ "train": t, "generation": g }));
+                report.push(serde_json::json!({ "train": t, "ops": breakdown, "generation": g }));
             }
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_vec_pretty(&report)?)

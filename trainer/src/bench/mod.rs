@@ -14,6 +14,8 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use std::time::Instant;
 
+pub mod breakdown;
+
 /// A random model of the Qwen2-0.5B shape (494M parameters).
 pub fn qwen2_05b() -> ModelConfig {
     ModelConfig {
