@@ -112,3 +112,80 @@ extern "C" __global__ void rms_norm_backward_f32(const float* x, const float* w,
         products[j] = gr[j] * n;
     }
 }
+
+// The largest of v over the block (as block_sum), returned to every thread.
+__device__ float block_max(float v) {
+    __shared__ float partial[32];
+    for (int offset = 16; offset > 0; offset >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    const unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = lane < blockDim.x / 32 ? partial[lane] : -INFINITY;
+    for (int offset = 16; offset > 0; offset >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    __syncthreads();
+    return v;
+}
+
+// The loss's forward pass over a chunk of logits [rows, vocab] (in the
+// matmul's dtype, read in f32), one block per row: the log-sum-exp into
+// out[row] and the target's log-probability into out[rows + row].
+template <typename T>
+__device__ void log_softmax_pick(const T* logits, const uint32_t* targets, float* out,
+                                 uint32_t rows, uint32_t vocab) {
+    const uint64_t row = blockIdx.x;
+    const T* lr = logits + row * vocab;
+    float m = -INFINITY;
+    for (uint32_t j = threadIdx.x; j < vocab; j += blockDim.x) m = fmaxf(m, widen(lr[j]));
+    m = block_max(m);
+    float s = 0.0f;
+    for (uint32_t j = threadIdx.x; j < vocab; j += blockDim.x) s += expf(widen(lr[j]) - m);
+    const float lse = logf(block_sum(s)) + m;
+    if (threadIdx.x == 0) {
+        const uint32_t target = targets[row];
+        out[row] = lse;
+        out[rows + row] = target < vocab ? widen(lr[target]) - lse : NAN;
+    }
+}
+
+// Its backward pass, one block per row: d logits = grad * (onehot(target) -
+// softmax(logits)), with the softmax from the saved log-sum-exp;
+// lse_grad holds the log-sum-exps [rows] then the gradients [rows].
+template <typename T>
+__device__ void log_softmax_pick_backward(const T* logits, const uint32_t* targets,
+                                          const float* lse_grad, T* out, uint32_t rows,
+                                          uint32_t vocab) {
+    const uint64_t row = blockIdx.x;
+    const T* lr = logits + row * vocab;
+    T* dr = out + row * vocab;
+    const float l = lse_grad[row], g = lse_grad[rows + row];
+    const uint32_t target = targets[row];
+    for (uint32_t j = threadIdx.x; j < vocab; j += blockDim.x) {
+        const float p = expf(widen(lr[j]) - l);
+        dr[j] = narrow<T>(g * ((j == target ? 1.0f : 0.0f) - p));
+    }
+}
+
+extern "C" __global__ void log_softmax_pick_f32(const float* logits, const uint32_t* targets,
+                                                float* out, uint32_t rows, uint32_t vocab) {
+    log_softmax_pick(logits, targets, out, rows, vocab);
+}
+extern "C" __global__ void log_softmax_pick_bf16(const __nv_bfloat16* logits,
+                                                 const uint32_t* targets, float* out,
+                                                 uint32_t rows, uint32_t vocab) {
+    log_softmax_pick(logits, targets, out, rows, vocab);
+}
+extern "C" __global__ void log_softmax_pick_backward_f32(const float* logits,
+                                                         const uint32_t* targets,
+                                                         const float* lse_grad, float* out,
+                                                         uint32_t rows, uint32_t vocab) {
+    log_softmax_pick_backward(logits, targets, lse_grad, out, rows, vocab);
+}
+extern "C" __global__ void log_softmax_pick_backward_bf16(const __nv_bfloat16* logits,
+                                                          const uint32_t* targets,
+                                                          const float* lse_grad,
+                                                          __nv_bfloat16* out, uint32_t rows,
+                                                          uint32_t vocab) {
+    log_softmax_pick_backward(logits, targets, lse_grad, out, rows, vocab);
+}

@@ -319,6 +319,168 @@ impl CustomOp3 for RmsNorm {
     }
 }
 
+/// The loss's forward pass over a chunk of `logits` `[n, vocab]` (f32 or
+/// bf16, read in f32) for `targets` `[n]` (u32), one pass per row: (the
+/// log-sum-exp `[n, 1]`, the targets' log-probabilities `[n]`), both f32.
+pub fn log_softmax_pick(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
+    let n = logits.dim(0)?;
+    let out = logits
+        .contiguous()?
+        .apply_op2_no_bwd(&targets.contiguous()?, &LogSoftmaxPick { backward: None })?;
+    Ok((out.narrow(0, 0, n)?.reshape((n, 1))?, out.narrow(0, n, n)?))
+}
+
+/// Its backward pass for `grad` `[n]`: d logits = grad · (onehot(target) -
+/// softmax(logits)), in the logits' dtype, from the saved log-sum-exp `lse`.
+pub fn log_softmax_pick_backward(
+    logits: &Tensor,
+    lse: &Tensor,
+    targets: &Tensor,
+    grad: &Tensor,
+) -> Result<Tensor> {
+    let lse_grad = Tensor::cat(
+        &[
+            &lse.flatten_all()?.to_dtype(DType::F32)?,
+            &grad.flatten_all()?.to_dtype(DType::F32)?,
+        ],
+        0,
+    )?;
+    let op = LogSoftmaxPick {
+        backward: Some(lse_grad),
+    };
+    logits
+        .contiguous()?
+        .apply_op2_no_bwd(&targets.contiguous()?, &op)
+}
+
+/// [`log_softmax_pick`] (`backward: None`) or its backward pass (the
+/// log-sum-exps and the gradients, `[2n]` f32), one block per row.
+struct LogSoftmaxPick {
+    backward: Option<Tensor>,
+}
+
+impl CustomOp2 for LogSoftmaxPick {
+    fn name(&self) -> &'static str {
+        "log-softmax-pick-cuda"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("the CUDA loss kernel runs on GPU tensors only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        logits: &CudaStorage,
+        ll: &Layout,
+        targets: &CudaStorage,
+        tl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        match logits.dtype() {
+            DType::F32 => self.launch::<f32>(logits, ll, targets, tl, "f32"),
+            DType::BF16 => self.launch::<half::bf16>(logits, ll, targets, tl, "bf16"),
+            other => candle_core::bail!("no loss kernel for {other:?}"),
+        }
+    }
+}
+
+impl LogSoftmaxPick {
+    fn launch<T: CudaDType + DeviceRepr>(
+        &self,
+        logits: &CudaStorage,
+        ll: &Layout,
+        targets: &CudaStorage,
+        tl: &Layout,
+        suffix: &str,
+    ) -> Result<(CudaStorage, Shape)> {
+        let device = logits.device().clone();
+        let (rows, vocab) = ll.shape().dims2()?;
+        if rows == 0 {
+            candle_core::bail!("the loss kernel needs at least one row");
+        }
+        let contiguous = |l: &Layout| {
+            l.contiguous_offsets().ok_or_else(|| {
+                candle_core::Error::Msg("the loss kernel's inputs must be contiguous".into())
+            })
+        };
+        let (l0, l1) = contiguous(ll)?;
+        let (t0, t1) = contiguous(tl)?;
+        if t1 - t0 != rows {
+            candle_core::bail!("the loss kernel has {} targets for {rows} rows", t1 - t0);
+        }
+        let logits = logits.as_cuda_slice::<T>()?.slice(l0..l1);
+        let targets = targets.as_cuda_slice::<u32>()?.slice(t0..t1);
+        let (rows32, vocab32) = (rows as u32, vocab as u32);
+        let config = LaunchConfig {
+            grid_dim: (rows32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        match &self.backward {
+            None => {
+                let func = device.get_or_load_custom_func(
+                    &format!("log_softmax_pick_{suffix}"),
+                    "leafe_ops",
+                    OPS_PTX,
+                )?;
+                // SAFETY: block `row` writes out[row] and out[rows + row].
+                let out = unsafe { device.alloc::<f32>(2 * rows)? };
+                let mut builder = func.builder();
+                builder.arg(&logits);
+                builder.arg(&targets);
+                builder.arg(&out);
+                candle_core::builder_arg!(builder, rows32, vocab32);
+                // SAFETY: block `row` reads row `row` of the logits, of
+                // `vocab` elements, and its target (checked below vocab).
+                unsafe { builder.launch(config) }.w()?;
+                Ok((
+                    CudaStorage::wrap_cuda_slice(out, device),
+                    Shape::from(2 * rows),
+                ))
+            }
+            Some(lse_grad) => {
+                let (storage, layout) = lse_grad.storage_and_layout();
+                let Storage::Cuda(cuda) = &*storage else {
+                    candle_core::bail!("the loss kernel's log-sum-exps are not on the GPU")
+                };
+                let Some((g0, g1)) = layout
+                    .contiguous_offsets()
+                    .filter(|(a, b)| b - a == 2 * rows)
+                else {
+                    candle_core::bail!(
+                        "the loss kernel needs 2 x {rows} log-sum-exps and gradients"
+                    )
+                };
+                let lse_grad = cuda.as_cuda_slice::<f32>()?.slice(g0..g1);
+                let func = device.get_or_load_custom_func(
+                    &format!("log_softmax_pick_backward_{suffix}"),
+                    "leafe_ops",
+                    OPS_PTX,
+                )?;
+                // SAFETY: block `row` writes row `row` of the output.
+                let out = unsafe { device.alloc::<T>(rows * vocab)? };
+                let mut builder = func.builder();
+                builder.arg(&logits);
+                builder.arg(&targets);
+                builder.arg(&lse_grad);
+                builder.arg(&out);
+                candle_core::builder_arg!(builder, rows32, vocab32);
+                // SAFETY: as above; lse_grad holds 2 x rows values.
+                unsafe { builder.launch(config) }.w()?;
+                Ok((
+                    CudaStorage::wrap_cuda_slice(out, device),
+                    ll.shape().clone(),
+                ))
+            }
+        }
+    }
+}
+
 /// Launch `KERNEL_f32` or `KERNEL_bf16` over `inputs` (contiguous, `n`
 /// elements each) and a new output of `outputs * n` elements; the kernel
 /// takes the inputs, the output and `n`.

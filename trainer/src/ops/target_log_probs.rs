@@ -42,10 +42,15 @@ fn in_chunks(hidden: &Tensor, weight: &Tensor, targets: &Tensor, chunk: usize) -
     let (mut log_probs, mut lses) = (Vec::new(), Vec::new());
     for start in (0..rows).step_by(chunk) {
         let n = chunk.min(rows - start);
-        let logits = wide_logits(&hidden_const.narrow(0, start, n)?, &weight_const)?;
-        let lse = log_sum_exp(&logits)?;
-        let picked = logits.gather(&targets.narrow(0, start, n)?.unsqueeze(1)?, 1)?;
-        log_probs.push((picked - &lse)?.squeeze(1)?);
+        let logits = hidden_const
+            .narrow(0, start, n)?
+            .matmul(&weight_const.t()?)?;
+        let targets = targets.narrow(0, start, n)?;
+        let (log_prob, lse) = match kernel_applies(&logits) {
+            true => kernel_pick(&logits, &targets)?,
+            false => pick(&logits, &targets)?,
+        };
+        log_probs.push(log_prob);
         lses.push(lse);
     }
     let op = TargetLogProbs {
@@ -57,11 +62,13 @@ fn in_chunks(hidden: &Tensor, weight: &Tensor, targets: &Tensor, chunk: usize) -
     hidden.apply_op2(weight, op)
 }
 
-/// `hidden W^T` in the accumulation dtype.
-fn wide_logits(hidden: &Tensor, weight: &Tensor) -> Result<Tensor> {
-    hidden
-        .matmul(&weight.t()?)?
-        .to_dtype(accumulation_dtype(hidden.dtype()))
+/// The targets' log-probabilities `[n]` and the log-sum-exp `[n, 1]` of
+/// `logits` `[n, vocab]`, in the accumulation dtype.
+fn pick(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
+    let logits = logits.to_dtype(accumulation_dtype(logits.dtype()))?;
+    let lse = log_sum_exp(&logits)?;
+    let picked = logits.gather(&targets.unsqueeze(1)?, 1)?;
+    Ok(((picked - &lse)?.squeeze(1)?, lse))
 }
 
 /// `[n, 1]`: the log-sum-exp of each row of `[n, vocab]`.
@@ -73,6 +80,89 @@ fn log_sum_exp(logits: &Tensor) -> Result<Tensor> {
         .sum_keepdim(1)?
         .log()?
         .add(&max)
+}
+
+/// d log p(target) / d logits, times `grad` `[n]`: grad · (onehot(target) -
+/// softmax(logits)), in the logits' dtype.
+fn d_logits(logits: &Tensor, lse: &Tensor, targets: &Tensor, grad: &Tensor) -> Result<Tensor> {
+    let softmax = logits.to_dtype(lse.dtype())?.broadcast_sub(lse)?.exp()?;
+    let g = grad.to_dtype(lse.dtype())?.unsqueeze(1)?;
+    softmax
+        .broadcast_mul(&g)?
+        .neg()?
+        .scatter_add(&targets.unsqueeze(1)?, &g, 1)?
+        .to_dtype(logits.dtype())
+}
+
+/// Whether the CUDA kernels (`kernels/ops.cu`) compute [`pick`] and
+/// [`d_logits`]: f32 or bf16 logits on a GPU, found to agree with them there.
+#[cfg(feature = "cuda")]
+fn kernel_applies(logits: &Tensor) -> bool {
+    static VERIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    crate::cuda::elementwise_applies(&[logits])
+        && crate::cuda::verified(&VERIFIED, "log_softmax_pick", || {
+            kernel_difference(logits.device())
+        })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn kernel_applies(_: &Tensor) -> bool {
+    false
+}
+
+#[cfg(feature = "cuda")]
+fn kernel_pick(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (lse, log_prob) = crate::cuda::log_softmax_pick(logits, targets)?;
+    Ok((log_prob, lse))
+}
+
+#[cfg(feature = "cuda")]
+fn kernel_d_logits(
+    logits: &Tensor,
+    lse: &Tensor,
+    targets: &Tensor,
+    grad: &Tensor,
+) -> Result<Tensor> {
+    crate::cuda::log_softmax_pick_backward(logits, lse, targets, grad)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn kernel_pick(_: &Tensor, _: &Tensor) -> Result<(Tensor, Tensor)> {
+    candle_core::bail!("built without the cuda feature")
+}
+
+#[cfg(not(feature = "cuda"))]
+fn kernel_d_logits(_: &Tensor, _: &Tensor, _: &Tensor, _: &Tensor) -> Result<Tensor> {
+    candle_core::bail!("built without the cuda feature")
+}
+
+/// The kernels' largest difference from [`pick`] and [`d_logits`] on
+/// random logits, over the tolerance of each dtype (of the largest value).
+#[cfg(feature = "cuda")]
+fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
+    use candle_core::DType;
+    let mut rng = crate::init::SeededRng::new(23);
+    let (n, vocab) = (5, 5003);
+    let targets: Vec<u32> = (0..n).map(|i| (i * 1237 % vocab) as u32).collect();
+    let targets = Tensor::new(targets, device)?;
+    let grad = rng.normal_tensor(&[n], 1.0, DType::F32, device)?;
+    let mut worst = 0f64;
+    for (dtype, tolerance) in [(DType::F32, 1e-5), (DType::BF16, 1e-2)] {
+        let logits = rng
+            .normal_tensor(&[n, vocab], 3.0, DType::F32, device)?
+            .to_dtype(dtype)?;
+        let (ours, ours_lse) = kernel_pick(&logits, &targets)?;
+        let (theirs, theirs_lse) = pick(&logits, &targets)?;
+        let ours_d = kernel_d_logits(&logits, &theirs_lse, &targets, &grad)?;
+        let theirs_d = d_logits(&logits, &theirs_lse, &targets, &grad)?;
+        for (a, b) in [(ours, theirs), (ours_lse, theirs_lse), (ours_d, theirs_d)] {
+            let (a, b) = (a.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?);
+            let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-6);
+            let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            worst = worst.max(f64::from(diff / scale) / tolerance);
+        }
+    }
+    Ok(worst)
 }
 
 /// The op's record of its forward pass: the result (see [`Precomputed`])
@@ -128,18 +218,18 @@ impl CustomOp2 for TargetLogProbs {
         for start in (0..rows).step_by(self.chunk) {
             let n = self.chunk.min(rows - start);
             let h = hidden.narrow(0, start, n)?;
-            let softmax = wide_logits(&h, &weight)?
-                .broadcast_sub(&self.lse.narrow(0, start, n)?)?
-                .exp()?;
-            let g = grad.narrow(0, start, n)?.unsqueeze(1)?;
-            let targets = self.targets.narrow(0, start, n)?.unsqueeze(1)?;
-            let d_logits = softmax
-                .broadcast_mul(&g)?
-                .neg()?
-                .scatter_add(&targets, &g, 1)?
-                .to_dtype(hidden.dtype())?;
-            grad_hidden.push(d_logits.matmul(&weight)?);
-            let d_weight = d_logits.t()?.matmul(&h)?.to_dtype(wide)?;
+            let logits = h.matmul(&weight.t()?)?;
+            let (lse, targets) = (
+                self.lse.narrow(0, start, n)?,
+                self.targets.narrow(0, start, n)?,
+            );
+            let g = grad.narrow(0, start, n)?;
+            let d = match kernel_applies(&logits) {
+                true => kernel_d_logits(&logits, &lse, &targets, &g)?,
+                false => d_logits(&logits, &lse, &targets, &g)?,
+            };
+            grad_hidden.push(d.matmul(&weight)?);
+            let d_weight = d.t()?.matmul(&h)?.to_dtype(wide)?;
             grad_weight = Some(match grad_weight {
                 Some(acc) => (acc + d_weight)?,
                 None => d_weight,
