@@ -189,3 +189,31 @@ extern "C" __global__ void log_softmax_pick_backward_bf16(const __nv_bfloat16* l
                                                           uint32_t vocab) {
     log_softmax_pick_backward(logits, targets, lse_grad, out, rows, vocab);
 }
+
+// Rotary embeddings of x [.., t, d] with cos and sin [t, d] (each half of
+// the last dimension the same angles, as rope.rs lays them out): out_j =
+// x_j cos_j + r_j sin_j with r = [-x2, x1] (rotate_half). `sign` -1 rotates
+// the other way: the backward pass (the rotation's transpose).
+template <typename T>
+__device__ void rotary(const T* x, const T* cos, const T* sin, T* out, uint64_t n, uint32_t t,
+                       uint32_t d, float sign) {
+    const uint32_t half = d / 2;
+    const uint64_t stride = (uint64_t)blockDim.x * gridDim.x;
+    for (uint64_t i = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        const uint32_t j = i % d;
+        const uint64_t table = ((i / d) % t) * d + j;
+        const float rotated = j < half ? -widen(x[i + half]) : widen(x[i - half]);
+        out[i] = narrow<T>(widen(x[i]) * widen(cos[table]) + sign * rotated * widen(sin[table]));
+    }
+}
+
+extern "C" __global__ void rotary_f32(const float* x, const float* cos, const float* sin,
+                                      float* out, uint64_t n, uint32_t t, uint32_t d,
+                                      float sign) {
+    rotary(x, cos, sin, out, n, t, d, sign);
+}
+extern "C" __global__ void rotary_bf16(const __nv_bfloat16* x, const __nv_bfloat16* cos,
+                                       const __nv_bfloat16* sin, __nv_bfloat16* out, uint64_t n,
+                                       uint32_t t, uint32_t d, float sign) {
+    rotary(x, cos, sin, out, n, t, d, sign);
+}

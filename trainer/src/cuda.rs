@@ -481,6 +481,101 @@ impl LogSoftmaxPick {
     }
 }
 
+/// Rotary embeddings of `x` `[.., t, d]` (f32 or bf16) with `cos` and `sin`
+/// `[t, d]` of its dtype, in one pass; `inverse` rotates the other way (the
+/// backward pass).
+pub fn rotary(x: &Tensor, cos: &Tensor, sin: &Tensor, inverse: bool) -> Result<Tensor> {
+    let sign = if inverse { -1.0 } else { 1.0 };
+    x.contiguous()?
+        .apply_op3_no_bwd(&cos.contiguous()?, &sin.contiguous()?, &Rotary { sign })
+}
+
+struct Rotary {
+    sign: f32,
+}
+
+impl CustomOp3 for Rotary {
+    fn name(&self) -> &'static str {
+        "rotary-cuda"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("the CUDA rotary kernel runs on GPU tensors only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        x: &CudaStorage,
+        xl: &Layout,
+        cos: &CudaStorage,
+        cl: &Layout,
+        sin: &CudaStorage,
+        sl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let inputs = [(x, xl), (cos, cl), (sin, sl)];
+        let out = match x.dtype() {
+            DType::F32 => self.launch::<f32>(x.device(), &inputs, "rotary_f32")?,
+            DType::BF16 => self.launch::<half::bf16>(x.device(), &inputs, "rotary_bf16")?,
+            other => candle_core::bail!("no rotary kernel for {other:?}"),
+        };
+        Ok((out, xl.shape().clone()))
+    }
+}
+
+impl Rotary {
+    fn launch<T: CudaDType + DeviceRepr>(
+        &self,
+        device: &CudaDevice,
+        inputs: &[(&CudaStorage, &Layout); 3],
+        kernel: &str,
+    ) -> Result<CudaStorage> {
+        let [(_, xl), (_, cl), _] = *inputs;
+        let dims = xl.dims();
+        let (t, d) = match dims {
+            [.., t, d] if *d % 2 == 0 => (*t, *d),
+            _ => candle_core::bail!("rotary: x must be [.., t, d] with an even d"),
+        };
+        if cl.dims() != [t, d] {
+            candle_core::bail!("rotary: the tables must be [{t}, {d}], not {:?}", cl.dims());
+        }
+        let n = xl.shape().elem_count();
+        let views = inputs
+            .iter()
+            .map(|(storage, layout)| {
+                let Some((start, end)) = layout.contiguous_offsets() else {
+                    candle_core::bail!("rotary: an input is not contiguous")
+                };
+                Ok(storage.as_cuda_slice::<T>()?.slice(start..end))
+            })
+            .collect::<Result<Vec<CudaView<'_, T>>>>()?;
+        if views[2].len() != t * d {
+            candle_core::bail!("rotary: sin does not match cos");
+        }
+        let func = device.get_or_load_custom_func(kernel, "leafe_ops", OPS_PTX)?;
+        // SAFETY: the kernel writes every one of the `n` elements.
+        let out = unsafe { device.alloc::<T>(n)? };
+        let mut builder = func.builder();
+        for view in &views {
+            builder.arg(view);
+        }
+        builder.arg(&out);
+        let (n64, t32, d32) = (n as u64, t as u32, d as u32);
+        candle_core::builder_arg!(builder, n64, t32, d32, self.sign);
+        // SAFETY: element i reads x[i], its partner in the other half of
+        // its own row of d, and the tables at its (position, j) < t * d.
+        unsafe { builder.launch(launch(n)) }.w()?;
+        Ok(CudaStorage::wrap_cuda_slice(out, device.clone()))
+    }
+}
+
 /// Launch `KERNEL_f32` or `KERNEL_bf16` over `inputs` (contiguous, `n`
 /// elements each) and a new output of `outputs * n` elements; the kernel
 /// takes the inputs, the output and `n`.

@@ -9,7 +9,11 @@ use candle_core::{CpuStorage, CudaStorage, CustomOp1, D, Layout, Result, Shape, 
 /// and `sin` `[.., t, d]` (each half of the last dimension the same table,
 /// as transformers lays them out) broadcast over the rest.
 pub fn rotary(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let value = rotate(&x.detach(), cos, sin)?;
+    let xd = x.detach();
+    let value = match kernel_applies(&xd, cos) {
+        true => kernel_rotate(&xd, cos, sin, false)?,
+        false => rotate(&xd, cos, sin)?,
+    };
     x.apply_op1(Rotary {
         value: Precomputed::new(value),
         cos: cos.detach(),
@@ -55,10 +59,81 @@ impl CustomOp1 for Rotary {
     /// rotate_half is a rotation by -90 degrees on each pair: its transpose
     /// is its negation, so dx = grad * cos - rotate_half(grad * sin).
     fn bwd(&self, _: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let grad_x =
-            (grad.broadcast_mul(&self.cos)? - rotate_half(&grad.broadcast_mul(&self.sin)?)?)?;
+        let grad_x = match kernel_applies(grad, &self.cos) {
+            true => kernel_rotate(grad, &self.cos, &self.sin, true)?,
+            false => rotate_back(grad, &self.cos, &self.sin)?,
+        };
         Ok(Some(grad_x))
     }
+}
+
+fn rotate_back(grad: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    grad.broadcast_mul(cos)? - rotate_half(&grad.broadcast_mul(sin)?)?
+}
+
+/// Whether the CUDA kernel (`kernels/ops.cu`) computes this: f32 or bf16
+/// on a GPU with `[t, d]` tables of the same dtype (shared positions, as in
+/// training), found to agree with [`rotate`] and [`rotate_back`] there.
+#[cfg(feature = "cuda")]
+fn kernel_applies(x: &Tensor, cos: &Tensor) -> bool {
+    static VERIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    crate::cuda::elementwise_applies(&[x])
+        && cos.rank() == 2
+        && cos.dtype() == x.dtype()
+        && crate::cuda::verified(&VERIFIED, "rotary", || kernel_difference(x.device()))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn kernel_applies(_: &Tensor, _: &Tensor) -> bool {
+    false
+}
+
+#[cfg(feature = "cuda")]
+fn kernel_rotate(x: &Tensor, cos: &Tensor, sin: &Tensor, inverse: bool) -> Result<Tensor> {
+    crate::cuda::rotary(x, cos, sin, inverse)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn kernel_rotate(_: &Tensor, _: &Tensor, _: &Tensor, _: bool) -> Result<Tensor> {
+    candle_core::bail!("built without the cuda feature")
+}
+
+/// The kernel's largest difference from [`rotate`] and [`rotate_back`] on
+/// random inputs and tables laid out as the model's, over the tolerance of
+/// each dtype (of the largest value).
+#[cfg(feature = "cuda")]
+fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
+    use candle_core::DType;
+    let mut rng = crate::init::SeededRng::new(24);
+    let (t, d) = (37, 64);
+    let angles = rng.normal_tensor(&[t, d / 2], 3.0, DType::F32, device)?;
+    let angles = Tensor::cat(&[&angles, &angles], 1)?;
+    let mut worst = 0f64;
+    for (dtype, tolerance) in [(DType::F32, 1e-5), (DType::BF16, 1e-2)] {
+        let (cos, sin) = (
+            angles.cos()?.to_dtype(dtype)?,
+            angles.sin()?.to_dtype(dtype)?,
+        );
+        let x = rng
+            .normal_tensor(&[2, 3, t, d], 1.0, DType::F32, device)?
+            .to_dtype(dtype)?;
+        for (ours, theirs) in [
+            (
+                kernel_rotate(&x, &cos, &sin, false)?,
+                rotate(&x, &cos, &sin)?,
+            ),
+            (
+                kernel_rotate(&x, &cos, &sin, true)?,
+                rotate_back(&x, &cos, &sin)?,
+            ),
+        ] {
+            let (a, b) = (ours.to_dtype(DType::F32)?, theirs.to_dtype(DType::F32)?);
+            let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-6);
+            let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            worst = worst.max(f64::from(diff / scale) / tolerance);
+        }
+    }
+    Ok(worst)
 }
 
 #[cfg(test)]
