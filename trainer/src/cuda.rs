@@ -221,15 +221,7 @@ impl RmsNorm {
         let hidden = x_layout.dims().last().copied().unwrap_or(0);
         let n = x_layout.shape().elem_count();
         let rows = n / hidden.max(1);
-        let views = inputs
-            .iter()
-            .map(|(storage, layout)| {
-                let Some((start, end)) = layout.contiguous_offsets() else {
-                    candle_core::bail!("{kernel}: an input is not contiguous")
-                };
-                Ok(storage.as_cuda_slice::<f32>()?.slice(start..end))
-            })
-            .collect::<Result<Vec<CudaView<'_, f32>>>>()?;
+        let views = views::<f32>(kernel, inputs)?;
         if views[1].len() != hidden || views.get(2).is_some_and(|g| g.len() != n) {
             candle_core::bail!("{kernel}: the weight or the gradient does not match the input");
         }
@@ -547,15 +539,7 @@ impl Rotary {
             candle_core::bail!("rotary: the tables must be [{t}, {d}], not {:?}", cl.dims());
         }
         let n = xl.shape().elem_count();
-        let views = inputs
-            .iter()
-            .map(|(storage, layout)| {
-                let Some((start, end)) = layout.contiguous_offsets() else {
-                    candle_core::bail!("rotary: an input is not contiguous")
-                };
-                Ok(storage.as_cuda_slice::<T>()?.slice(start..end))
-            })
-            .collect::<Result<Vec<CudaView<'_, T>>>>()?;
+        let views = views::<T>(kernel, inputs)?;
         if views[2].len() != t * d {
             candle_core::bail!("rotary: sin does not match cos");
         }
@@ -574,6 +558,22 @@ impl Rotary {
         unsafe { builder.launch(launch(n)) }.w()?;
         Ok(CudaStorage::wrap_cuda_slice(out, device.clone()))
     }
+}
+
+/// Each input's elements as a contiguous view (an error names `kernel`).
+fn views<'a, T: CudaDType>(
+    kernel: &str,
+    inputs: &[(&'a CudaStorage, &Layout)],
+) -> Result<Vec<CudaView<'a, T>>> {
+    inputs
+        .iter()
+        .map(|(storage, layout)| {
+            let Some((start, end)) = layout.contiguous_offsets() else {
+                candle_core::bail!("{kernel}: an input is not contiguous")
+            };
+            Ok(storage.as_cuda_slice::<T>()?.slice(start..end))
+        })
+        .collect()
 }
 
 /// Launch `KERNEL_f32` or `KERNEL_bf16` over `inputs` (contiguous, `n`
@@ -604,18 +604,10 @@ fn elementwise_of<T: CudaDType + DeviceRepr>(
     let n = inputs
         .first()
         .map_or(0, |(_, layout)| layout.shape().elem_count());
-    let views = inputs
-        .iter()
-        .map(|(storage, layout)| {
-            let Some((start, end)) = layout.contiguous_offsets() else {
-                candle_core::bail!("{kernel}: an input is not contiguous")
-            };
-            if end - start != n {
-                candle_core::bail!("{kernel}: the inputs differ in size");
-            }
-            Ok(storage.as_cuda_slice::<T>()?.slice(start..end))
-        })
-        .collect::<Result<Vec<CudaView<'_, T>>>>()?;
+    let views = views::<T>(kernel, inputs)?;
+    if views.iter().any(|v| v.len() != n) {
+        candle_core::bail!("{kernel}: the inputs differ in size");
+    }
     let func = device.get_or_load_custom_func(kernel, "leafe_ops", OPS_PTX)?;
     // SAFETY: the kernel writes every one of the `outputs * n` elements.
     let out = unsafe { device.alloc::<T>(outputs * n)? };

@@ -20,6 +20,16 @@ pub fn accumulation_dtype(dtype: DType) -> DType {
     }
 }
 
+/// max |a - b| over max |b| (both read in f32): how far a CUDA kernel's
+/// output is from the tensor ops', relative to the output's size.
+#[cfg(feature = "cuda")]
+pub(crate) fn relative_difference(a: &Tensor, b: &Tensor) -> Result<f64> {
+    let (a, b) = (a.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?);
+    let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-6);
+    let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    Ok(f64::from(diff / scale))
+}
+
 /// An op's result, computed with tensor ops (on any device) before the op
 /// is applied; the op's forward pass hands it over once and drops it, so
 /// that only the op's output holds the memory. The op itself exists for its

@@ -176,9 +176,7 @@ fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
         (dx, dx_plain),
         (products, products_plain),
     ] {
-        let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-6);
-        let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
-        worst = worst.max(f64::from(diff / scale) / 1e-5);
+        worst = worst.max(super::relative_difference(&a, &b)? / 1e-5);
     }
     Ok(worst)
 }

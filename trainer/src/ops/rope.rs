@@ -127,10 +127,7 @@ fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
                 rotate_back(&x, &cos, &sin)?,
             ),
         ] {
-            let (a, b) = (ours.to_dtype(DType::F32)?, theirs.to_dtype(DType::F32)?);
-            let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-6);
-            let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
-            worst = worst.max(f64::from(diff / scale) / tolerance);
+            worst = worst.max(super::relative_difference(&ours, &theirs)? / tolerance);
         }
     }
     Ok(worst)

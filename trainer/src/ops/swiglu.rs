@@ -140,10 +140,7 @@ fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
             (ours_gate, theirs_gate),
             (ours_up, theirs_up),
         ] {
-            let (a, b) = (a.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?);
-            let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-6);
-            let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
-            worst = worst.max(f64::from(diff / scale) / tolerance);
+            worst = worst.max(super::relative_difference(&a, &b)? / tolerance);
         }
     }
     Ok(worst)

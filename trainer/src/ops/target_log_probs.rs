@@ -156,10 +156,7 @@ fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
         let ours_d = kernel_d_logits(&logits, &theirs_lse, &targets, &grad)?;
         let theirs_d = d_logits(&logits, &theirs_lse, &targets, &grad)?;
         for (a, b) in [(ours, theirs), (ours_lse, theirs_lse), (ours_d, theirs_d)] {
-            let (a, b) = (a.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?);
-            let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-6);
-            let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
-            worst = worst.max(f64::from(diff / scale) / tolerance);
+            worst = worst.max(super::relative_difference(&a, &b)? / tolerance);
         }
     }
     Ok(worst)
