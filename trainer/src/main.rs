@@ -429,6 +429,12 @@ fn real_main(cli: Cli) -> Result<()> {
                 report.tokens_per_s,
                 out.display()
             );
+            if report.overflowed_steps > 0 {
+                println!(
+                    "{} of the steps were skipped: their f16 gradients overflowed (the loss scale was halved each time; see loss_log.jsonl)",
+                    report.overflowed_steps
+                );
+            }
         }
         Command::Generate {
             model,

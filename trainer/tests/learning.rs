@@ -612,7 +612,7 @@ fn f16_loss_scaling_skips_overflowing_steps_and_backs_off() {
         initial_loss_scale: 2f64.powi(26),
         ..SftConfig::default()
     };
-    train(&model, &data, &out, &cfg, &Device::Cpu, false, false).unwrap();
+    let report = train(&model, &data, &out, &cfg, &Device::Cpu, false, false).unwrap();
     let log: Vec<serde_json::Value> = std::fs::read_to_string(out.join("loss_log.jsonl"))
         .unwrap()
         .lines()
@@ -629,6 +629,7 @@ fn f16_loss_scaling_skips_overflowing_steps_and_backs_off() {
             .iter()
             .all(|e| e.get("overflow").is_none())
     );
+    assert_eq!(report.overflowed_steps, overflowed);
     for (i, entry) in log.iter().enumerate().take(overflowed + 1) {
         assert_eq!(entry["loss_scale"], 2f64.powi(26 - i as i32), "step {i}");
     }

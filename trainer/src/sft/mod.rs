@@ -114,6 +114,9 @@ pub struct SftReport {
     pub final_loss: f64,
     pub tokens_per_s: f64,
     pub resumed_from: Option<usize>,
+    /// f16: steps skipped because the scaled gradients overflowed (their
+    /// updates were not applied; the loss scale was halved each time).
+    pub overflowed_steps: usize,
 }
 
 /// Train the model in `model_dir` on `data_path`; write checkpoints and the
@@ -363,6 +366,7 @@ pub fn train(
         final_loss: log.last().map(|e| e.loss).unwrap_or(f64::NAN),
         tokens_per_s: trained_tokens_run as f64 / started.elapsed().as_secs_f64().max(1e-9),
         resumed_from: resumed.map(|(s, _)| s),
+        overflowed_steps: log.iter().filter(|e| e.overflow).count(),
     })
 }
 
