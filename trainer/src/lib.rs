@@ -8,7 +8,6 @@ pub mod bench;
 pub mod chat;
 pub mod checkpoint;
 pub mod config;
-#[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod data;
 pub mod devicecheck;

@@ -161,7 +161,6 @@ impl AdamW {
         } = self.cfg;
         let bias1 = 1.0 - beta1.powi(self.step as i32);
         let bias2 = 1.0 - beta2.powi(self.step as i32);
-        #[cfg(feature = "cuda")]
         let mut host_clip_on_device: Option<Tensor> = None;
         for (((_, var, moments), g), fused) in self.slots.iter_mut().zip(grads).zip(fused) {
             let Some(g) = g else { continue };
@@ -188,7 +187,6 @@ impl AdamW {
                     var.as_tensor().inplace_op2(g, &op)?;
                 }
                 Moments::Cpu(..) => bail!("a gradient of the wrong dtype for a CPU variable"),
-                #[cfg(feature = "cuda")]
                 Moments::Device(m, v)
                     if crate::cuda::adamw_applies(var.as_tensor(), g)
                         && cuda_adamw_verified(var.device()) =>
@@ -366,7 +364,6 @@ struct Coefficients {
 
 impl Coefficients {
     /// As the CUDA kernel takes them.
-    #[cfg(feature = "cuda")]
     fn kernel(&self) -> crate::cuda::AdamWStep {
         crate::cuda::AdamWStep {
             beta1: self.beta1 as f32,
@@ -406,7 +403,6 @@ fn tensor_update(
 /// this GPU, checked once per process on random values (the kernel cannot
 /// be tested where no GPU is, so it is tested where it runs). On a
 /// disagreement the tensor ops are used, with a warning.
-#[cfg(feature = "cuda")]
 fn cuda_adamw_verified(device: &candle_core::Device) -> bool {
     static VERIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     crate::cuda::verified(&VERIFIED, "adamw", || {
@@ -417,7 +413,6 @@ fn cuda_adamw_verified(device: &candle_core::Device) -> bool {
 /// The largest difference between the kernel's and the tensor ops' new
 /// weights and moments, for one step with non-trivial moments, clipping
 /// and weight decay.
-#[cfg(feature = "cuda")]
 fn cuda_adamw_difference(device: &candle_core::Device) -> candle_core::Result<f64> {
     let mut rng = crate::init::SeededRng::new(11);
     let n = 4099; // not a multiple of a block

@@ -270,12 +270,13 @@ impl Model {
         };
         let mut x = self.embed(ids, &[0])?;
         let t = ids.dim(1)?;
+        let (cos, sin) = (self.cos.narrow(0, 0, t)?, self.sin.narrow(0, 0, t)?);
         for layer in &self.layers {
             let layer = TrainingLayer {
                 layer: layer.clone(),
                 cfg: self.cfg.clone(),
-                cos: self.cos.narrow(0, 0, t)?,
-                sin: self.sin.narrow(0, 0, t)?,
+                cos: cos.clone(),
+                sin: sin.clone(),
                 scale,
             };
             x = layer.forward_recomputed(&x, grads)?;

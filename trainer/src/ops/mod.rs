@@ -22,7 +22,6 @@ pub fn accumulation_dtype(dtype: DType) -> DType {
 
 /// max |a - b| over max |b| (both read in f32): how far a CUDA kernel's
 /// output is from the tensor ops', relative to the output's size.
-#[cfg(feature = "cuda")]
 pub(crate) fn relative_difference(a: &Tensor, b: &Tensor) -> Result<f64> {
     let (a, b) = (a.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?);
     let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-6);

@@ -11,7 +11,7 @@ use candle_core::{CpuStorage, CudaStorage, CustomOp2, D, Layout, Result, Shape, 
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     let (xd, wd) = (x.detach(), weight.detach());
     let (value, rstd) = match kernel_applies(&xd, &wd) {
-        true => kernel_forward(&xd, &wd, eps)?,
+        true => crate::cuda::rms_norm(&xd, &wd, eps)?,
         false => forward(&xd, &wd, eps)?,
     };
     x.apply_op2(
@@ -78,7 +78,7 @@ impl CustomOp2 for RmsNorm {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (x, w) = (x.detach(), weight.detach());
         let (grad_x, products) = match kernel_applies(&x, &w) && grad.dtype() == x.dtype() {
-            true => kernel_backward(&x, &w, grad, self.eps)?,
+            true => crate::cuda::rms_norm_backward(&x, &w, grad, self.eps)?,
             false => backward(&x, &w, &self.rstd, grad)?,
         };
         // The sum over rows as a [1, rows] x [rows, hidden] matmul: candle's
@@ -113,7 +113,6 @@ fn backward(x: &Tensor, weight: &Tensor, rstd: &Tensor, grad: &Tensor) -> Result
 /// Whether the CUDA kernels (`kernels/ops.cu`) compute this: f32 on a GPU
 /// (the training residual stream), found to agree with [`forward`] and
 /// [`backward`] there.
-#[cfg(feature = "cuda")]
 fn kernel_applies(x: &Tensor, weight: &Tensor) -> bool {
     static VERIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     x.device().is_cuda()
@@ -123,39 +122,8 @@ fn kernel_applies(x: &Tensor, weight: &Tensor) -> bool {
         && crate::cuda::verified(&VERIFIED, "rms_norm", || kernel_difference(x.device()))
 }
 
-#[cfg(not(feature = "cuda"))]
-fn kernel_applies(_: &Tensor, _: &Tensor) -> bool {
-    false
-}
-
-#[cfg(feature = "cuda")]
-fn kernel_forward(x: &Tensor, weight: &Tensor, eps: f64) -> Result<(Tensor, Tensor)> {
-    crate::cuda::rms_norm(x, weight, eps)
-}
-
-#[cfg(feature = "cuda")]
-fn kernel_backward(
-    x: &Tensor,
-    weight: &Tensor,
-    grad: &Tensor,
-    eps: f64,
-) -> Result<(Tensor, Tensor)> {
-    crate::cuda::rms_norm_backward(x, weight, grad, eps)
-}
-
-#[cfg(not(feature = "cuda"))]
-fn kernel_forward(_: &Tensor, _: &Tensor, _: f64) -> Result<(Tensor, Tensor)> {
-    candle_core::bail!("built without the cuda feature")
-}
-
-#[cfg(not(feature = "cuda"))]
-fn kernel_backward(_: &Tensor, _: &Tensor, _: &Tensor, _: f64) -> Result<(Tensor, Tensor)> {
-    candle_core::bail!("built without the cuda feature")
-}
-
 /// The kernels' largest difference from [`forward`] and [`backward`] on
 /// random rows, over 1e-5 of the largest value of each output.
-#[cfg(feature = "cuda")]
 fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
     use candle_core::DType;
     let mut rng = crate::init::SeededRng::new(22);
@@ -165,9 +133,9 @@ fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
         rng.normal_tensor(&[2, 37, 896], 1.0, DType::F32, device)?,
     );
     let w = (rng.normal_tensor(&[896], 0.1, DType::F32, device)? + 1.0)?;
-    let (value, rstd) = kernel_forward(&x, &w, eps)?;
+    let (value, rstd) = crate::cuda::rms_norm(&x, &w, eps)?;
     let (value_plain, rstd_plain) = forward(&x, &w, eps)?;
-    let (dx, products) = kernel_backward(&x, &w, &grad, eps)?;
+    let (dx, products) = crate::cuda::rms_norm_backward(&x, &w, &grad, eps)?;
     let (dx_plain, products_plain) = backward(&x, &w, &rstd_plain, &grad)?;
     let mut worst = 0f64;
     for (a, b) in [

@@ -11,7 +11,7 @@ use candle_core::{CpuStorage, CudaStorage, CustomOp1, D, Layout, Result, Shape, 
 pub fn rotary(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let xd = x.detach();
     let value = match kernel_applies(&xd, cos) {
-        true => kernel_rotate(&xd, cos, sin, false)?,
+        true => crate::cuda::rotary(&xd, cos, sin, false)?,
         false => rotate(&xd, cos, sin)?,
     };
     x.apply_op1(Rotary {
@@ -60,7 +60,7 @@ impl CustomOp1 for Rotary {
     /// is its negation, so dx = grad * cos - rotate_half(grad * sin).
     fn bwd(&self, _: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let grad_x = match kernel_applies(grad, &self.cos) {
-            true => kernel_rotate(grad, &self.cos, &self.sin, true)?,
+            true => crate::cuda::rotary(grad, &self.cos, &self.sin, true)?,
             false => rotate_back(grad, &self.cos, &self.sin)?,
         };
         Ok(Some(grad_x))
@@ -74,7 +74,6 @@ fn rotate_back(grad: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 /// Whether the CUDA kernel (`kernels/ops.cu`) computes this: f32 or bf16
 /// on a GPU with `[t, d]` tables of the same dtype (shared positions, as in
 /// training), found to agree with [`rotate`] and [`rotate_back`] there.
-#[cfg(feature = "cuda")]
 fn kernel_applies(x: &Tensor, cos: &Tensor) -> bool {
     static VERIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     crate::cuda::elementwise_applies(&[x])
@@ -83,25 +82,9 @@ fn kernel_applies(x: &Tensor, cos: &Tensor) -> bool {
         && crate::cuda::verified(&VERIFIED, "rotary", || kernel_difference(x.device()))
 }
 
-#[cfg(not(feature = "cuda"))]
-fn kernel_applies(_: &Tensor, _: &Tensor) -> bool {
-    false
-}
-
-#[cfg(feature = "cuda")]
-fn kernel_rotate(x: &Tensor, cos: &Tensor, sin: &Tensor, inverse: bool) -> Result<Tensor> {
-    crate::cuda::rotary(x, cos, sin, inverse)
-}
-
-#[cfg(not(feature = "cuda"))]
-fn kernel_rotate(_: &Tensor, _: &Tensor, _: &Tensor, _: bool) -> Result<Tensor> {
-    candle_core::bail!("built without the cuda feature")
-}
-
 /// The kernel's largest difference from [`rotate`] and [`rotate_back`] on
 /// random inputs and tables laid out as the model's, over the tolerance of
 /// each dtype (of the largest value).
-#[cfg(feature = "cuda")]
 fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
     use candle_core::DType;
     let mut rng = crate::init::SeededRng::new(24);
@@ -119,11 +102,11 @@ fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
             .to_dtype(dtype)?;
         for (ours, theirs) in [
             (
-                kernel_rotate(&x, &cos, &sin, false)?,
+                crate::cuda::rotary(&x, &cos, &sin, false)?,
                 rotate(&x, &cos, &sin)?,
             ),
             (
-                kernel_rotate(&x, &cos, &sin, true)?,
+                crate::cuda::rotary(&x, &cos, &sin, true)?,
                 rotate_back(&x, &cos, &sin)?,
             ),
         ] {

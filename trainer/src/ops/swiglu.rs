@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CudaStorage, CustomOp2, Layout, Result, Shape, Ten
 pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     let (g, u) = (gate.detach(), up.detach());
     let value = match kernel_applies(&[&g, &u]) {
-        true => kernel_forward(&g, &u)?,
+        true => crate::cuda::silu_mul(&g, &u)?,
         false => (g.silu()? * u)?,
     };
     gate.apply_op2(
@@ -58,7 +58,7 @@ impl CustomOp2 for SiluMul {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (g, u) = (gate.detach(), up.detach());
         let (grad_gate, grad_up) = match kernel_applies(&[&g, &u, grad]) {
-            true => kernel_backward(&g, &u, grad)?,
+            true => crate::cuda::silu_mul_backward(&g, &u, grad)?,
             false => backward(&g, &u, grad)?,
         };
         Ok((Some(grad_gate), Some(grad_up)))
@@ -83,7 +83,6 @@ fn backward(gate: &Tensor, up: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor
 /// Whether the CUDA kernels (`kernels/ops.cu`) compute this: on a GPU, in
 /// f32 or bf16, and found to agree with [`backward`] and the plain forward
 /// ops there.
-#[cfg(feature = "cuda")]
 fn kernel_applies(tensors: &[&Tensor]) -> bool {
     static VERIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     crate::cuda::elementwise_applies(tensors)
@@ -92,35 +91,9 @@ fn kernel_applies(tensors: &[&Tensor]) -> bool {
         })
 }
 
-#[cfg(not(feature = "cuda"))]
-fn kernel_applies(_: &[&Tensor]) -> bool {
-    false
-}
-
-#[cfg(feature = "cuda")]
-fn kernel_forward(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
-    crate::cuda::silu_mul(gate, up)
-}
-
-#[cfg(feature = "cuda")]
-fn kernel_backward(gate: &Tensor, up: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor)> {
-    crate::cuda::silu_mul_backward(gate, up, grad)
-}
-
-#[cfg(not(feature = "cuda"))]
-fn kernel_forward(_: &Tensor, _: &Tensor) -> Result<Tensor> {
-    candle_core::bail!("built without the cuda feature")
-}
-
-#[cfg(not(feature = "cuda"))]
-fn kernel_backward(_: &Tensor, _: &Tensor, _: &Tensor) -> Result<(Tensor, Tensor)> {
-    candle_core::bail!("built without the cuda feature")
-}
-
 /// The kernels' largest difference from the tensor ops on random inputs,
 /// over the tolerance of each dtype (f32: 1e-5 of the largest value; bf16:
 /// 1e-2, a couple of roundings).
-#[cfg(feature = "cuda")]
 fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
     use candle_core::DType;
     let mut rng = crate::init::SeededRng::new(21);
@@ -131,9 +104,9 @@ fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
                 .to_dtype(dtype)
         };
         let (gate, up, grad) = (random()?, random()?, random()?);
-        let ours = kernel_forward(&gate, &up)?;
+        let ours = crate::cuda::silu_mul(&gate, &up)?;
         let theirs = (gate.silu()? * &up)?;
-        let (ours_gate, ours_up) = kernel_backward(&gate, &up, &grad)?;
+        let (ours_gate, ours_up) = crate::cuda::silu_mul_backward(&gate, &up, &grad)?;
         let (theirs_gate, theirs_up) = backward(&gate, &up, &grad)?;
         for (a, b) in [
             (ours, theirs),

@@ -47,7 +47,7 @@ fn in_chunks(hidden: &Tensor, weight: &Tensor, targets: &Tensor, chunk: usize) -
             .matmul(&weight_const.t()?)?;
         let targets = targets.narrow(0, start, n)?;
         let (log_prob, lse) = match kernel_applies(&logits) {
-            true => kernel_pick(&logits, &targets)?,
+            true => crate::cuda::log_softmax_pick(&logits, &targets)?,
             false => pick(&logits, &targets)?,
         };
         log_probs.push(log_prob);
@@ -96,7 +96,6 @@ fn d_logits(logits: &Tensor, lse: &Tensor, targets: &Tensor, grad: &Tensor) -> R
 
 /// Whether the CUDA kernels (`kernels/ops.cu`) compute [`pick`] and
 /// [`d_logits`]: f32 or bf16 logits on a GPU, found to agree with them there.
-#[cfg(feature = "cuda")]
 fn kernel_applies(logits: &Tensor) -> bool {
     static VERIFIED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     crate::cuda::elementwise_applies(&[logits])
@@ -105,40 +104,8 @@ fn kernel_applies(logits: &Tensor) -> bool {
         })
 }
 
-#[cfg(not(feature = "cuda"))]
-fn kernel_applies(_: &Tensor) -> bool {
-    false
-}
-
-#[cfg(feature = "cuda")]
-fn kernel_pick(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
-    let (lse, log_prob) = crate::cuda::log_softmax_pick(logits, targets)?;
-    Ok((log_prob, lse))
-}
-
-#[cfg(feature = "cuda")]
-fn kernel_d_logits(
-    logits: &Tensor,
-    lse: &Tensor,
-    targets: &Tensor,
-    grad: &Tensor,
-) -> Result<Tensor> {
-    crate::cuda::log_softmax_pick_backward(logits, lse, targets, grad)
-}
-
-#[cfg(not(feature = "cuda"))]
-fn kernel_pick(_: &Tensor, _: &Tensor) -> Result<(Tensor, Tensor)> {
-    candle_core::bail!("built without the cuda feature")
-}
-
-#[cfg(not(feature = "cuda"))]
-fn kernel_d_logits(_: &Tensor, _: &Tensor, _: &Tensor, _: &Tensor) -> Result<Tensor> {
-    candle_core::bail!("built without the cuda feature")
-}
-
 /// The kernels' largest difference from [`pick`] and [`d_logits`] on
 /// random logits, over the tolerance of each dtype (of the largest value).
-#[cfg(feature = "cuda")]
 fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
     use candle_core::DType;
     let mut rng = crate::init::SeededRng::new(23);
@@ -151,9 +118,9 @@ fn kernel_difference(device: &candle_core::Device) -> Result<f64> {
         let logits = rng
             .normal_tensor(&[n, vocab], 3.0, DType::F32, device)?
             .to_dtype(dtype)?;
-        let (ours, ours_lse) = kernel_pick(&logits, &targets)?;
+        let (ours, ours_lse) = crate::cuda::log_softmax_pick(&logits, &targets)?;
         let (theirs, theirs_lse) = pick(&logits, &targets)?;
-        let ours_d = kernel_d_logits(&logits, &theirs_lse, &targets, &grad)?;
+        let ours_d = crate::cuda::log_softmax_pick_backward(&logits, &theirs_lse, &targets, &grad)?;
         let theirs_d = d_logits(&logits, &theirs_lse, &targets, &grad)?;
         for (a, b) in [(ours, theirs), (ours_lse, theirs_lse), (ours_d, theirs_d)] {
             worst = worst.max(super::relative_difference(&a, &b)? / tolerance);
@@ -222,7 +189,7 @@ impl CustomOp2 for TargetLogProbs {
             );
             let g = grad.narrow(0, start, n)?;
             let d = match kernel_applies(&logits) {
-                true => kernel_d_logits(&logits, &lse, &targets, &g)?,
+                true => crate::cuda::log_softmax_pick_backward(&logits, &lse, &targets, &g)?,
                 false => d_logits(&logits, &lse, &targets, &g)?,
             };
             grad_hidden.push(d.matmul(&weight)?);

@@ -1,11 +1,7 @@
-//! The trainer's own CUDA kernels (`kernels/*.cu`, compiled to PTX by
-//! build.rs): where candle's tensor ops would take many launches and passes
-//! over memory for one step. Each is checked against candle's tensor ops on
-//! the device before its first use in a process ([`verified`]), since no
-//! test can run it where no GPU is. `LEAFE_CUDA_KERNELS=0` switches them off
-//! (the tensor-op paths run instead), to compare the two or to work around
-//! one.
+//! The kernels' launches (the `cuda` feature): candle custom ops around
+//! the PTX that build.rs compiled from `kernels/*.cu`.
 
+use super::common::AdamWStep;
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{
     CudaView, DeviceRepr, LaunchConfig, PushKernelArg,
@@ -15,54 +11,9 @@ use candle_core::{
     CpuStorage, CudaDevice, CudaStorage, CustomOp2, CustomOp3, DType, InplaceOp3, Layout, Result,
     Shape, Storage, Tensor,
 };
-use std::sync::OnceLock;
 
 const OPTIM_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/optim.ptx"));
 const OPS_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/ops.ptx"));
-
-/// Whether the kernels are used (`LEAFE_CUDA_KERNELS` is not `0`).
-pub fn enabled() -> bool {
-    std::env::var("LEAFE_CUDA_KERNELS").map_or(true, |v| v != "0")
-}
-
-/// Whether `kernel` agrees with candle's ops on this GPU, decided once per
-/// process (per `cell`): `difference()` runs both on random inputs and
-/// returns their largest difference over its tolerance. Above 1, or an
-/// error, switches the kernel off with a warning.
-pub fn verified(
-    cell: &'static OnceLock<bool>,
-    kernel: &str,
-    difference: impl FnOnce() -> Result<f64>,
-) -> bool {
-    *cell.get_or_init(|| match difference() {
-        Ok(d) if d <= 1.0 => true,
-        Ok(d) => {
-            eprintln!(
-                "warning: the CUDA kernel {kernel} differs from candle's ops by {d:.1e} times its \
-                 tolerance on this GPU; using candle's ops"
-            );
-            false
-        }
-        Err(e) => {
-            eprintln!("warning: the CUDA kernel {kernel} failed ({e}); using candle's ops");
-            false
-        }
-    })
-}
-
-/// Whether the elementwise kernels take `tensors`: on a GPU, one shape and
-/// one dtype (f32 or bf16), kernels enabled.
-pub fn elementwise_applies(tensors: &[&Tensor]) -> bool {
-    let Some(first) = tensors.first() else {
-        return false;
-    };
-    first.device().is_cuda()
-        && matches!(first.dtype(), DType::F32 | DType::BF16)
-        && tensors
-            .iter()
-            .all(|t| t.dtype() == first.dtype() && t.dims() == first.dims())
-        && enabled()
-}
 
 /// `silu(gate) * up` in one pass (computed in f32).
 pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
@@ -313,13 +264,13 @@ impl CustomOp3 for RmsNorm {
 
 /// The loss's forward pass over a chunk of `logits` `[n, vocab]` (f32 or
 /// bf16, read in f32) for `targets` `[n]` (u32), one pass per row: (the
-/// log-sum-exp `[n, 1]`, the targets' log-probabilities `[n]`), both f32.
+/// targets' log-probabilities `[n]`, the log-sum-exp `[n, 1]`), both f32.
 pub fn log_softmax_pick(logits: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
     let n = logits.dim(0)?;
     let out = logits
         .contiguous()?
         .apply_op2_no_bwd(&targets.contiguous()?, &LogSoftmaxPick { backward: None })?;
-    Ok((out.narrow(0, 0, n)?.reshape((n, 1))?, out.narrow(0, n, n)?))
+    Ok((out.narrow(0, n, n)?, out.narrow(0, 0, n)?.reshape((n, 1))?))
 }
 
 /// Its backward pass for `grad` `[n]`: d logits = grad · (onehot(target) -
@@ -633,24 +584,6 @@ fn launch(n: usize) -> LaunchConfig {
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     }
-}
-
-/// The constants of one AdamW step (see `optim::update`).
-#[derive(Clone, Copy, Debug)]
-pub struct AdamWStep {
-    pub beta1: f32,
-    pub beta2: f32,
-    pub inv_bias1: f32,
-    pub inv_bias2: f32,
-    pub lr: f32,
-    pub eps: f32,
-    /// `1 - lr * weight_decay`.
-    pub keep: f32,
-}
-
-/// Whether [`adamw`] can update `var` from `grad`: both f32 on a GPU.
-pub fn adamw_applies(var: &Tensor, grad: &Tensor) -> bool {
-    var.device().is_cuda() && var.dtype() == DType::F32 && grad.dtype() == DType::F32 && enabled()
 }
 
 /// One AdamW step of `var` in place, with the moments `m` and `v` updated in
