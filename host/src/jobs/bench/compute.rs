@@ -57,15 +57,19 @@ const VARIANTS: &[Variant] = &[
     (
         "with every switch that can go off off (fuel, epochs, NaN canonicalisation) and \
          eager tables and a fixed memory base",
-        |c| {
-            c.consume_fuel(false)
-                .epoch_interruption(false)
-                .cranelift_nan_canonicalization(false)
-                .table_lazy_init(false)
-                .memory_may_move(false);
-        },
+        every_switch_off,
     ),
 ];
+
+/// The engine as close to plain compiled code as it goes: what is left is
+/// WebAssembly compiled by Cranelift.
+fn every_switch_off(c: &mut Config) {
+    c.consume_fuel(false)
+        .epoch_interruption(false)
+        .cranelift_nan_canonicalization(false)
+        .table_lazy_init(false)
+        .memory_may_move(false);
+}
 
 /// The slowest MBPP reference solution in the test split (amicable numbers
 /// up to 9999: seconds of pure-Python compute).
@@ -193,6 +197,15 @@ pub fn run(
     );
     bar.inc(1);
 
+    // The sandbox with every switch off against each extra interpreter: when
+    // that one is CPython built as the sandbox's is (scripts/
+    // build-cpython-like-sandbox.sh), the ratio is what WebAssembly and
+    // Cranelift cost the same interpreter.
+    let bare = if extras.is_empty() {
+        None
+    } else {
+        Some(sandbox_with(&options, every_switch_off)?)
+    };
     for other in extras {
         bar.set_message(other.describe());
         let (theirs, ours) = best_in_turns(
@@ -209,6 +222,21 @@ pub fn run(
             theirs,
             ours,
         );
+        if let Some(bare) = &bare {
+            let (sandboxed, native) = best_in_turns(
+                tries,
+                || sandbox_time(bare, CPU_LOOP),
+                || native_time(&other, CPU_LOOP),
+            )?;
+            report.time(
+                &format!(
+                    "compute: the loop in the sandbox with every switch off vs {}",
+                    other.describe()
+                ),
+                sandboxed,
+                native,
+            );
+        }
         bar.inc(1);
     }
 
