@@ -2,6 +2,7 @@
 //! global-norm gradient clipping. Our own, so its state (moments and step)
 //! can be checkpointed and a run resumed exactly.
 
+use crate::cuda::AdamWStep;
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Tensor, Var};
 use std::collections::HashMap;
@@ -181,7 +182,7 @@ impl AdamW {
                     // Updates the variable's own storage: no copies of weights or gradients.
                     let op = InPlaceAdamW {
                         moments: std::cell::RefCell::new((m, v)),
-                        c,
+                        step: c.f32_step(),
                         clip,
                     };
                     var.as_tensor().inplace_op2(g, &op)?;
@@ -203,7 +204,14 @@ impl AdamW {
                             }
                         },
                     };
-                    crate::cuda::adamw(var.as_tensor(), &g.contiguous()?, m, v, &clip, c.kernel())?;
+                    crate::cuda::adamw(
+                        var.as_tensor(),
+                        &g.contiguous()?,
+                        m,
+                        v,
+                        &clip,
+                        c.f32_step(),
+                    )?;
                 }
                 Moments::Device(m, v) => {
                     let [theta, new_m, new_v] = tensor_update(var.as_tensor(), g, m, v, &clip, &c)?;
@@ -280,7 +288,7 @@ enum Clip {
 /// The fused AdamW update applied in place to a CPU f32 variable.
 struct InPlaceAdamW<'a> {
     moments: std::cell::RefCell<(&'a mut Vec<f32>, &'a mut Vec<f32>)>,
-    c: Coefficients,
+    step: AdamWStep,
     clip: f64,
 }
 
@@ -320,7 +328,7 @@ impl candle_core::InplaceOp2 for InPlaceAdamW<'_> {
         if g.len() != end - start || m.len() != g.len() {
             candle_core::bail!("the gradient does not match the weights");
         }
-        update_parallel(&mut theta[start..end], m, v, g, &self.c, self.clip);
+        update_parallel(&mut theta[start..end], m, v, g, &self.step, self.clip);
         Ok(())
     }
 }
@@ -363,9 +371,10 @@ struct Coefficients {
 }
 
 impl Coefficients {
-    /// As the CUDA kernel takes them.
-    fn kernel(&self) -> crate::cuda::AdamWStep {
-        crate::cuda::AdamWStep {
+    /// In f32, as the fused CPU loop ([`update`]) and the CUDA kernel take
+    /// them.
+    fn f32_step(&self) -> AdamWStep {
+        AdamWStep {
             beta1: self.beta1 as f32,
             beta2: self.beta2 as f32,
             inv_bias1: (1.0 / self.bias1) as f32,
@@ -431,7 +440,7 @@ fn cuda_adamw_difference(device: &candle_core::Device) -> candle_core::Result<f6
     };
     let expected = tensor_update(&theta, &g, &m, &v, &Clip::Device(clip.clone()), &c)?;
     let (theta, m, v) = (theta.copy()?, m.copy()?, v.copy()?);
-    crate::cuda::adamw(&theta, &g, &m, &v, &clip, c.kernel())?;
+    crate::cuda::adamw(&theta, &g, &m, &v, &clip, c.f32_step())?;
     let mut worst = 0f64;
     for (a, b) in [theta, m, v].iter().zip(&expected) {
         let diff = (a - b)?.abs()?.max(0)?.to_scalar::<f32>()?;
@@ -441,11 +450,17 @@ fn cuda_adamw_difference(device: &candle_core::Device) -> candle_core::Result<f6
 }
 
 /// The AdamW update of one variable in one pass over memory.
-fn update(theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &Coefficients, clip: f64) {
-    let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);
-    let (inv1, inv2) = ((1.0 / c.bias1) as f32, (1.0 / c.bias2) as f32);
-    let (lr, eps, clip) = (c.lr as f32, c.eps as f32, clip as f32);
-    let keep = (1.0 - c.lr * c.decay) as f32;
+fn update(theta: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], c: &AdamWStep, clip: f64) {
+    let AdamWStep {
+        beta1: b1,
+        beta2: b2,
+        inv_bias1: inv1,
+        inv_bias2: inv2,
+        lr,
+        eps,
+        keep,
+    } = *c;
+    let clip = clip as f32;
     for i in 0..theta.len() {
         let gi = g[i] * clip;
         m[i] = b1 * m[i] + (1.0 - b1) * gi;
@@ -460,7 +475,7 @@ fn update_parallel(
     m: &mut [f32],
     v: &mut [f32],
     g: &[f32],
-    c: &Coefficients,
+    c: &AdamWStep,
     clip: f64,
 ) {
     let threads = std::thread::available_parallelism()

@@ -48,7 +48,8 @@ pub fn elementwise_applies(tensors: &[&Tensor]) -> bool {
         && enabled()
 }
 
-/// The constants of one AdamW step (see `optim::update`).
+/// The constants of one AdamW step in f32, as the fused CPU loop
+/// (`optim::update`) and the CUDA kernel take them.
 #[derive(Clone, Copy, Debug)]
 pub struct AdamWStep {
     pub beta1: f32,
