@@ -4,6 +4,7 @@
 //! the ops do not cover (residual sums, casts, the embedding, the
 //! optimizer) is the step's time minus their sum.
 
+use super::timing::best_seconds;
 use crate::config::ModelConfig;
 use crate::init::SeededRng;
 use crate::memory::TrainingStep;
@@ -15,7 +16,6 @@ use crate::ops::swiglu::silu_mul;
 use crate::ops::target_log_probs::target_log_probs;
 use anyhow::Result;
 use candle_core::{DType, Device, Module, Tensor, Var};
-use std::time::Instant;
 
 /// One op's share of a training step.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -168,15 +168,7 @@ fn backward(out: &Tensor) -> candle_core::Result<()> {
 /// The best seconds of `reps` calls of `f` after one warm-up call.
 fn time(device: &Device, reps: usize, f: impl Fn() -> candle_core::Result<()>) -> Result<f64> {
     f()?;
-    device.synchronize()?;
-    let mut best = f64::INFINITY;
-    for _ in 0..reps.max(1) {
-        let started = Instant::now();
-        f()?;
-        device.synchronize()?;
-        best = best.min(started.elapsed().as_secs_f64());
-    }
-    Ok(best)
+    best_seconds(device, reps, f)
 }
 
 #[cfg(test)]

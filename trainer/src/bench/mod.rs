@@ -13,8 +13,10 @@ use crate::params::init_params;
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use std::time::Instant;
+use timing::best_seconds;
 
 pub mod breakdown;
+mod timing;
 
 /// A random model of the Qwen2-0.5B shape (494M parameters).
 pub fn qwen2_05b() -> ModelConfig {
@@ -100,15 +102,7 @@ pub fn matmul_flops(
     let mut rng = SeededRng::new(1);
     let a = rng.normal_tensor(&[m, k], 1.0, dtype, device)?;
     let b = rng.normal_tensor(&[k, n], 1.0, dtype, device)?;
-    device.synchronize()?;
-    let mut best = f64::MAX;
-    for _ in 0..reps.max(1) {
-        let t = Instant::now();
-        let c = a.matmul(&b)?;
-        device.synchronize()?;
-        best = best.min(t.elapsed().as_secs_f64());
-        drop(c);
-    }
+    let best = best_seconds(device, reps, || a.matmul(&b))?;
     Ok(2.0 * (m * k * n) as f64 / best)
 }
 
