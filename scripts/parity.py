@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Record what transformers computes for a GGUF model, as the reference that
-leafe-trainer's import is checked against (trainer/tests/gguf_real.rs and
+leafe-trainer's import is checked against (trainer/tests/all/real_model.rs and
 `leafe-trainer check-parity`).
 
 For each chat prompt: the token ids of the chat-templated prompt, the

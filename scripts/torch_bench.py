@@ -2,7 +2,7 @@
 """The PyTorch twin of `leafe-trainer bench`'s training step, for a ratio
 measured on the same machine in the same run (docs/BENCHMARKS.md).
 
-The same work as trainer/src/bench.rs `train_step`: a randomly initialised
+The same work as trainer/src/jobs/bench/mod.rs `train_step`: a randomly initialised
 model of the given shape (transformers' Qwen2/Llama), random token ids
 (batch x (seq+1)), mean next-token cross-entropy over every position,
 backward, global-norm clip at 1.0 and one AdamW step (lr 1e-5,

@@ -11,9 +11,9 @@ use leafe_host::{
     EngineOptions, EnvComponent, ExploreConfig, Method, PolicySpec, Record, Runtime, Source, Task,
     explore_task,
 };
-use leafe_trainer::chat::ChatTemplate;
-use leafe_trainer::serve::{Served, spawn_on_loopback};
-use leafe_trainer::tiny::{TinySpec, init_tiny};
+use leafe_trainer::io::chat::ChatTemplate;
+use leafe_trainer::jobs::serve::{Served, spawn_on_loopback};
+use leafe_trainer::jobs::tiny::{TinySpec, init_tiny};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -41,14 +41,14 @@ fn tiny_model(dir: &Path) -> std::path::PathBuf {
 }
 
 fn start_server(model: &Path) -> SocketAddr {
-    let cfg = leafe_trainer::config::ModelConfig::load(model).unwrap();
+    let cfg = leafe_trainer::nn::config::ModelConfig::load(model).unwrap();
     let params =
-        leafe_trainer::checkpoint::load_params(model, &cfg, candle_dtype(), &candle_device())
+        leafe_trainer::io::checkpoint::load_params(model, &cfg, candle_dtype(), &candle_device())
             .unwrap();
     let state = Arc::new(Served::new(
         "tiny".into(),
-        leafe_trainer::model::Model::new(&cfg, &params).unwrap(),
-        leafe_trainer::tokenizer::load(model).unwrap(),
+        leafe_trainer::nn::model::Model::new(&cfg, &params).unwrap(),
+        leafe_trainer::io::tokenizer::load(model).unwrap(),
         ChatTemplate::load(model).unwrap(),
     ));
     spawn_on_loopback(state).unwrap()
@@ -174,7 +174,7 @@ fn exported_distillation_data_is_what_the_trainer_reads() {
     )
     .unwrap();
     let template = ChatTemplate::load(&model).unwrap();
-    let tokenizer = leafe_trainer::tokenizer::load(&model).unwrap();
+    let tokenizer = leafe_trainer::io::tokenizer::load(&model).unwrap();
     let layouts = [WeightLayout::Inline, WeightLayout::Split];
     let mut trained_inline = std::collections::BTreeMap::new();
     for (data, weights) in [ExportData::Leafe, ExportData::Rft, ExportData::Iwm]
@@ -204,12 +204,12 @@ fn exported_distillation_data_is_what_the_trainer_reads() {
             },
         )
         .unwrap();
-        let set = leafe_trainer::data::load_chat_jsonl(
+        let set = leafe_trainer::io::data::load_chat_jsonl(
             &file,
             &template,
             &tokenizer,
             8192,
-            leafe_trainer::data::OnBadLine::Stop,
+            leafe_trainer::io::data::OnBadLine::Stop,
         )
         .unwrap();
         assert_eq!(set.examples.len(), summary.records, "{data:?} {weights:?}");
@@ -319,13 +319,13 @@ fn grpo_raises_the_success_rate_of_a_tiny_model() {
     )
     .unwrap();
     let base = dir.path().join("base");
-    let cfg = leafe_trainer::sft::SftConfig {
+    let cfg = leafe_trainer::jobs::sft::SftConfig {
         epochs: 25,
         batch_size: 8,
         lr: 3e-3,
         ..Default::default()
     };
-    leafe_trainer::sft::train(
+    leafe_trainer::jobs::sft::train(
         &init,
         &dir.path().join("uniform.jsonl"),
         &base,

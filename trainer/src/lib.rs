@@ -3,25 +3,19 @@
 //! Distils the corrections found by `leafe-host run` into a model by
 //! supervised fine-tuning, natively with candle (CPU; CUDA behind the `cuda`
 //! feature). Models are Qwen2/Llama decoders in Hugging Face checkpoint format.
+//!
+//! Three layers, each importing only from the ones below it
+//! (`host/tests/all/layers.rs` checks):
+//! - [`jobs`]: the work of each command (sft, generate, serve, bench,
+//!   check-device, check-parity, init-tiny);
+//! - [`io`]: the files a model comes in and is trained on (checkpoints, GGUF,
+//!   tokenizers, chat templates, chat JSONL);
+//! - [`nn`]: the network: its config, parameters, ops and their CUDA kernels,
+//!   the decoder, LoRA, the optimizer, the memory guard;
+//! - [`setting`]: the error for a setting out of its range, which every
+//!   layer's configs return.
 
-pub mod bench;
-pub mod chat;
-pub mod checkpoint;
-pub mod config;
-pub mod cuda;
-pub mod data;
-pub mod devicecheck;
-pub mod generate;
-pub mod gguf;
-pub mod init;
-pub mod lora;
-pub mod memory;
-pub mod model;
-pub mod ops;
-pub mod optim;
-pub mod params;
-pub mod parity;
-pub mod serve;
-pub mod sft;
-pub mod tiny;
-pub mod tokenizer;
+pub mod io;
+pub mod jobs;
+pub mod nn;
+pub mod setting;

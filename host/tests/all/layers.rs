@@ -21,6 +21,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The same for `trainer/src`: the network, the files it is read from and
+/// written to, the commands' work.
+const TRAINER_LAYERS: &[(&str, &[&str])] = &[
+    ("setting", &[]),
+    ("nn", &["setting"]),
+    ("io", &["setting", "nn"]),
+    ("jobs", &["setting", "nn", "io"]),
+];
+
 /// A module's path from the crate root, e.g. `["agent", "policy"]`.
 type ModPath = Vec<String>;
 /// Each module and the modules it imports from.
@@ -253,15 +262,14 @@ fn no_cycles(src: &Path) {
     }
 }
 
-#[test]
-fn host_modules_import_only_their_own_layer_or_lower_ones() {
-    let src = crate_src("src");
-    let (files, graph) = import_graph(&src);
+/// Every import of a module in `src` that goes to a layer not below its own.
+fn layer_breaks(src: &Path, layers: &[(&str, &[&str])]) -> Vec<String> {
+    let (files, graph) = import_graph(src);
     let layer_of = |m: &Vec<String>| m.first().cloned().unwrap_or_default();
     let mut violations = Vec::new();
     for (module, targets) in graph.iter().filter(|(m, _)| !m.is_empty()) {
         let layer = layer_of(module);
-        let allowed = LAYERS
+        let allowed = layers
             .iter()
             .find(|(name, _)| *name == layer)
             .unwrap_or_else(|| panic!("{} is in no layer", files[module].display()))
@@ -277,6 +285,18 @@ fn host_modules_import_only_their_own_layer_or_lower_ones() {
             }
         }
     }
+    violations
+}
+
+#[test]
+fn host_modules_import_only_their_own_layer_or_lower_ones() {
+    let violations = layer_breaks(&crate_src("src"), LAYERS);
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn trainer_modules_import_only_their_own_layer_or_lower_ones() {
+    let violations = layer_breaks(&crate_src("../trainer/src"), TRAINER_LAYERS);
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 
@@ -320,4 +340,20 @@ fn the_checker_sees_cycles_and_layer_breaks() {
     write("c.rs", "// crate::a is only a comment\npub fn g() {}\n");
     let (_, graph) = import_graph(dir.path());
     assert!(find_cycle(&graph).is_none());
+    let layers: &[(&str, &[&str])] = &[
+        ("a", &["b", "c"]),
+        ("b", &["c"]),
+        ("c", &[]),
+        ("d", &[]),
+        ("e", &[]),
+        ("f", &[]),
+    ];
+    assert_eq!(layer_breaks(dir.path(), layers), Vec::<String>::new());
+    write("c.rs", "pub fn g() { crate::b::y::f() }\n");
+    let breaks = layer_breaks(dir.path(), layers);
+    assert_eq!(breaks.len(), 1, "{breaks:?}");
+    assert!(
+        breaks[0].ends_with("(layer b is not below c)"),
+        "{breaks:?}"
+    );
 }

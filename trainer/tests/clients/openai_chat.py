@@ -1,5 +1,5 @@
 """Drive `leafe-trainer serve` with the official `openai` client (pinned in
-trainer/tests/openai_client.rs). usage: python openai_chat.py BASE_URL MODEL"""
+trainer/tests/all/openai_client.rs). usage: python openai_chat.py BASE_URL MODEL"""
 import sys
 
 import openai

@@ -1,0 +1,369 @@
+//! `import-gguf` on GGUF files written here from tiny checkpoints the way
+//! llama.cpp's converter writes them (Llama q/k rows permuted, norms in
+//! F32, the tokenizer in metadata), in every supported tensor type, and on
+//! broken files.
+
+use crate::common;
+
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Device, Tensor};
+use leafe_trainer::io::gguf::import;
+use leafe_trainer::jobs::tiny::TinySpec;
+use leafe_trainer::nn::config::{Arch, ModelConfig};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+const CORPUS: &str = "the box is left of the goal. push the box up, then right. \
+    def add(a, b): return a + b\nprint(add(2, 3))\n";
+
+/// llama.cpp's `permute` for the Llama q/k rows: `[head, 2, half]` to `[head, half, 2]`.
+fn permute(t: &Tensor, heads: usize) -> Tensor {
+    let dims = t.dims().to_vec();
+    let half = dims[0] / heads / 2;
+    let cols: usize = dims[1..].iter().product();
+    t.reshape((heads, 2, half, cols))
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .contiguous()
+        .unwrap()
+        .reshape(dims)
+        .unwrap()
+}
+
+/// How to spoil the file, for the error tests.
+#[derive(Default)]
+struct Spoil {
+    arch: Option<&'static str>,
+    drop_tensor: Option<&'static str>,
+    feed_forward_length: Option<u32>,
+}
+
+/// Write the checkpoint `dir` as a GGUF file, matrices in `dtype`.
+fn write_gguf(dir: &Path, dtype: GgmlDType, spoil: &Spoil) -> PathBuf {
+    let cfg = ModelConfig::load(dir).unwrap();
+    let tensors =
+        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    let arch = match cfg.arch {
+        Arch::Llama => "llama",
+        Arch::Qwen2 => "qwen2",
+    };
+    let mut q: Vec<(String, QTensor)> = Vec::new();
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    for name in names {
+        let mut t = tensors[name].clone();
+        if cfg.arch == Arch::Llama {
+            if name.contains("q_proj") {
+                t = permute(&t, cfg.num_attention_heads);
+            } else if name.contains("k_proj") {
+                t = permute(&t, cfg.num_key_value_heads);
+            }
+        }
+        let gname = leafe_trainer::io::gguf::gguf_name(name).unwrap();
+        if spoil.drop_tensor == Some(gname.as_str()) {
+            continue;
+        }
+        let ty = if t.rank() == 1 { GgmlDType::F32 } else { dtype };
+        q.push((gname, QTensor::quantize(&t, ty).unwrap()));
+    }
+    let tok: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("tokenizer.json")).unwrap()).unwrap();
+    let vocab = tok["model"]["vocab"].as_object().unwrap();
+    let mut tokens = vec![String::new(); vocab.len()];
+    for (t, id) in vocab {
+        tokens[id.as_u64().unwrap() as usize] = t.clone();
+    }
+    let mut types = vec![1i32; tokens.len()];
+    for added in tok["added_tokens"].as_array().unwrap() {
+        types[added["id"].as_u64().unwrap() as usize] = 3;
+    }
+    let merges: Vec<Value> = tok["model"]["merges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| match m {
+            serde_json::Value::String(s) => Value::String(s.clone()),
+            pair => Value::String(format!(
+                "{} {}",
+                pair[0].as_str().unwrap(),
+                pair[1].as_str().unwrap()
+            )),
+        })
+        .collect();
+    let template: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("tokenizer_config.json")).unwrap()).unwrap();
+    let a = spoil.arch.unwrap_or(arch);
+    let u = |n: usize| Value::U32(n as u32);
+    let meta: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), Value::String(a.into())),
+        (format!("{a}.embedding_length"), u(cfg.hidden_size)),
+        (
+            format!("{a}.feed_forward_length"),
+            Value::U32(
+                spoil
+                    .feed_forward_length
+                    .unwrap_or(cfg.intermediate_size as u32),
+            ),
+        ),
+        (format!("{a}.block_count"), u(cfg.num_hidden_layers)),
+        (
+            format!("{a}.attention.head_count"),
+            u(cfg.num_attention_heads),
+        ),
+        (
+            format!("{a}.attention.head_count_kv"),
+            u(cfg.num_key_value_heads),
+        ),
+        (
+            format!("{a}.context_length"),
+            u(cfg.max_position_embeddings),
+        ),
+        (
+            format!("{a}.rope.freq_base"),
+            Value::F32(cfg.rope_theta as f32),
+        ),
+        (
+            format!("{a}.attention.layer_norm_rms_epsilon"),
+            Value::F32(cfg.rms_norm_eps as f32),
+        ),
+        ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
+        ("tokenizer.ggml.pre".into(), Value::String("default".into())),
+        (
+            "tokenizer.ggml.tokens".into(),
+            Value::Array(tokens.into_iter().map(Value::String).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type".into(),
+            Value::Array(types.into_iter().map(Value::I32).collect()),
+        ),
+        ("tokenizer.ggml.merges".into(), Value::Array(merges)),
+        (
+            "tokenizer.ggml.eos_token_id".into(),
+            u(cfg.eos_token_id.unwrap() as usize),
+        ),
+        (
+            "tokenizer.chat_template".into(),
+            Value::String(template["chat_template"].as_str().unwrap().into()),
+        ),
+    ];
+    let mut meta = meta;
+    if let Some(bos) = cfg.bos_token_id {
+        meta.push(("tokenizer.ggml.bos_token_id".into(), u(bos as usize)));
+    }
+    let path = dir.with_extension(format!("{dtype:?}.gguf"));
+    let mut file = std::fs::File::create(&path).unwrap();
+    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let q_refs: Vec<(&str, &QTensor)> = q.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    gguf_file::write(&mut file, &meta_refs, &q_refs).unwrap();
+    path
+}
+
+fn tiny(dir: &Path, arch: Arch, hidden: usize) -> PathBuf {
+    let spec = TinySpec {
+        arch,
+        vocab_size: 300,
+        hidden_size: hidden,
+        intermediate_size: 2 * hidden,
+        layers: 2,
+        heads: 4,
+        kv_heads: 2,
+        max_positions: 256,
+        seed: 3,
+    };
+    common::tiny_model(dir, CORPUS, &spec)
+}
+
+fn weights(dir: &Path) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+fn last_logits(dir: &Path, text: &str) -> Tensor {
+    let (model, tokenizer) = common::load(dir);
+    let ids = leafe_trainer::io::tokenizer::ids(&tokenizer, text).unwrap();
+    let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let logits = model.forward(&input).unwrap().squeeze(0).unwrap();
+    logits.get(ids.len() - 1).unwrap()
+}
+
+#[test]
+fn f32_imports_give_the_original_logits_tokenizer_and_template() {
+    for arch in [Arch::Llama, Arch::Qwen2] {
+        let tmp = tempfile::tempdir().unwrap();
+        let original = tiny(tmp.path(), arch, 64);
+        let gguf = write_gguf(&original, GgmlDType::F32, &Spoil::default());
+        let out = tmp.path().join("imported");
+        let done = import(&gguf, &out, DType::F32).unwrap();
+        assert_eq!(done.config.arch, arch);
+        // Every weight back in transformers' layout: this fails if the
+        // Llama q/k permutation is not undone.
+        let (a, b) = (weights(&original), weights(&out));
+        assert_eq!(a.len(), b.len());
+        for (name, t) in &a {
+            assert_eq!(max_diff(t, &b[name]), 0.0, "{arch:?} {name}");
+        }
+        let text = "push the box up, then right";
+        let diff = max_diff(&last_logits(&original, text), &last_logits(&out, text));
+        assert!(diff < 1e-5, "{arch:?}: logits differ by {diff}");
+        let (_, tok_a) = common::load(&original);
+        let (_, tok_b) = common::load(&out);
+        let ids =
+            |t: &tokenizers::Tokenizer, s: &str| leafe_trainer::io::tokenizer::ids(t, s).unwrap();
+        for s in [
+            CORPUS,
+            "<|im_start|>user\nhi<|im_end|>",
+            "  spaced  out\n\n",
+        ] {
+            assert_eq!(ids(&tok_a, s), ids(&tok_b, s), "{arch:?}: {s:?}");
+        }
+        let question = "Which way?";
+        assert_eq!(
+            common::chat_prompt(&original, &tok_a, question),
+            common::chat_prompt(&out, &tok_b, question)
+        );
+        // GGUF keeps the epsilon as an f32 (transformers reads it so too).
+        let mut cfg = ModelConfig::load(&out).unwrap();
+        assert_eq!(cfg.rms_norm_eps as f32, 1e-6f32);
+        cfg.rms_norm_eps = 1e-6;
+        assert_eq!(cfg, ModelConfig::load(&original).unwrap());
+    }
+}
+
+#[test]
+fn every_supported_tensor_type_dequantizes_as_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 256 columns: the K-quants' block.
+    let original = tiny(tmp.path(), Arch::Llama, 256);
+    let a = weights(&original);
+    for dtype in [
+        GgmlDType::F16,
+        GgmlDType::BF16,
+        GgmlDType::Q8_0,
+        GgmlDType::Q4_0,
+        GgmlDType::Q4_1,
+        GgmlDType::Q5_0,
+        GgmlDType::Q5_1,
+        GgmlDType::Q4K,
+        GgmlDType::Q5K,
+        GgmlDType::Q6K,
+    ] {
+        let gguf = write_gguf(&original, dtype, &Spoil::default());
+        let out = tmp.path().join(format!("imported-{dtype:?}"));
+        import(&gguf, &out, DType::F32).unwrap();
+        let b = weights(&out);
+        for name in [
+            "model.layers.1.self_attn.q_proj.weight",
+            "model.layers.0.mlp.down_proj.weight",
+        ] {
+            // Rows are quantized independently, so the permutation commutes
+            // with the rounding: the import equals the rounded original.
+            let want = QTensor::quantize(&a[name], dtype)
+                .unwrap()
+                .dequantize(&Device::Cpu)
+                .unwrap();
+            assert_eq!(max_diff(&want, &b[name]), 0.0, "{dtype:?} {name}");
+            let error = max_diff(&a[name], &b[name]);
+            assert!(error > 0.0 || dtype == GgmlDType::F16, "{dtype:?}");
+            assert!(error < 0.02, "{dtype:?} {name}: rounding error {error}");
+        }
+    }
+}
+
+#[test]
+fn bf16_import_writes_bf16_and_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = tiny(tmp.path(), Arch::Qwen2, 64);
+    let gguf = write_gguf(&original, GgmlDType::F32, &Spoil::default());
+    let out = tmp.path().join("bf16");
+    import(&gguf, &out, DType::BF16).unwrap();
+    let b = weights(&out);
+    assert!(b.values().all(|t| t.dtype() == DType::BF16));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["torch_dtype"], "bfloat16");
+    let text = "push the box";
+    let diff = max_diff(&last_logits(&original, text), &last_logits(&out, text));
+    assert!(diff < 0.05, "bf16 logits differ by {diff}");
+}
+
+/// The error of importing `gguf` into a fresh directory, which must then
+/// not exist, nor any temporary directory beside it.
+fn import_error(gguf: &Path) -> String {
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("out");
+    let e = import(gguf, &out, DType::F32).unwrap_err();
+    assert!(!out.exists(), "a failed import left {}", out.display());
+    let left: Vec<_> = std::fs::read_dir(parent.path()).unwrap().collect();
+    assert!(left.is_empty(), "a failed import left {left:?}");
+    format!("{e:#}")
+}
+
+#[test]
+fn broken_files_are_clear_errors_and_leave_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = tiny(tmp.path(), Arch::Llama, 64);
+    let good = write_gguf(&original, GgmlDType::Q8_0, &Spoil::default());
+
+    let text = tmp.path().join("notes.gguf");
+    std::fs::write(&text, "not a model at all").unwrap();
+    assert!(import_error(&text).contains("is not a GGUF file"));
+
+    let bytes = std::fs::read(&good).unwrap();
+    for keep in [bytes.len() / 2, bytes.len() - 100, 40] {
+        let cut = tmp.path().join(format!("cut-{keep}.gguf"));
+        std::fs::write(&cut, &bytes[..keep]).unwrap();
+        let e = import_error(&cut);
+        assert!(
+            e.contains("truncated") || e.contains("remaining in file"),
+            "{keep}: {e}"
+        );
+    }
+
+    let spoil = Spoil {
+        drop_tensor: Some("blk.1.ffn_up.weight"),
+        ..Spoil::default()
+    };
+    let missing = write_gguf(&original, GgmlDType::Q8_0, &spoil);
+    let e = import_error(&missing);
+    assert!(e.contains("no tensor blk.1.ffn_up.weight"), "{e}");
+
+    let spoil = Spoil {
+        feed_forward_length: Some(96),
+        ..Spoil::default()
+    };
+    let e = import_error(&write_gguf(&original, GgmlDType::Q8_0, &spoil));
+    assert!(
+        e.contains("blk.0.ffn_gate.weight has shape") && e.contains("metadata implies"),
+        "{e}"
+    );
+
+    let spoil = Spoil {
+        arch: Some("gemma3"),
+        ..Spoil::default()
+    };
+    let e = import_error(&write_gguf(&original, GgmlDType::Q8_0, &spoil));
+    assert!(
+        e.contains("unsupported architecture gemma3 (supported: llama, qwen2)"),
+        "{e}"
+    );
+
+    // An existing, non-empty --out is never touched.
+    let e = import(&good, &original, DType::F32).unwrap_err();
+    assert!(format!("{e}").contains("already exists"), "{e}");
+    assert!(original.join("model.safetensors").exists());
+}

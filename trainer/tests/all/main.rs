@@ -1,0 +1,12 @@
+//! The trainer's integration tests, one binary (linking candle once).
+
+mod cli;
+mod common;
+mod gguf;
+mod learning;
+mod lora;
+mod openai_client;
+mod real_model;
+mod real_tokenizer;
+mod serve;
+mod weights;
