@@ -88,9 +88,11 @@ for method in sample leafe refine; do
 done
 
 log "3. distillation: RFT from the sample run, L_cf + L_reh from the leafe run, $distil_steps optimizer steps each"
-$H export "$work/collect-sample" --data rft "${prompt[@]}" --out "$work/rft.jsonl" || true
+# --allow-empty: a collection that found nothing writes an empty file (and
+# says so); any other export failure stops the script.
+$H export "$work/collect-sample" --data rft "${prompt[@]}" --out "$work/rft.jsonl" --allow-empty
 $H export "$work/collect-leafe" --data leafe --cf-per-task 3 --reh-fraction 0.2 --beta 1 \
-  --seed "$seed" "${prompt[@]}" --out "$work/leafe.jsonl" || true
+  --seed "$seed" "${prompt[@]}" --out "$work/leafe.jsonl" --allow-empty
 stop_serving
 for kind in rft leafe; do
   rm -rf "${work:?}/$kind"

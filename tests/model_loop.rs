@@ -201,6 +201,7 @@ fn exported_distillation_data_is_what_the_trainer_reads() {
                 target: ExportTarget::Action,
                 cf_from: Default::default(),
                 weights,
+                allow_empty: false,
             },
         )
         .unwrap();
@@ -290,6 +291,7 @@ fn grpo_raises_the_success_rate_of_a_tiny_model() {
             target: ExportTarget::Action,
             cf_from: Default::default(),
             weights: WeightLayout::Inline,
+            allow_empty: false,
         },
     )
     .unwrap();

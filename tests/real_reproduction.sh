@@ -140,9 +140,13 @@ done
 stop_serving
 
 log "4. distillation, $dsteps optimizer steps each (batch $batch)"
-$H export "$work/collect-sample" --data rft --out "$work/rft.jsonl" > /dev/null || true
+# --allow-empty: a collection that found nothing writes an empty file (and
+# says so in the log); any other export failure stops the script.
+$H export "$work/collect-sample" --data rft --out "$work/rft.jsonl" --allow-empty \
+  | tee "$work/export-rft.txt"
 $H export "$work/collect-leafe-rule" "$work/collect-leafe-llm" --data leafe --cf-per-task 3 \
-  --reh-fraction 0.2 --beta 1 --seed "$seed" --out "$work/leafe.jsonl" > /dev/null || true
+  --reh-fraction 0.2 --beta 1 --seed "$seed" --out "$work/leafe.jsonl" --allow-empty \
+  | tee "$work/export-leafe.txt"
 distil "$model" "$work/rft.jsonl" rft
 distil "$model" "$work/leafe.jsonl" leafe
 # GRPO on other train tasks, one update per iteration, as many steps in all.

@@ -50,7 +50,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Which data to write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ExportData {
     /// L_cf corrections + L_reh rehearsal (LEAFE stage 2).
     Leafe,
@@ -78,6 +79,19 @@ pub struct ExportArgs {
     pub target: ExportTarget,
     pub cf_from: CorrectionCriterion,
     pub weights: WeightLayout,
+    /// Write an empty file when the runs have nothing to export, instead of
+    /// failing: for pipelines whose next stage handles "no data" itself.
+    pub allow_empty: bool,
+}
+
+/// What the runs lacked when an export has no records.
+pub fn nothing_to_export(data: ExportData) -> &'static str {
+    match data {
+        ExportData::Leafe => "successful corrections or trajectories",
+        ExportData::Rft => "successful trajectories",
+        ExportData::Iwm => "transitions",
+        ExportData::Grpo => "group with both successes and failures (a `--method group` run)",
+    }
 }
 
 /// Prompt settings that replace a run's recorded ones, for data meant for a
@@ -103,7 +117,8 @@ impl PromptOverride {
 }
 
 /// What the trained assistant turn holds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ExportTarget {
     /// The action, written as the policy is asked to answer (`Action: X`).
     #[default]
@@ -114,7 +129,8 @@ pub enum ExportTarget {
 }
 
 /// How context turns are kept out of the loss.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum WeightLayout {
     /// `{"messages": [...]}` with `"weight": 0` on context assistant turns
     /// (OpenAI's fine-tuning format; `leafe-trainer sft` reads it).
@@ -511,16 +527,10 @@ pub fn export(runtime: &Arc<Runtime>, args: &ExportArgs) -> Result<ExportSummary
     }
     // Groups that all scored the same are a normal GRPO iteration: no step.
     let no_signal = out.summary.groups.as_ref().is_some_and(|g| g.groups > 0);
-    if out.summary.records == 0 && !no_signal {
+    if out.summary.records == 0 && !no_signal && !args.allow_empty {
         bail!(
             "no records: the runs have no {} (try more tasks or a larger --budget)",
-            match args.data {
-                ExportData::Leafe => "successful corrections or trajectories",
-                ExportData::Rft => "successful trajectories",
-                ExportData::Iwm => "transitions",
-                ExportData::Grpo =>
-                    "group with both successes and failures (a `--method group` run)",
-            }
+            nothing_to_export(args.data)
         );
     }
     write_atomic(&args.out, out.text.as_bytes())

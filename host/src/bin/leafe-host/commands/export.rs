@@ -7,6 +7,7 @@ use leafe_host::PromptConfig;
 use leafe_host::Runtime;
 use leafe_host::jobs::export::{
     ExportArgs, ExportData, ExportTarget, PromptOverride, WeightLayout, default_out, export,
+    nothing_to_export,
 };
 use leafe_host::tree::path::CorrectionCriterion;
 use std::path::PathBuf;
@@ -68,6 +69,11 @@ pub struct ExportCmd {
     /// A history budget that replaces the run's recorded one.
     #[arg(long)]
     history_chars: Option<usize>,
+    /// When the runs have nothing to export, write an empty file (and say
+    /// so) instead of failing: for pipelines whose next stage handles "no
+    /// data" itself. Any other failure still fails.
+    #[arg(long)]
+    allow_empty: bool,
 }
 
 /// The one output format so far; the flag exists so that others can come.
@@ -106,6 +112,7 @@ impl ExportCmd {
                 target: self.target,
                 cf_from: self.cf_from,
                 weights: self.weights,
+                allow_empty: self.allow_empty,
             },
         )?;
         let kinds: Vec<String> = summary
@@ -120,6 +127,12 @@ impl ExportCmd {
             summary.tasks,
             out.display()
         );
+        if summary.records == 0 && summary.groups.is_none() {
+            println!(
+                "no records: the runs have no {}",
+                nothing_to_export(self.data)
+            );
+        }
         if let Some(g) = &summary.groups {
             println!(
                 "groups: {} · rollouts: {} · successes: {} · success rate {:.4} · mean reward {:.4} \
