@@ -95,9 +95,15 @@ impl RemoteEnv {
             agent: &agent,
             url: &url,
         };
-        let listed: Vec<Listed> =
-            serde_json::from_value(client.call("GET", "/envs", None)?["envs"].take())
-                .map_err(|e| anyhow::anyhow!("{url}/envs: not a list of environments: {e}"))?;
+        let mut answer = client.call("GET", "/envs", None)?;
+        let Some(envs) = answer.get_mut("envs").map(Value::take) else {
+            anyhow::bail!(
+                "{url}/envs answered {}: expected a JSON object {{\"envs\": [...]}}",
+                leafe_judge::clip(&answer.to_string(), 200)
+            );
+        };
+        let listed: Vec<Listed> = serde_json::from_value(envs)
+            .map_err(|e| anyhow::anyhow!("{url}/envs: not a list of environments: {e}"))?;
         let names: Vec<&str> = listed.iter().map(|e| e.name.as_str()).collect();
         let found = match wanted {
             Some(name) => listed.iter().find(|e| e.name == name),
@@ -396,11 +402,30 @@ impl EnvInstance for RemoteSession {
             _ => serde_json::Map::new(),
         };
         let admissible = info.remove("admissible").as_ref().and_then(Self::strings);
+        let field = |name: &str, kind: &str, value: Option<&Value>| {
+            SessionError::Env(EnvError::Internal(format!(
+                "{}/sessions/{id}/step answered {name} = {}: expected {kind}",
+                self.env.url,
+                value.map_or("nothing".into(), |v| leafe_judge::clip(&v.to_string(), 80)),
+            )))
+        };
+        let number = |name: &str| {
+            let value = answer.get(name);
+            value
+                .and_then(Value::as_f64)
+                .ok_or_else(|| field(name, "a number", value))
+        };
+        let boolean = |name: &str| {
+            let value = answer.get(name);
+            value
+                .and_then(Value::as_bool)
+                .ok_or_else(|| field(name, "true or false", value))
+        };
         let result = StepResult {
             observation: observation.to_string(),
-            reward: answer["reward"].as_f64().unwrap_or(0.0),
-            terminated: answer["terminated"].as_bool().unwrap_or(false),
-            truncated: answer["truncated"].as_bool().unwrap_or(false),
+            reward: number("reward")?,
+            terminated: boolean("terminated")?,
+            truncated: boolean("truncated")?,
             info,
         };
         let live = self.live.as_mut().expect("checked above");

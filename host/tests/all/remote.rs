@@ -234,3 +234,126 @@ fn a_busy_server_is_waited_for() {
     let summary = json(&dir.path().join("remote/summary.json"));
     assert_eq!(summary["errors"], 0);
 }
+
+/// A server that answers each request with `route(method, path)`:
+/// (status, JSON body). Returns its base URL; it lives as long as the test.
+fn scripted_server(route: fn(&str, &str) -> (u16, String)) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut parts = line.split_whitespace();
+                    let (method, path) = (
+                        parts.next().unwrap_or("").to_string(),
+                        parts.next().unwrap_or("").to_string(),
+                    );
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if header.trim().is_empty() {
+                            break;
+                        }
+                        if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let (status, text) = route(&method, &path);
+                    let reply = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+                        text.len()
+                    );
+                    if stream.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+const ONE_ENV: &str = r#"{"envs": [{"name": "fake", "splits": [["test", 3]], "max_steps": 5}]}"#;
+
+#[test]
+fn an_envs_answer_that_is_not_an_object_is_an_error_naming_the_server() {
+    use leafe_host::env::remote::RemoteEnv;
+    for body in ["[]", r#""hello""#, "17", r#"{"environments": []}"#] {
+        // fn pointers cannot capture: one server per answer, picked by a static.
+        static BODY: std::sync::Mutex<&str> = std::sync::Mutex::new("");
+        *BODY.lock().unwrap() = body;
+        let url = scripted_server(|_, _| (200, BODY.lock().unwrap().to_string()));
+        let err = RemoteEnv::connect(&format!("remote:{url}"))
+            .err()
+            .unwrap_or_else(|| panic!("{body} was taken for a list of environments"));
+        let message = format!("{err:#}");
+        assert!(message.contains(&format!("{url}/envs")), "{message}");
+        assert!(message.contains("envs"), "{message}");
+    }
+}
+
+#[test]
+fn a_step_answer_without_reward_or_terminated_is_an_error_naming_the_field() {
+    use leafe_host::agent::EnvInstance;
+    use leafe_host::env::remote::RemoteEnv;
+    use std::sync::{Arc, Mutex};
+    // fn pointers cannot capture: the step answer of the case at hand.
+    static STEP: Mutex<&str> = Mutex::new("");
+    let cases = [
+        (
+            r#"{"observation": "o", "terminated": false, "truncated": false}"#,
+            "reward",
+        ),
+        (
+            r#"{"observation": "o", "reward": "1", "terminated": false, "truncated": false}"#,
+            "reward",
+        ),
+        (
+            r#"{"observation": "o", "reward": 0.5, "truncated": false}"#,
+            "terminated",
+        ),
+        (
+            r#"{"observation": "o", "reward": 0.5, "terminated": 0, "truncated": false}"#,
+            "terminated",
+        ),
+        (
+            r#"{"observation": "o", "reward": 0.5, "terminated": false}"#,
+            "truncated",
+        ),
+    ];
+    for (answer, field) in cases {
+        *STEP.lock().unwrap() = answer;
+        let url = scripted_server(|_, path| match path {
+            "/envs" => (200, ONE_ENV.into()),
+            "/sessions" => (200, r#"{"id": "s1", "observation": "start"}"#.into()),
+            _ => (200, STEP.lock().unwrap().to_string()),
+        });
+        let env = Arc::new(RemoteEnv::connect(&format!("remote:{url}")).unwrap());
+        let mut session = env.session();
+        let task = leafe_host::Task::new("test", 0, 0, &[]);
+        assert_eq!(session.reset(&task).unwrap(), "start");
+        let err = session
+            .step("go")
+            .err()
+            .unwrap_or_else(|| panic!("{answer} was taken for a step result"));
+        let message = err.to_string();
+        assert!(message.contains(&format!("{field} = ")), "{message}");
+        assert!(message.contains(&url), "{message}");
+    }
+}

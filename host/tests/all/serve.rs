@@ -233,6 +233,29 @@ fn run_code_speaks_sandbox_fusion() {
     assert!(metrics.contains("leafe_sessions 0"), "{metrics}");
 }
 
+#[test]
+fn openenv_reset_refuses_a_task_beyond_u32_and_fields_of_the_wrong_type() {
+    let server = Server::start(&[]);
+    let reset = |body: Value| post(&format!("{}/reset", server.url), body);
+    for (body, field) in [
+        (json!({"task": 4_294_967_296u64}), "task"),
+        (json!({"task": -1}), "task"),
+        (json!({"task": 1.5}), "task"),
+        (json!({"seed": "7"}), "seed"),
+        (json!({"split": 3}), "split"),
+        (json!({"options": ["size=6x6"]}), "options"),
+    ] {
+        let (status, v) = reset(body.clone());
+        assert_eq!(status, 400, "{body} -> {v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("\"{field}\"")), "{body} -> {v}");
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    }
+    let (status, v) = reset(json!({"task": 1, "seed": 3}));
+    assert_eq!(status, 200, "{v}");
+    assert!(v["observation"]["text"].as_str().is_some(), "{v}");
+}
+
 fn create(server: &Server, body: Value) -> (u16, Value) {
     post(&format!("{}/sessions", server.url), body)
 }

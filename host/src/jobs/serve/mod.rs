@@ -105,8 +105,9 @@ impl AppState {
 
 /// A JSON error body `{"error": {"message", "type"}}`.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    // OpenAI's error types, as the trainer's server writes them too.
     let kind = if status.is_client_error() {
-        "invalid_request"
+        "invalid_request_error"
     } else {
         "server_error"
     };

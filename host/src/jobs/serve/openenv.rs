@@ -54,33 +54,54 @@ struct Episode {
     done: bool,
 }
 
-/// The session request a `reset`'s data names.
-fn create_request(data: &Value) -> CreateRequest {
-    let text = |k: &str| data.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let number = |k: &str| data.get(k).and_then(|v| v.as_u64());
-    let options: HashMap<String, String> = data
-        .get("options")
-        .and_then(|o| o.as_object())
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
-                .collect()
-        })
-        .unwrap_or_default();
-    CreateRequest {
-        env: Some(text("env").unwrap_or_else(|| DEFAULT_ENV.into())),
-        split: text("split").unwrap_or_else(|| "test".into()),
-        task: number("task").unwrap_or(0) as u32,
-        seed: number("seed").unwrap_or(0),
+/// The session request a `reset`'s data names. A field that is absent
+/// takes its default; one of the wrong type or out of range is a 400 that
+/// names it (a task number beyond u32 must not become another task).
+fn create_request(data: &Value) -> Result<CreateRequest, ApiError> {
+    let bad = |k: &str, expected: &str, v: &Value| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "reset: \"{k}\" is {}: expected {expected}",
+                leafe_judge::clip(&v.to_string(), 80)
+            ),
+        )
+    };
+    let text = |k: &str| match data.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(t)) => Ok(Some(t.clone())),
+        Some(v) => Err(bad(k, "a string", v)),
+    };
+    let number = |k: &str, max: u64| match data.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= max => Ok(Some(n)),
+            _ => Err(bad(k, &format!("a whole number from 0 to {max}"), v)),
+        },
+    };
+    let options: HashMap<String, String> = match data.get("options") {
+        None | Some(Value::Null) => HashMap::new(),
+        Some(Value::Object(o)) => o
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
+            .collect(),
+        Some(v) => return Err(bad("options", "an object", v)),
+    };
+    let task = number("task", u32::MAX.into())?.unwrap_or(0);
+    Ok(CreateRequest {
+        env: Some(text("env")?.unwrap_or_else(|| DEFAULT_ENV.into())),
+        split: text("split")?.unwrap_or_else(|| "test".into()),
+        task: u32::try_from(task).expect("bounded by u32::MAX above"),
+        seed: number("seed", u64::MAX)?.unwrap_or(0),
         options,
-        state: text("state"),
-    }
+        state: text("state")?,
+    })
 }
 
 /// Open the episode `data` names: its id, environment and first
 /// observation message data.
 async fn open_episode(s: &Arc<AppState>, data: &Value) -> Result<(Episode, Value), ApiError> {
-    let v = sessions::open(s, create_request(data)).await?;
+    let v = sessions::open(s, create_request(data)?).await?;
     let id = v["id"].as_str().unwrap_or_default().to_string();
     let env = v["env"].as_str().unwrap_or_default().to_string();
     let obs = v["observation"].as_str().unwrap_or_default().to_string();
