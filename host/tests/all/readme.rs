@@ -130,3 +130,56 @@ fn the_write_your_own_environment_walkthrough_runs_as_written() {
     assert!(play.status.success(), "{screen}");
     assert!(screen.contains("1, 2, 3"), "{screen}");
 }
+
+/// Every "s"-suffixed number of the time column, as `T`.
+fn mask_times(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            line.split_inclusive(' ')
+                .map(|word| {
+                    let w = word.trim_end();
+                    let timed = w
+                        .strip_suffix('s')
+                        .is_some_and(|n| !n.is_empty() && n.parse::<f64>().is_ok());
+                    match timed {
+                        true => word.replacen(w, "T", 1),
+                        false => word.to_string(),
+                    }
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_quick_start_prints_the_sample_the_readme_shows() {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let quick = &readme[readme.find("## Quick start").unwrap()..];
+    let after = &quick[quick
+        .find("prints a summary")
+        .expect("the sample's lead-in")..];
+    let start = after.find("```\n").unwrap() + 4;
+    let sample = &after[start..start + after[start..].find("```").unwrap()];
+    assert!(sample.starts_with("env sokoban"), "{sample}");
+
+    // `cargo run -p leafe-host -- run` is the binary with no flags, in a
+    // fresh directory (where runs/ does not exist yet).
+    let dir = tempfile::tempdir().unwrap();
+    let out = leafe_command()
+        .current_dir(dir.path())
+        .arg("run")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        mask_times(printed.trim_end()),
+        mask_times(sample.trim_end())
+    );
+    assert!(dir.path().join("runs/sokoban-test-1/tree.jsonl").exists());
+}

@@ -76,7 +76,8 @@ fn smollm2_imports_matches_transformers_and_trains() {
         assert!(p.greedy_equal, "prompt {i}: the greedy tokens differ");
     }
     assert!(
-        report.max_abs_logit_diff < 1e-3,
+        // The README's claim: 4.6e-5 measured on a CPU, 3.4e-5 on CUDA.
+        report.max_abs_logit_diff < 1e-4,
         "logits differ from transformers' by up to {}",
         report.max_abs_logit_diff
     );
