@@ -2,6 +2,7 @@
 //! any front end (the CLI, a server, a binding). Each job is one module;
 //! jobs share only [`TaskSelection`] and [`open`].
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod eval;
 pub mod export;
@@ -10,6 +11,7 @@ pub mod play;
 pub mod replay;
 pub mod report;
 pub mod run;
+#[cfg(feature = "serve")]
 pub mod serve;
 
 use crate::env::contract::Task;

@@ -43,7 +43,8 @@ pub fn leaves(nodes: &[Node]) -> Vec<&Node> {
 }
 
 /// Which revised branches count as corrections.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum CorrectionCriterion {
     /// The revised branch leads to a success.
     #[default]

@@ -80,7 +80,8 @@ fn random_walk(env: &Arc<EnvComponent>, len: usize) -> Result<(Task, Vec<String>
 }
 
 /// Which benchmarks to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Suite {
     All,
     /// Environments: restore, cache, pooling, steps, exploration.
