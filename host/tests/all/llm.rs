@@ -2,10 +2,10 @@
 //! server: prompts, parsing, retries, rate limits, errors, timeouts, and a
 //! run that keeps going when the endpoint misbehaves.
 
-use crate::common::tree_nodes;
+use crate::common::{read_request, tree_nodes};
 use leafe_host::llm::{ChatClient, ChatConfig, ChatError, Message};
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -92,28 +92,7 @@ fn serve_one(
     seen: &Mutex<Vec<serde_json::Value>>,
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
-    loop {
-        let mut length = 0usize;
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            if header.trim().is_empty() {
-                break;
-            }
-            if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some((_, _, body)) = read_request(&mut reader) {
         let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let reflecting = request["messages"][0]["content"]
             .as_str()
