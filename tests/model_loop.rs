@@ -67,18 +67,21 @@ fn a_served_tiny_model_plays_through_the_openai_policy() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     let addr = start_server(&model);
-    let client = Arc::new(ChatClient::new(ChatConfig {
-        base_url: format!("http://{addr}/v1"),
-        model: "tiny".into(),
-        api_key: None,
-        temperature: 1.0,
-        top_p: 1.0,
-        max_tokens: 6,
-        timeout: Duration::from_secs(60),
-        retries: 2,
-        backoff: Duration::from_millis(50),
-        concurrency: 1,
-    }));
+    let client = Arc::new(
+        ChatClient::new(ChatConfig {
+            base_url: format!("http://{addr}/v1"),
+            model: "tiny".into(),
+            api_key: None,
+            temperature: 1.0,
+            top_p: 1.0,
+            max_tokens: 6,
+            timeout: Duration::from_secs(60),
+            retries: 2,
+            backoff: Duration::from_millis(50),
+            concurrency: 1,
+        })
+        .unwrap(),
+    );
     let spec = PolicySpec::OpenAi {
         client: client.clone(),
         prompt: Arc::new(PromptConfig::default()),

@@ -72,6 +72,7 @@ pub use env::session::{GuestFailure, Session, SessionError};
 pub use sandbox::{PythonSandbox, RunLimits, RunResult, Verdict};
 pub use tree::{BudgetUnit, Header, Method, Node, PromptConfig, Record, TaskEnd};
 pub use util::hash::sha256_hex;
+pub use util::setting::BadSetting;
 pub use wasm::cache::{Origin, default_dir as default_cache_dir};
 pub use wasm::engine::EngineOptions;
 pub use wasm::limits::Limits;

@@ -20,6 +20,7 @@ use crate::env::session::SessionError;
 use crate::tree::path::ancestors;
 use crate::tree::{BudgetUnit, Method, Node, Record, TaskEnd};
 use crate::util::hash::sha256_hex;
+use crate::util::setting::{BadSetting, check_range};
 use anyhow::{Result, bail};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -38,6 +39,18 @@ pub struct ExploreConfig {
     pub snapshot_every: u32,
 }
 
+impl ExploreConfig {
+    /// The most `budget` may be: past it a task's tree would not fit in
+    /// memory or time on any machine this runs on.
+    pub const MAX_BUDGET: u32 = 100_000;
+
+    /// Every setting in its range; the error names the field.
+    pub fn validate(&self) -> Result<(), BadSetting> {
+        check_range("budget", self.budget, 1, Self::MAX_BUDGET)?;
+        check_range("snapshot_every", self.snapshot_every, 1, u32::MAX)
+    }
+}
+
 /// The records of one task (task-start, nodes, task-end) and its outcome.
 pub struct TaskRun {
     pub records: Vec<Record>,
@@ -51,8 +64,8 @@ pub enum ExploreError {
     #[error(transparent)]
     Env(#[from] SessionError),
     /// The policy could not act (a dead endpoint, end of input, ...).
-    #[error("policy error: {0}")]
-    Policy(String),
+    #[error("policy error: {0:#}")]
+    Policy(#[source] anyhow::Error),
     /// Replaying recorded actions gave another observation.
     #[error(
         "replaying to node {node} gave a different observation: the environment is not \
@@ -191,9 +204,7 @@ impl Explorer<'_> {
                     admissible,
                     expert,
                 };
-                policy
-                    .act(&ctx)
-                    .map_err(|e| ExploreError::Policy(format!("{e:#}")))?
+                policy.act(&ctx).map_err(ExploreError::Policy)?
             };
             let out = self.session.step(&decision.action)?;
             self.end.steps += 1;
@@ -239,6 +250,92 @@ impl Explorer<'_> {
         }
         Ok((at, false))
     }
+
+    /// Grow the tree from `root`: roll out, reflect, go back and revise,
+    /// breadth-first, until a success, the budget or the depth ends it.
+    fn grow(
+        &mut self,
+        root: Node,
+        info: &EnvInfo,
+        policy: &mut dyn Policy,
+        reflector: &mut dyn Reflector,
+    ) -> Result<(), ExploreError> {
+        let mut branch_queue = VecDeque::from([BranchRequest {
+            from: 0,
+            depth: 0,
+            experiences: vec![],
+            resumes: false,
+        }]);
+        self.add_node(root, true)?;
+        let mut branch = 0;
+        while let Some(req) = branch_queue.pop_front() {
+            if !self.room_for_rollout_from(req.from) {
+                continue; // a branch nearer the start may still fit
+            }
+            if req.depth > 0 && !req.resumes {
+                self.end.backtracks += 1;
+            }
+            let (leaf, paused) = self.rollout(&req, branch, info, policy)?;
+            if self.nodes[leaf as usize].success {
+                self.end.solved = true;
+                if self.cfg.method != Method::Group {
+                    break;
+                }
+            }
+            if paused {
+                // Every K steps: a lesson means going back now; none, going on.
+                let lesson = (self.cfg.method == Method::Leafe && req.depth < self.cfg.max_depth)
+                    .then(|| reflector.check(&self.path(leaf), self.cfg.reflect_every as usize))
+                    .flatten();
+                match lesson {
+                    Some(lesson) => {
+                        branch += 1;
+                        branch_queue.push_back(req.revised(lesson));
+                    }
+                    None => branch_queue.push_front(BranchRequest {
+                        from: leaf,
+                        resumes: true,
+                        ..req
+                    }),
+                }
+                continue;
+            }
+            branch += 1;
+            if req.depth >= self.cfg.max_depth || !self.budget_left() {
+                continue;
+            }
+            let next = match self.cfg.method {
+                Method::Leafe => reflector
+                    .reflect(&self.path(leaf))
+                    .map(|lesson| req.revised(lesson)),
+                Method::Sample | Method::Group => Some(BranchRequest {
+                    from: 0,
+                    depth: req.depth + 1,
+                    experiences: Vec::new(),
+                    resumes: false,
+                }),
+                Method::Refine => {
+                    let path = self.path(leaf);
+                    let lesson = reflector
+                        .reflect(&path)
+                        .unwrap_or_else(|| outcome_lesson(&path));
+                    let mut experiences = req.experiences.clone();
+                    // Refinement starts over: the lesson is advice, not a rollback.
+                    experiences.push(Experience::advice(lesson.text));
+                    Some(BranchRequest {
+                        from: 0,
+                        depth: req.depth + 1,
+                        experiences,
+                        resumes: false,
+                    })
+                }
+            };
+            if let Some(next) = next {
+                branch_queue.push_back(next);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a failed rollout came to, for refinement when the reflector has
@@ -277,9 +374,7 @@ pub fn explore(
     reflector: &mut dyn Reflector,
     cfg: &ExploreConfig,
 ) -> Result<TaskRun> {
-    if cfg.budget == 0 || cfg.snapshot_every == 0 {
-        bail!("the budget and snapshot interval must be at least 1");
-    }
+    cfg.validate()?;
     let first = match session.reset(task) {
         Ok(obs) => obs,
         Err(SessionError::Env(EnvError::BadTask(why))) => bail!("bad task: {why}"),
@@ -304,83 +399,7 @@ pub fn explore(
         },
     };
     let root = Node::root(task.index, first);
-    let mut branch_queue = VecDeque::from([BranchRequest {
-        from: 0,
-        depth: 0,
-        experiences: vec![],
-        resumes: false,
-    }]);
-    let outcome: Result<(), ExploreError> = (|| {
-        ex.add_node(root, true)?;
-        let mut branch = 0;
-        while let Some(req) = branch_queue.pop_front() {
-            if !ex.room_for_rollout_from(req.from) {
-                continue; // a branch nearer the start may still fit
-            }
-            if req.depth > 0 && !req.resumes {
-                ex.end.backtracks += 1;
-            }
-            let (leaf, paused) = ex.rollout(&req, branch, info, policy)?;
-            if ex.nodes[leaf as usize].success {
-                ex.end.solved = true;
-                if cfg.method != Method::Group {
-                    break;
-                }
-            }
-            if paused {
-                // Every K steps: a lesson means going back now; none, going on.
-                let lesson = (cfg.method == Method::Leafe && req.depth < cfg.max_depth)
-                    .then(|| reflector.check(&ex.path(leaf), cfg.reflect_every as usize))
-                    .flatten();
-                match lesson {
-                    Some(lesson) => {
-                        branch += 1;
-                        branch_queue.push_back(req.revised(lesson));
-                    }
-                    None => branch_queue.push_front(BranchRequest {
-                        from: leaf,
-                        resumes: true,
-                        ..req
-                    }),
-                }
-                continue;
-            }
-            branch += 1;
-            if req.depth >= cfg.max_depth || !ex.budget_left() {
-                continue;
-            }
-            let next = match cfg.method {
-                Method::Leafe => reflector
-                    .reflect(&ex.path(leaf))
-                    .map(|lesson| req.revised(lesson)),
-                Method::Sample | Method::Group => Some(BranchRequest {
-                    from: 0,
-                    depth: req.depth + 1,
-                    experiences: Vec::new(),
-                    resumes: false,
-                }),
-                Method::Refine => {
-                    let path = ex.path(leaf);
-                    let lesson = reflector
-                        .reflect(&path)
-                        .unwrap_or_else(|| outcome_lesson(&path));
-                    let mut experiences = req.experiences.clone();
-                    // Refinement starts over: the lesson is advice, not a rollback.
-                    experiences.push(Experience::advice(lesson.text));
-                    Some(BranchRequest {
-                        from: 0,
-                        depth: req.depth + 1,
-                        experiences,
-                        resumes: false,
-                    })
-                }
-            };
-            if let Some(next) = next {
-                branch_queue.push_back(next);
-            }
-        }
-        Ok(())
-    })();
+    let outcome = ex.grow(root, info, policy, reflector);
     match outcome {
         Err(ExploreError::Env(SessionError::Remote(why))) => {
             bail!(

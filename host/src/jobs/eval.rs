@@ -17,6 +17,7 @@ use crate::util::fs::write_atomic;
 use crate::util::parallel::map_indexed;
 use crate::util::progress::progress_bar;
 use crate::util::rng::SplitMix;
+use crate::util::setting::{BadSetting, check, check_range};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -47,6 +48,22 @@ pub struct EvalArgs {
     /// longest first (see [`start_order`]).
     pub longest_first: Option<PathBuf>,
     pub progress: bool,
+}
+
+impl EvalArgs {
+    /// The most `samples` may be.
+    pub const MAX_SAMPLES: u32 = 10_000;
+
+    /// Every setting in its range; the error names the field.
+    pub fn validate(&self) -> Result<(), BadSetting> {
+        check_range("samples", self.samples, 1, Self::MAX_SAMPLES)?;
+        check(
+            self.ks.iter().all(|&k| k >= 1),
+            "k",
+            "values must be at least 1 (Pass@0 means nothing)",
+        )?;
+        check(self.jobs >= 1, "jobs", "must be at least 1")
+    }
 }
 
 /// One task's samples.
@@ -114,12 +131,7 @@ pub fn pass_at_k(n: u32, c: u32, k: u32) -> f64 {
 }
 
 pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
-    if args.samples == 0 {
-        bail!("--samples must be at least 1");
-    }
-    if args.jobs == 0 {
-        bail!("--jobs must be at least 1");
-    }
+    args.validate()?;
     if let Some(dir) = &args.out
         && !args.force
         && let Some(file) = [TREE, SUMMARY, RESULTS, JOURNAL]
@@ -220,7 +232,7 @@ pub fn eval(runtime: &Arc<Runtime>, args: &EvalArgs) -> Result<EvalSummary> {
         env_sha256: env.sha256().to_string(),
         sandbox_sha256: env.sandbox_sha256().map(str::to_string),
         split: args.split.clone(),
-        policy: args.policy.name().to_string(),
+        policy: args.policy.name().as_str().to_string(),
         tasks: results.len() as u32,
         samples: args.samples,
         pass_at,

@@ -23,6 +23,7 @@ use crate::tree::{self, BudgetUnit, Header, Method, Record, Rollback, TaskEnd, j
 use crate::util::fs::{write_atomic, write_durable};
 use crate::util::parallel::map_indexed;
 use crate::util::progress::progress_bar;
+use crate::util::setting::{BadSetting, check};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -49,6 +50,14 @@ pub struct RunArgs {
     pub force: bool,
     pub jobs: usize,
     pub progress: bool,
+}
+
+impl RunArgs {
+    /// Every setting in its range; the error names the field.
+    pub fn validate(&self) -> Result<(), BadSetting> {
+        check(self.jobs >= 1, "jobs", "must be at least 1")?;
+        self.explore.validate()
+    }
 }
 
 /// `summary.json`.
@@ -104,12 +113,12 @@ fn header(args: &RunArgs, env: &Environment, tasks: &[u32]) -> Header {
         tasks: tasks.to_vec(),
         seed: args.seed,
         options: args.options.clone(),
-        policy: args.policy.name().to_string(),
+        policy: args.policy.name(),
         noise: args.policy.noise(),
         budget: args.explore.budget,
         budget_unit: args.explore.budget_unit,
         method: args.explore.method,
-        reflector: args.reflector.name().to_string(),
+        reflector: args.reflector.name(),
         reflect_every: args.explore.reflect_every,
         max_depth: args.explore.max_depth,
         snapshot_every: args.explore.snapshot_every,
@@ -217,9 +226,7 @@ struct Prepared {
 }
 
 fn prepare(runtime: &Arc<Runtime>, args: &RunArgs) -> Result<Prepared> {
-    if args.jobs == 0 {
-        bail!("--jobs must be at least 1");
-    }
+    args.validate()?;
     let env = Environment::open(runtime, &args.env)?;
     let tasks = task_list(args, &env)?;
     let Some(&first) = tasks.first() else {
@@ -363,7 +370,7 @@ fn finish(
     let summary = Summary {
         env: header.env.clone(),
         split: header.split.clone(),
-        policy: header.policy.clone(),
+        policy: header.policy.as_str().to_string(),
         method: header.method,
         tasks: ends.len(),
         solved,

@@ -3,6 +3,7 @@
 //! backoff on connection errors, 429 and 5xx (honouring `Retry-After`),
 //! bounded concurrency and token usage accounting.
 
+use crate::util::setting::{BadSetting, check, check_range};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -46,24 +47,22 @@ pub struct ChatConfig {
 
 impl ChatConfig {
     /// Check the settings a user gives: the URL's scheme and the sampling
-    /// ranges (messages name the command-line flags).
-    pub fn validate(&self) -> Result<(), String> {
-        if !self.base_url.starts_with("http://") && !self.base_url.starts_with("https://") {
-            return Err(format!(
-                "--base-url must start with http:// or https://, got '{}'",
-                self.base_url
-            ));
+    /// ranges; the error names the field.
+    pub fn validate(&self) -> Result<(), BadSetting> {
+        let url = &self.base_url;
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            let problem = format!("must start with http:// or https://, got '{url}'");
+            return Err(BadSetting::new("base_url", problem));
         }
-        if !(0.0..=2.0).contains(&self.temperature) || !(0.0..=1.0).contains(&self.top_p) {
-            return Err("--temperature must be in [0, 2] and --top-p in [0, 1]".into());
-        }
-        if self.max_tokens == 0 || self.timeout.is_zero() {
-            return Err("--max-tokens and --request-timeout must be positive".into());
-        }
-        if self.concurrency == 0 {
-            return Err("--concurrency must be at least 1".into());
-        }
-        Ok(())
+        check_range("temperature", self.temperature, 0.0, 2.0)?;
+        check_range("top_p", self.top_p, 0.0, 1.0)?;
+        check(self.max_tokens >= 1, "max_tokens", "must be at least 1")?;
+        check(
+            !self.timeout.is_zero(),
+            "request_timeout",
+            "must be positive",
+        )?;
+        check(self.concurrency >= 1, "concurrency", "must be at least 1")
     }
 }
 
@@ -163,19 +162,21 @@ pub struct ChatClient {
 const MAX_RESPONSE_BYTES: u64 = 16 << 20;
 
 impl ChatClient {
-    pub fn new(config: ChatConfig) -> ChatClient {
+    /// A client for `config`, once its settings are in range.
+    pub fn new(config: ChatConfig) -> Result<ChatClient, BadSetting> {
+        config.validate()?;
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(config.timeout))
             .http_status_as_error(false)
             .build()
             .into();
-        ChatClient {
+        Ok(ChatClient {
             config,
             agent,
             usage: Usage::default(),
             in_flight: Mutex::new(0),
             slot_free: Condvar::new(),
-        }
+        })
     }
 
     fn url(&self) -> String {

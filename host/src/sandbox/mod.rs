@@ -96,6 +96,9 @@ impl Default for RunLimits {
 }
 
 impl RunLimits {
+    /// The most output one run may keep, of stdout and of stderr each.
+    pub const MAX_OUTPUT_BYTES: usize = 64 << 20;
+
     /// The most an environment gets for one nested run when the user set
     /// no `--fuel` / `--wall-ms`: 200 G fuel (the most a built-in code
     /// environment asks for), 60 s, 4 GiB (lowered to the engine's memory

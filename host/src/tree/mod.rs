@@ -32,14 +32,14 @@ pub struct Header {
     pub tasks: Vec<u32>,
     pub seed: u64,
     pub options: Vec<(String, String)>,
-    pub policy: String,
+    pub policy: PolicyName,
     pub noise: f64,
     /// `leafe`, `sample` or `refine` (logs from before methods existed are `leafe`).
     #[serde(default)]
     pub method: Method,
-    /// `rule` or `llm` (absent in older logs: `rule`).
-    #[serde(default = "rule")]
-    pub reflector: String,
+    /// Absent in older logs: `rule`.
+    #[serde(default)]
+    pub reflector: ReflectorName,
     /// Mid-rollout reflection every this many steps (0: only on failure).
     #[serde(default)]
     pub reflect_every: u32,
@@ -74,8 +74,94 @@ pub struct PromptConfig {
     pub free_format: String,
 }
 
-fn rule() -> String {
-    "rule".into()
+/// Every policy there is, by the name a run records (`--policy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyName {
+    Oracle,
+    Reference,
+    Human,
+    #[serde(rename = "openai")]
+    OpenAi,
+}
+
+impl PolicyName {
+    pub const ALL: [PolicyName; 4] = [
+        PolicyName::Oracle,
+        PolicyName::Reference,
+        PolicyName::Human,
+        PolicyName::OpenAi,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyName::Oracle => "oracle",
+            PolicyName::Reference => "reference",
+            PolicyName::Human => "human",
+            PolicyName::OpenAi => "openai",
+        }
+    }
+
+    /// The policy called `name`, or an error that lists them all.
+    pub fn parse(name: &str) -> Result<PolicyName, UnknownName> {
+        parse_name(name, "policy", &Self::ALL, |p| p.as_str())
+    }
+}
+
+/// Every reflector there is, by the name a run records (`--reflector`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReflectorName {
+    /// The environment's feedback read by rules (dead ends, failures, no progress).
+    #[default]
+    Rule,
+    /// A model asked for a lesson as JSON.
+    Llm,
+}
+
+impl ReflectorName {
+    pub const ALL: [ReflectorName; 2] = [ReflectorName::Rule, ReflectorName::Llm];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReflectorName::Rule => "rule",
+            ReflectorName::Llm => "llm",
+        }
+    }
+
+    /// The reflector called `name`, or an error that lists them all.
+    pub fn parse(name: &str) -> Result<ReflectorName, UnknownName> {
+        parse_name(name, "reflector", &Self::ALL, |r| r.as_str())
+    }
+}
+
+/// A policy or reflector name that is none of the known ones.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {kind} '{name}' (available: {available})")]
+pub struct UnknownName {
+    pub kind: &'static str,
+    pub name: String,
+    pub available: String,
+}
+
+fn parse_name<T: Copy>(
+    name: &str,
+    kind: &'static str,
+    all: &[T],
+    as_str: fn(T) -> &'static str,
+) -> Result<T, UnknownName> {
+    all.iter()
+        .copied()
+        .find(|&t| as_str(t) == name)
+        .ok_or_else(|| UnknownName {
+            kind,
+            name: name.to_string(),
+            available: all
+                .iter()
+                .map(|&t| as_str(t))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// How a task's interaction budget is spent.

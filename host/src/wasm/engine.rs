@@ -42,6 +42,7 @@ impl Default for EngineOptions {
 
 /// A wasmtime engine configured for leafe's guests.
 pub fn new_engine(options: &EngineOptions) -> Result<Engine> {
+    options.limits.validate()?;
     engine_from(&config(options))
 }
 

@@ -531,7 +531,7 @@ fn exec_runs_assert_and_stdin_stdout_test_files() {
         "cannot read /no/such/prog.py",
     );
     fails(&["exec", p, "--output-kb", "0"], "--output-kb");
-    fails(&["exec", p, "--fuel", "0"], "must be positive");
+    fails(&["exec", p, "--fuel", "0"], "--fuel must be at least 1");
 }
 
 #[test]

@@ -138,6 +138,7 @@ fn client(url: String, retries: u32, timeout: Duration) -> ChatClient {
         backoff: Duration::from_millis(10),
         concurrency: 2,
     })
+    .unwrap()
 }
 
 fn ask(c: &ChatClient) -> Result<Vec<String>, ChatError> {

@@ -16,3 +16,4 @@ mod sandbox;
 mod scienceworld;
 mod serve;
 mod serve_clients;
+mod settings;

@@ -1,4 +1,5 @@
-//! The one place that names every policy and builds it for a task.
+//! The one place that turns a policy's name into the policy and builds
+//! it for a task (the names are [`PolicyName`], which runs record).
 
 use super::Policy;
 use super::human::Human;
@@ -6,8 +7,10 @@ use super::llm::OpenAiPolicy;
 use super::oracle::{Oracle, Reference};
 use crate::agent::prompt::PromptConfig;
 use crate::llm::{ChatClient, UsageTotals};
+use crate::tree::PolicyName;
 use crate::util::rng::SplitMix;
-use anyhow::{Result, bail};
+use crate::util::setting::check_range;
+use anyhow::Result;
 use std::sync::Arc;
 
 /// Which policy to build for each task.
@@ -44,28 +47,39 @@ impl std::fmt::Debug for PolicySpec {
     }
 }
 
+/// What the model policy asks with.
+pub struct ModelPolicy {
+    pub client: Arc<ChatClient>,
+    pub prompt: Arc<PromptConfig>,
+}
+
 impl PolicySpec {
-    pub fn parse(name: &str, noise: f64) -> Result<PolicySpec> {
-        if !(0.0..=1.0).contains(&noise) {
-            bail!("--noise must be between 0 and 1, got {noise}");
-        }
-        match name {
-            "oracle" => Ok(PolicySpec::Oracle { noise }),
-            "reference" => Ok(PolicySpec::Reference),
-            "human" => Ok(PolicySpec::Human),
-            "openai" => bail!("the openai policy needs --base-url and --model"),
-            other => {
-                bail!("unknown policy '{other}' (available: oracle, reference, human, openai)")
+    /// The policy called `name` (see [`PolicyName`]); `noise` is the
+    /// oracle's. `model` makes the model policy's client and prompt, and is
+    /// called for `openai` only.
+    pub fn parse(
+        name: &str,
+        noise: f64,
+        model: impl FnOnce() -> Result<ModelPolicy>,
+    ) -> Result<PolicySpec> {
+        check_range("noise", noise, 0.0, 1.0)?;
+        Ok(match PolicyName::parse(name)? {
+            PolicyName::Oracle => PolicySpec::Oracle { noise },
+            PolicyName::Reference => PolicySpec::Reference,
+            PolicyName::Human => PolicySpec::Human,
+            PolicyName::OpenAi => {
+                let ModelPolicy { client, prompt } = model()?;
+                PolicySpec::OpenAi { client, prompt }
             }
-        }
+        })
     }
 
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> PolicyName {
         match self {
-            PolicySpec::Oracle { .. } => "oracle",
-            PolicySpec::Reference => "reference",
-            PolicySpec::Human => "human",
-            PolicySpec::OpenAi { .. } => "openai",
+            PolicySpec::Oracle { .. } => PolicyName::Oracle,
+            PolicySpec::Reference => PolicyName::Reference,
+            PolicySpec::Human => PolicyName::Human,
+            PolicySpec::OpenAi { .. } => PolicyName::OpenAi,
         }
     }
 

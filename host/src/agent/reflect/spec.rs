@@ -1,11 +1,14 @@
-//! The one place that names every reflector and builds it for a task.
+//! The one place that turns a reflector's name into the reflector and
+//! builds it for a task (the names are [`ReflectorName`], which runs record).
 
 use super::Reflector;
 use super::llm::{LlmReflector, ReflectionCounts, ReflectionStats};
 use super::rule::RuleReflector;
 use crate::env::contract::EnvInfo;
 use crate::llm::ChatClient;
+use crate::tree::ReflectorName;
 use crate::util::rng::SplitMix;
+use anyhow::Result;
 use std::sync::Arc;
 
 /// Which reflector to build for each task.
@@ -19,15 +22,27 @@ pub enum ReflectorSpec {
 
 impl std::fmt::Debug for ReflectorSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.write_str(self.name().as_str())
     }
 }
 
 impl ReflectorSpec {
-    pub fn name(&self) -> &'static str {
+    /// The reflector called `name` (see [`ReflectorName`]); `model` makes
+    /// the model reflector's client, and is called for `llm` only.
+    pub fn parse(
+        name: &str,
+        model: impl FnOnce() -> Result<Arc<ChatClient>>,
+    ) -> Result<ReflectorSpec> {
+        Ok(match ReflectorName::parse(name)? {
+            ReflectorName::Rule => ReflectorSpec::Rule,
+            ReflectorName::Llm => ReflectorSpec::llm(model()?),
+        })
+    }
+
+    pub fn name(&self) -> ReflectorName {
         match self {
-            ReflectorSpec::Rule => "rule",
-            ReflectorSpec::Llm(..) => "llm",
+            ReflectorSpec::Rule => ReflectorName::Rule,
+            ReflectorSpec::Llm(..) => ReflectorName::Llm,
         }
     }
 

@@ -1,10 +1,11 @@
 //! The flag groups several commands share, and every check of flag values:
 //! engine limits, task selection, the model policy's settings.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
+use leafe_host::agent::policy::spec::ModelPolicy;
 use leafe_host::llm::{ChatClient, ChatConfig};
-use leafe_host::{EngineOptions, Limits, PolicySpec, ReflectorSpec, RunLimits, Task};
+use leafe_host::{BadSetting, EngineOptions, Limits, PolicySpec, ReflectorSpec, RunLimits, Task};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -27,54 +28,51 @@ pub struct EngineArgs {
     memory_mb: Option<usize>,
 }
 
-/// The most of each bounded flag: past these a run would not fit in memory
-/// or time on any machine this runs on.
-pub const MAX_WALL_MS: u64 = 24 * 60 * 60 * 1000;
-pub const MAX_MEMORY_MB: usize = 16 << 10;
-pub const MAX_OUTPUT_KB: usize = 64 << 10;
-pub const MAX_BUDGET: u32 = 100_000;
-pub const MAX_SAMPLES: u32 = 10_000;
-
-/// `value` of `flag` within `min..=max`, or an error that names the bounds.
-pub fn check_range<T: PartialOrd + std::fmt::Display>(
-    flag: &str,
-    value: T,
-    min: T,
-    max: T,
-) -> Result<()> {
-    if value < min || value > max {
-        bail!("{flag} must be between {min} and {max}, got {value}");
+/// `e` with every setting error in its chain naming the flag, not the
+/// library's field: `reh_fraction must be ...` becomes `--reh-fraction must be ...`.
+pub fn flag_error(e: anyhow::Error) -> anyhow::Error {
+    if !e.chain().any(|c| c.is::<BadSetting>()) {
+        return e;
     }
-    Ok(())
+    let parts: Vec<String> = e
+        .chain()
+        .map(|c| match c.downcast_ref::<BadSetting>() {
+            Some(bad) => format!("{} {}", flag(bad.field), bad.problem),
+            None => c.to_string(),
+        })
+        .collect();
+    anyhow::anyhow!(parts.join(": "))
+}
+
+/// The flag that sets the library's `field`.
+fn flag(field: &str) -> String {
+    match field {
+        "fuel_per_call" => "--fuel".into(),
+        "wall_ms_per_call" => "--wall-ms".into(),
+        "token" => "--token-env".into(),
+        other => format!("--{}", other.replace('_', "-")),
+    }
 }
 
 impl EngineArgs {
     /// The engine's options. `--fuel` and `--wall-ms` also cap what an
     /// environment may ask for in a nested sandbox run.
     pub fn options(&self) -> Result<EngineOptions> {
-        if self.fuel == Some(0) || self.wall_ms == Some(0) || self.memory_mb == Some(0) {
-            bail!("--fuel, --wall-ms and --memory-mb must be positive");
-        }
-        if let Some(ms) = self.wall_ms {
-            check_range("--wall-ms", ms, 1, MAX_WALL_MS)?;
-        }
-        if let Some(mb) = self.memory_mb {
-            check_range("--memory-mb", mb, 1, MAX_MEMORY_MB)?;
-        }
         let defaults = Limits::default();
+        // The library checks bytes; the flag counts MiB, so its range is said here.
         let memory_bytes = match self.memory_mb {
-            Some(mb) => mb
-                .checked_mul(1 << 20)
-                .context("--memory-mb is too large")?,
+            Some(mb) => mb_to_bytes("--memory-mb", mb, Limits::MAX_MEMORY_BYTES)?,
             None => defaults.memory_bytes,
         };
+        let limits = Limits {
+            fuel_per_call: self.fuel.unwrap_or(defaults.fuel_per_call),
+            wall_ms_per_call: self.wall_ms.unwrap_or(defaults.wall_ms_per_call),
+            memory_bytes,
+            ..defaults
+        };
+        limits.validate()?;
         Ok(EngineOptions {
-            limits: Limits {
-                fuel_per_call: self.fuel.unwrap_or(defaults.fuel_per_call),
-                wall_ms_per_call: self.wall_ms.unwrap_or(defaults.wall_ms_per_call),
-                memory_bytes,
-                ..defaults
-            },
+            limits,
             cache: if self.no_cache {
                 None
             } else {
@@ -104,18 +102,27 @@ impl EngineArgs {
     }
 
     pub fn run_limits(&self, options: &EngineOptions, output_kb: usize) -> Result<RunLimits> {
-        check_range("--output-kb", output_kb, 1, MAX_OUTPUT_KB)?;
+        let most = RunLimits::MAX_OUTPUT_BYTES >> 10;
+        if !(1..=most).contains(&output_kb) {
+            bail!("--output-kb must be between 1 and {most}, got {output_kb}");
+        }
         let defaults = RunLimits::default();
         Ok(RunLimits {
             fuel: self.fuel.unwrap_or(defaults.fuel),
             wall_ms: self.wall_ms.unwrap_or(defaults.wall_ms),
             memory_bytes: options.limits.memory_bytes,
-            output_bytes: output_kb
-                .checked_mul(1024)
-                .filter(|b| *b > 0)
-                .context("--output-kb must be positive and reasonable")?,
+            output_bytes: output_kb << 10,
         })
     }
+}
+
+/// `mb` MiB in bytes, checked to lie within 1 MiB..=`max_bytes`.
+fn mb_to_bytes(flag: &str, mb: usize, max_bytes: usize) -> Result<usize> {
+    let most = max_bytes >> 20;
+    if !(1..=most).contains(&mb) {
+        bail!("{flag} must be between 1 and {most}, got {mb}");
+    }
+    Ok(mb << 20)
 }
 
 /// The task flags of `run`, `eval` and `play`.
@@ -153,29 +160,24 @@ pub fn default_jobs() -> usize {
         .unwrap_or(1)
 }
 
-/// `--jobs` checked: at least 1, and at most 4 per core (more only adds
-/// memory; said on stderr when lowered).
-pub fn jobs(jobs: usize) -> Result<usize> {
-    if jobs == 0 {
-        bail!("--jobs must be at least 1");
-    }
+/// `--jobs` lowered to 4 per core (more only adds memory; said on
+/// stderr). Zero is left for the library to refuse.
+pub fn jobs(requested: usize) -> usize {
     let most = 4 * default_jobs();
-    if jobs > most {
-        eprintln!("note: --jobs {jobs} is more than 4 per core; using {most}");
-        return Ok(most);
+    if requested > most {
+        eprintln!("note: --jobs {requested} is more than 4 per core; using {most}");
+        return most;
     }
-    Ok(jobs)
+    requested
 }
 
-/// [`jobs`], and one job for the human policy: one person types one task's
-/// actions at a time.
-pub fn jobs_for(policy: &PolicySpec, requested: usize) -> Result<usize> {
-    let jobs = jobs(requested)?;
-    Ok(if matches!(policy, PolicySpec::Human) {
-        1
-    } else {
-        jobs
-    })
+/// [`jobs`], and one job for the human policy: one person types one
+/// task's actions at a time.
+pub fn jobs_for(policy: &PolicySpec, requested: usize) -> usize {
+    match policy {
+        PolicySpec::Human => requested.min(1),
+        _ => jobs(requested),
+    }
 }
 
 /// The model policy's and the model reflector's settings.
@@ -227,23 +229,25 @@ impl LlmArgs {
     /// The reflector `name`: the rule-based one, or the model (sharing the
     /// policy's client when the policy is the same model).
     pub fn reflector(&self, name: &str, policy: &PolicySpec, jobs: usize) -> Result<ReflectorSpec> {
-        match name {
-            "rule" => Ok(ReflectorSpec::Rule),
-            "llm" => match (policy, self.reflection_max_tokens) {
-                (PolicySpec::OpenAi { client, .. }, None) => Ok(ReflectorSpec::llm(client.clone())),
-                (_, tokens) => Ok(ReflectorSpec::llm(Arc::new(
-                    self.client_with(jobs, tokens.unwrap_or(self.max_tokens))?,
-                ))),
-            },
-            other => bail!("unknown reflector '{other}' (available: rule, llm)"),
-        }
+        ReflectorSpec::parse(name, || match (policy, self.reflection_max_tokens) {
+            (PolicySpec::OpenAi { client, .. }, None) => Ok(client.clone()),
+            (_, tokens) => Ok(Arc::new(
+                self.client(jobs, tokens.unwrap_or(self.max_tokens))?,
+            )),
+        })
     }
 
-    fn client(&self, jobs: usize) -> Result<ChatClient> {
-        self.client_with(jobs, self.max_tokens)
+    /// The policy `name` (`noise` for the oracle).
+    pub fn policy(&self, name: &str, noise: f64, jobs: usize) -> Result<PolicySpec> {
+        PolicySpec::parse(name, noise, || {
+            Ok(ModelPolicy {
+                client: Arc::new(self.client(jobs, self.max_tokens)?),
+                prompt: Arc::new(self.prompt()?),
+            })
+        })
     }
 
-    fn client_with(&self, jobs: usize, max_tokens: u32) -> Result<ChatClient> {
+    fn client(&self, jobs: usize, max_tokens: u32) -> Result<ChatClient> {
         let (Some(base_url), Some(model)) = (&self.base_url, &self.model) else {
             bail!("--policy openai and --reflector llm need --base-url and --model");
         };
@@ -261,8 +265,7 @@ impl LlmArgs {
             backoff: std::time::Duration::from_secs(1),
             concurrency: self.concurrency.unwrap_or(jobs).max(1),
         };
-        config.validate().map_err(anyhow::Error::msg)?;
-        Ok(ChatClient::new(config))
+        Ok(ChatClient::new(config)?)
     }
 
     /// The prompt settings (`--system-prompt`, `--history-chars`).
@@ -275,17 +278,5 @@ impl LlmArgs {
             Some(path) => prompt.with_template_file(path),
             None => Ok(prompt),
         }
-    }
-
-    /// The policy `name` (`noise` for the oracle).
-    pub fn policy(&self, name: &str, noise: f64, jobs: usize) -> Result<PolicySpec> {
-        if name != "openai" {
-            return PolicySpec::parse(name, noise);
-        }
-        let prompt = self.prompt()?;
-        Ok(PolicySpec::OpenAi {
-            client: Arc::new(self.client(jobs)?),
-            prompt: Arc::new(prompt),
-        })
     }
 }

@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {:#}", args::flag_error(e));
             ExitCode::FAILURE
         }
     }

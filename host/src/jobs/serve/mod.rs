@@ -19,6 +19,7 @@ pub mod sessions;
 use crate::env::component::EnvComponent;
 use crate::env::runtime::Runtime;
 use crate::sandbox::RunLimits;
+use crate::util::setting::{BadSetting, check, check_range};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -27,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -39,18 +41,56 @@ pub struct ServeConfig {
     pub token: Option<String>,
     /// Live environment sessions at most; more get 429.
     pub max_sessions: usize,
-    /// A session unused this long is closed.
-    pub session_idle: Duration,
-    /// Request bodies larger than this get 413.
-    pub max_body_bytes: usize,
+    /// A session unused this many seconds is closed.
+    pub session_idle_secs: u64,
+    /// Request bodies larger than this many KiB get 413.
+    pub max_body_kb: usize,
     /// Sandbox runs at once.
     pub concurrency: usize,
     /// Sandbox runs waiting for a slot; more get 503.
     pub queue: usize,
     /// The most any run gets (a request's `run_timeout` is capped by it).
     pub run_limits: RunLimits,
-    /// A request body not received in full within this is refused (408).
-    pub body_timeout: Duration,
+    /// A request body not received in full within this many seconds is
+    /// refused (408).
+    pub body_timeout_secs: u64,
+}
+
+impl ServeConfig {
+    /// The most of each bounded setting.
+    pub const MAX_SESSIONS: usize = 100_000;
+    pub const MAX_SESSION_IDLE_SECS: u64 = 7 * 86_400;
+    pub const MAX_BODY_KB: usize = 1 << 20;
+    pub const MAX_BODY_TIMEOUT_SECS: u64 = 3600;
+    pub const MAX_CONCURRENCY: usize = 4096;
+
+    /// Every setting in its range, and a token wherever `bind` is reachable
+    /// from other machines; the error names the field.
+    pub fn validate(&self, bind: SocketAddr) -> Result<(), BadSetting> {
+        check_range("max_sessions", self.max_sessions, 1, Self::MAX_SESSIONS)?;
+        let idle = self.session_idle_secs;
+        check_range("session_idle_secs", idle, 1, Self::MAX_SESSION_IDLE_SECS)?;
+        check_range("max_body_kb", self.max_body_kb, 1, Self::MAX_BODY_KB)?;
+        let timeout = self.body_timeout_secs;
+        check_range("body_timeout_secs", timeout, 1, Self::MAX_BODY_TIMEOUT_SECS)?;
+        check_range("concurrency", self.concurrency, 1, Self::MAX_CONCURRENCY)?;
+        if let Some(token) = &self.token {
+            check(
+                !token.trim().is_empty(),
+                "token",
+                "is empty (no bearer token in it)",
+            )?;
+        }
+        check(
+            bind.ip().is_loopback() || self.token.is_some(),
+            "token",
+            &format!("is needed: {bind} is reachable from other machines"),
+        )
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_kb << 10
+    }
 }
 
 /// The server's state, shared by every request.
@@ -191,8 +231,9 @@ async fn require_token(State(s): State<Arc<AppState>>, req: Request, next: Next)
 /// handler, and handlers get it as one buffer.
 async fn read_body(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    let limit = s.config.max_body_bytes;
-    let read = tokio::time::timeout(s.config.body_timeout, axum::body::to_bytes(body, limit));
+    let limit = s.config.max_body_bytes();
+    let timeout = Duration::from_secs(s.config.body_timeout_secs);
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit));
     let bytes = match read.await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(e)) => {
@@ -223,7 +264,7 @@ async fn read_body(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
                     "the request body did not arrive within {} s",
-                    s.config.body_timeout.as_secs()
+                    s.config.body_timeout_secs
                 ),
             );
         }
@@ -262,7 +303,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         // `read_body` enforces the cap; this lifts axum's own 2 MB default
         // for the extractors so that a larger --max-body-kb holds.
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes()))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count,
@@ -271,13 +312,15 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Serve on `listener` until `shutdown` resolves; then stop accepting and
-/// let running requests finish for up to `grace`.
+/// let running requests finish for up to `grace`. Refuses a configuration
+/// out of range, or one without a token on an address other machines reach.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> anyhow::Result<()> {
+    state.config.validate(listener.local_addr()?)?;
     let reaper = tokio::spawn(sessions::reap_idle(state.clone()));
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {

@@ -447,7 +447,7 @@ async fn close(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Respon
 
 /// Close sessions idle longer than the server allows, forever.
 pub async fn reap_idle(s: Arc<AppState>) {
-    let idle = s.config.session_idle;
+    let idle = std::time::Duration::from_secs(s.config.session_idle_secs);
     let every = (idle / 4).clamp(
         std::time::Duration::from_millis(50),
         std::time::Duration::from_secs(5),

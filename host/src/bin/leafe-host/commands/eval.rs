@@ -1,7 +1,7 @@
 //! `leafe-host eval`.
 
 use super::Ctx;
-use crate::args::{LlmArgs, MAX_SAMPLES, TaskArgs, check_range, default_jobs, jobs_for};
+use crate::args::{LlmArgs, TaskArgs, default_jobs, jobs_for};
 use anyhow::Result;
 use clap::Args;
 use leafe_host::Runtime;
@@ -67,11 +67,7 @@ impl EvalCmd {
     pub fn execute(self, ctx: &Ctx) -> Result<()> {
         let runtime = Runtime::new(ctx.options.clone())?;
         let policy = self.llm.policy(&self.policy, self.noise, self.jobs)?;
-        let jobs = jobs_for(&policy, self.jobs)?;
-        check_range("--samples", self.samples, 1, MAX_SAMPLES)?;
-        if self.k.contains(&0) {
-            anyhow::bail!("--k values must be at least 1 (Pass@0 means nothing)");
-        }
+        let jobs = jobs_for(&policy, self.jobs);
         let args = EvalArgs {
             env: self.env,
             split: self.task.split,

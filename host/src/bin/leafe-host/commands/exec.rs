@@ -48,7 +48,10 @@ fn parse_compare(text: &str) -> Result<Compare, String> {
 impl ExecCmd {
     pub fn execute(self, ctx: &Ctx) -> Result<()> {
         let limits = ctx.engine.run_limits(&ctx.options, self.output_kb)?;
-        let jobs = crate::args::jobs(self.jobs)?;
+        if self.jobs == 0 {
+            anyhow::bail!("--jobs must be at least 1");
+        }
+        let jobs = crate::args::jobs(self.jobs);
         let source = if self.program.as_os_str() == "-" {
             std::io::read_to_string(std::io::stdin())
                 .context("cannot read the program from stdin")?

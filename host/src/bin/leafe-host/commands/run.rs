@@ -1,7 +1,7 @@
 //! `leafe-host run`.
 
 use super::Ctx;
-use crate::args::{LlmArgs, MAX_BUDGET, TaskArgs, check_range, default_jobs, jobs_for};
+use crate::args::{LlmArgs, TaskArgs, default_jobs, jobs_for};
 use anyhow::Result;
 use clap::Args;
 use leafe_host::jobs::TaskSelection;
@@ -115,13 +115,11 @@ impl RunCmd {
             Some(prompt) => prompt.clone(),
             None => self.llm.prompt()?,
         };
-        let jobs = jobs_for(&policy, self.jobs)?;
+        let jobs = jobs_for(&policy, self.jobs);
         let out = match self.out {
             Some(out) => out,
             None => fresh_out_dir(Path::new("runs"), &self.env, &self.task.split),
         };
-        check_range("--budget", self.budget, 1, MAX_BUDGET)?;
-        check_range("--snapshot-every", self.snapshot_every, 1, u32::MAX)?;
         let args = RunArgs {
             env: self.env,
             split: self.task.split,

@@ -1,8 +1,8 @@
 //! `leafe-host serve`.
 
 use super::Ctx;
-use crate::args::{check_range, default_jobs};
-use anyhow::{Context, Result, bail};
+use crate::args::default_jobs;
+use anyhow::{Context, Result};
 use clap::Args;
 use leafe_host::jobs::serve::{AppState, ServeConfig, serve, stop_signal};
 use leafe_host::{EngineOptions, EnvComponent, Runtime, Source};
@@ -53,30 +53,27 @@ pub struct ServeCmd {
 
 impl ServeCmd {
     pub fn execute(self, ctx: &Ctx) -> Result<()> {
-        check_range("--max-sessions", self.max_sessions, 1, 100_000)?;
-        check_range("--session-idle-secs", self.session_idle_secs, 1, 7 * 86_400)?;
-        check_range("--max-body-kb", self.max_body_kb, 1, 1 << 20)?;
-        check_range("--body-timeout-secs", self.body_timeout_secs, 1, 3600)?;
         let concurrency = self.concurrency.unwrap_or_else(|| 4 * default_jobs());
-        check_range("--concurrency", concurrency, 1, 4096)?;
         let token = match &self.token_env {
-            Some(var) => {
-                let t = std::env::var(var)
-                    .with_context(|| format!("--token-env {var}: the variable is not set"))?;
-                if t.trim().is_empty() {
-                    bail!("--token-env {var}: the token is empty");
-                }
-                Some(t)
-            }
+            Some(var) => Some(
+                std::env::var(var)
+                    .with_context(|| format!("--token-env {var}: the variable is not set"))?,
+            ),
             None => None,
         };
-        if !self.bind.ip().is_loopback() && token.is_none() {
-            bail!(
-                "--bind {} is reachable from other machines: give a bearer token with --token-env VAR",
-                self.bind
-            );
-        }
-        let run_limits = ctx.engine.server_run_limits(&ctx.options, self.output_kb)?;
+        let config = ServeConfig {
+            token,
+            max_sessions: self.max_sessions,
+            session_idle_secs: self.session_idle_secs,
+            max_body_kb: self.max_body_kb,
+            concurrency,
+            queue: self.queue,
+            run_limits: ctx.engine.server_run_limits(&ctx.options, self.output_kb)?,
+            body_timeout_secs: self.body_timeout_secs,
+        };
+        // Checked before the environments load; `serve` checks it again
+        // for every caller of the library.
+        config.validate(self.bind)?;
         // Every session holds an instance; runs take one each.
         let runtime = Runtime::new(EngineOptions {
             pool_instances: (self.max_sessions + concurrency + 8) as u32,
@@ -92,16 +89,6 @@ impl ServeCmd {
             envs.push(EnvComponent::load(&runtime, Source::parse(&spec)?)?);
         }
         let names: Vec<String> = envs.iter().map(|e| e.info.name.clone()).collect();
-        let config = ServeConfig {
-            token,
-            max_sessions: self.max_sessions,
-            session_idle: Duration::from_secs(self.session_idle_secs),
-            max_body_bytes: self.max_body_kb << 10,
-            concurrency,
-            queue: self.queue,
-            run_limits,
-            body_timeout: Duration::from_secs(self.body_timeout_secs),
-        };
         let state = Arc::new(AppState::new(config, runtime, envs));
         let tokio = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
