@@ -9,6 +9,7 @@ pub mod contract;
 pub mod environment;
 pub mod instance;
 pub mod load;
+pub mod protocol;
 pub mod remote;
 pub mod runtime;
 pub(crate) mod sandbox_import;

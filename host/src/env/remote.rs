@@ -1,19 +1,10 @@
 //! An environment that runs outside wasm, behind HTTP: `--env remote:URL`.
 //!
 //! The protocol is the part of `leafe-host serve`'s session API that the
-//! environment contract needs, so a leafe server is itself a remote
-//! environment and `scripts/scienceworld-server.py` speaks the same:
-//!
-//! | call | request | answer |
-//! |---|---|---|
-//! | info | `GET /envs` | `{"envs": [{name, version, sha256, splits, max_steps, action_hint}]}` |
-//! | reset | `POST /sessions` `{env, split, task, seed, options}` | `{id, observation}` (+ `admissible`) |
-//! | step | `POST /sessions/{id}/step` `{action}` | `{observation, reward, terminated, truncated, info}` |
-//! | admissible actions | `GET /sessions/{id}/admissible` | `{actions: [...] or null}` |
-//! | expert action | `GET /sessions/{id}/expert` | `{action: "..." or null}` |
-//! | close | `DELETE /sessions/{id}` | |
-//!
-//! A reset or step answer may carry the valid actions (`admissible` in the
+//! environment contract needs ([`super::protocol`]: `/envs`, open, step,
+//! admissible, expert, close), so a leafe server is itself a remote
+//! environment, and `scripts/scienceworld-server.py` speaks the same. A
+//! reset or step answer may carry the valid actions (`admissible` in the
 //! reset answer, `info.admissible` in a step's), saving the extra call.
 //!
 //! Such an environment has no snapshots: going back is a fresh session (a
@@ -24,11 +15,15 @@
 
 use super::contract::{EnvError, EnvInfo, StepResult, Task};
 use super::instance::EnvInstance;
+use super::protocol::{
+    AdmissibleAnswer, CreateRequest, Created, EnvList, ExpertAnswer, StepAnswer, StepRequest,
+    decode,
+};
 use super::session::SessionError;
 use crate::util::hash::sha256_hex;
 use crate::util::http::retry_after;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,19 +52,6 @@ pub struct RemoteEnv {
     agent: ureq::Agent,
 }
 
-#[derive(Deserialize)]
-struct Listed {
-    name: String,
-    #[serde(default)]
-    version: String,
-    #[serde(default)]
-    sha256: Option<String>,
-    splits: Vec<(String, u32)>,
-    max_steps: u32,
-    #[serde(default)]
-    action_hint: String,
-}
-
 impl RemoteEnv {
     /// Connect to `spec`: `remote:URL`, or `remote:URL#NAME` where the
     /// server has several environments.
@@ -95,15 +77,13 @@ impl RemoteEnv {
             agent: &agent,
             url: &url,
         };
-        let mut answer = client.call("GET", "/envs", None)?;
-        let Some(envs) = answer.get_mut("envs").map(Value::take) else {
-            anyhow::bail!(
-                "{url}/envs answered {}: expected a JSON object {{\"envs\": [...]}}",
-                leafe_judge::clip(&answer.to_string(), 200)
-            );
-        };
-        let listed: Vec<Listed> = serde_json::from_value(envs)
-            .map_err(|e| anyhow::anyhow!("{url}/envs: not a list of environments: {e}"))?;
+        let answer = client.call("GET", "/envs", None)?;
+        let shown = leafe_judge::clip(&answer.to_string(), 200).to_string();
+        let EnvList { envs: listed } = decode(answer).map_err(|e| {
+            anyhow::anyhow!(
+                "{url}/envs answered {shown}: expected {{\"envs\": [...]}}, a list of environments ({e})"
+            )
+        })?;
         let names: Vec<&str> = listed.iter().map(|e| e.name.as_str()).collect();
         let found = match wanted {
             Some(name) => listed.iter().find(|e| e.name == name),
@@ -328,6 +308,21 @@ impl RemoteSession {
         }
     }
 
+    /// The answer from `path` as the protocol's `T`, or an environment
+    /// error that names the server, the route and what does not fit.
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        answer: Value,
+    ) -> Result<T, SessionError> {
+        decode(answer).map_err(|why| {
+            SessionError::Env(EnvError::Internal(format!(
+                "{}{path} answered outside the session protocol: {why}",
+                self.env.url
+            )))
+        })
+    }
+
     fn strings(v: &Value) -> Option<Vec<String>> {
         v.as_array()?
             .iter()
@@ -346,86 +341,61 @@ impl EnvInstance for RemoteSession {
     fn reset(&mut self, task: &Task) -> Result<String, SessionError> {
         self.alive()?;
         self.close();
-        let options: serde_json::Map<String, Value> = task
-            .options
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        let body = json!({
-            "env": self.env.name, "split": task.split, "task": task.index,
-            "seed": task.seed, "options": options,
-        });
+        let request = CreateRequest {
+            env: Some(self.env.name.clone()),
+            split: task.split.clone(),
+            task: task.index,
+            seed: task.seed,
+            options: task.options.iter().cloned().collect(),
+            state: None,
+        };
+        let body = serde_json::to_value(&request).expect("a request serialises");
         let answer = self
             .env
             .client()
             .request("POST", "/sessions", Some(&body))
             .map_err(|f| self.failed("reset", f))?;
-        let (Some(id), Some(observation)) = (answer["id"].as_str(), answer["observation"].as_str())
-        else {
-            return Err(SessionError::Env(EnvError::Internal(format!(
-                "the reset answer has no id and observation: {}",
-                leafe_judge::clip(&answer.to_string(), 200)
-            ))));
-        };
+        let created: Created = self.decode("/sessions", answer)?;
         self.live = Some(Live {
-            id: id.to_string(),
+            id: created.id,
             path: Path {
                 format: PATH_FORMAT.into(),
                 task: task.clone(),
                 actions: Vec::new(),
-                obs_sha256: sha256_hex(observation.as_bytes()),
+                obs_sha256: sha256_hex(created.observation.as_bytes()),
             },
-            admissible: Self::strings(&answer["admissible"]),
+            admissible: created.admissible,
         });
-        Ok(observation.to_string())
+        Ok(created.observation)
     }
 
     fn step(&mut self, action: &str) -> Result<StepResult, SessionError> {
         let id = self.live()?.id.clone();
+        let body = StepRequest {
+            action: action.to_string(),
+        };
         let answer = self
             .env
             .client()
             .request(
                 "POST",
                 &format!("/sessions/{id}/step"),
-                Some(&json!({ "action": action })),
+                Some(&serde_json::to_value(&body).expect("a request serialises")),
             )
             .map_err(|f| self.failed("step", f))?;
-        let Some(observation) = answer["observation"].as_str() else {
-            return Err(SessionError::Env(EnvError::Internal(format!(
-                "the step answer has no observation: {}",
-                leafe_judge::clip(&answer.to_string(), 200)
-            ))));
-        };
-        let mut info = match &answer["info"] {
-            Value::Object(map) => map.clone(),
-            _ => serde_json::Map::new(),
-        };
+        let StepAnswer {
+            observation,
+            reward,
+            terminated,
+            truncated,
+            mut info,
+        } = self.decode(&format!("/sessions/{id}/step"), answer)?;
         let admissible = info.remove("admissible").as_ref().and_then(Self::strings);
-        let field = |name: &str, kind: &str, value: Option<&Value>| {
-            SessionError::Env(EnvError::Internal(format!(
-                "{}/sessions/{id}/step answered {name} = {}: expected {kind}",
-                self.env.url,
-                value.map_or("nothing".into(), |v| leafe_judge::clip(&v.to_string(), 80)),
-            )))
-        };
-        let number = |name: &str| {
-            let value = answer.get(name);
-            value
-                .and_then(Value::as_f64)
-                .ok_or_else(|| field(name, "a number", value))
-        };
-        let boolean = |name: &str| {
-            let value = answer.get(name);
-            value
-                .and_then(Value::as_bool)
-                .ok_or_else(|| field(name, "true or false", value))
-        };
         let result = StepResult {
-            observation: observation.to_string(),
-            reward: number("reward")?,
-            terminated: boolean("terminated")?,
-            truncated: boolean("truncated")?,
+            observation,
+            reward,
+            terminated,
+            truncated,
             info,
         };
         let live = self.live.as_mut().expect("checked above");
@@ -446,7 +416,8 @@ impl EnvInstance for RemoteSession {
             .client()
             .request("GET", &path, None)
             .map_err(|f| self.failed("admissible actions", f))?;
-        Ok(Self::strings(&answer["actions"]))
+        let AdmissibleAnswer { actions } = self.decode(&path, answer)?;
+        Ok(actions)
     }
 
     fn expert_action(&mut self) -> Result<Option<String>, SessionError> {
@@ -456,7 +427,8 @@ impl EnvInstance for RemoteSession {
             .client()
             .request("GET", &path, None)
             .map_err(|f| self.failed("expert action", f))?;
-        Ok(answer["action"].as_str().map(str::to_string))
+        let ExpertAnswer { action } = self.decode(&path, answer)?;
+        Ok(action)
     }
 
     fn snapshot(&mut self) -> Result<Vec<u8>, SessionError> {

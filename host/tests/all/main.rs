@@ -8,6 +8,7 @@ mod explore;
 mod judge;
 mod layers;
 mod llm;
+mod protocol;
 mod python;
 mod readme;
 mod remote;

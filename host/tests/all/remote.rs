@@ -326,7 +326,70 @@ fn a_step_answer_without_reward_or_terminated_is_an_error_naming_the_field() {
             .err()
             .unwrap_or_else(|| panic!("{answer} was taken for a step result"));
         let message = err.to_string();
-        assert!(message.contains(&format!("{field} = ")), "{message}");
-        assert!(message.contains(&url), "{message}");
+        // `reward: invalid type ...`, or `missing field `terminated``.
+        let named =
+            message.contains(&format!("{field}: ")) || message.contains(&format!("`{field}`"));
+        assert!(named, "{message}");
+        assert!(
+            message.contains(&format!("{url}/sessions/s1/step")),
+            "{message}"
+        );
     }
+}
+
+/// `envs-remote/check-protocol.py URL` in a venv with `jsonschema`.
+pub fn check_protocol(url: &str, extra: &[&str]) -> std::process::Output {
+    let python = super::common::venv_with("jsonschema==4.26.0", "jsonschema");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../envs-remote/check-protocol.py");
+    std::process::Command::new(python)
+        .arg(script)
+        .arg(url)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_protocol_checker_passes_leafe_serve_and_fails_a_server_that_misspeaks() {
+    let server = super::serve::Server::start(&[]);
+    for env in ["sokoban", "household", "mbpp"] {
+        let out = check_protocol(&server.url, &["--env", env]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{env}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("a valid StepAnswer"), "{text}");
+        assert!(
+            text.contains("the server speaks the session protocol"),
+            "{text}"
+        );
+    }
+    // Right envelope, wrong types: a step's reward as text, no `truncated`.
+    let junk = scripted_server(|method, path| match (method, path) {
+        ("GET", "/envs") => (200, ONE_ENV.into()),
+        ("POST", "/sessions") => (201, r#"{"id": "s1", "observation": "start"}"#.into()),
+        (_, p) if p.ends_with("/admissible") => (200, r#"{"actions": null}"#.into()),
+        (_, p) if p.ends_with("/expert") => (200, r#"{"action": "go"}"#.into()),
+        (_, p) if p.ends_with("/step") => (
+            200,
+            r#"{"observation": "o", "reward": "1", "terminated": false}"#.into(),
+        ),
+        _ => (404, r#"{"message": "no"}"#.into()),
+    });
+    let out = check_protocol(&junk, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL POST step 'go': StepAnswer: reward"),
+        "{text}"
+    );
+    assert!(
+        text.contains("'truncated' is a required property"),
+        "{text}"
+    );
+    // The closed session still answers: a misfit too.
+    assert!(text.contains("FAIL a closed session: status 200"), "{text}");
 }

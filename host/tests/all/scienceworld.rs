@@ -74,6 +74,17 @@ fn the_bridge_plays_scienceworld_to_100_backtracks_by_replay_and_replays() {
     ];
 
     // The oracle follows ScienceWorld's gold action sequence (the server's expert).
+    // Every answer of an episode fits the protocol's schema.
+    let checked =
+        super::remote::check_protocol(&server.url, &["--split", "find-living-thing:test"]);
+    let text = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(text.contains("a valid StepAnswer"), "{text}");
+
     let mut args = vec!["run", "--policy", "oracle", "--noise", "0"];
     args.extend(task);
     args.extend(["--out", gold_run.to_str().unwrap()]);

@@ -14,8 +14,9 @@
 //! OpenEnv's own HTTP routes are stateless, here `/reset` keeps the episode
 //! as a session and `/step` names it by `episode_id`.
 
-use super::sessions::{self, CreateRequest};
+use super::sessions;
 use super::{ApiError, AppState, parse_json};
+use crate::env::protocol::CreateRequest;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -23,7 +24,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The environment a `reset` without `env` opens.
@@ -79,8 +80,8 @@ fn create_request(data: &Value) -> Result<CreateRequest, ApiError> {
             _ => Err(bad(k, &format!("a whole number from 0 to {max}"), v)),
         },
     };
-    let options: HashMap<String, String> = match data.get("options") {
-        None | Some(Value::Null) => HashMap::new(),
+    let options: BTreeMap<String, String> = match data.get("options") {
+        None | Some(Value::Null) => BTreeMap::new(),
         Some(Value::Object(o)) => o
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
@@ -101,10 +102,9 @@ fn create_request(data: &Value) -> Result<CreateRequest, ApiError> {
 /// Open the episode `data` names: its id, environment and first
 /// observation message data.
 async fn open_episode(s: &Arc<AppState>, data: &Value) -> Result<(Episode, Value), ApiError> {
-    let v = sessions::open(s, create_request(data)?).await?;
-    let id = v["id"].as_str().unwrap_or_default().to_string();
-    let env = v["env"].as_str().unwrap_or_default().to_string();
-    let obs = v["observation"].as_str().unwrap_or_default().to_string();
+    let created = sessions::open(s, create_request(data)?).await?;
+    let (id, obs) = (created.id, created.observation);
+    let env = created.env.unwrap_or_default();
     let data = observation(&obs, None, false, json!({ "episode_id": id, "env": env }));
     let episode = Episode {
         id,
@@ -127,12 +127,12 @@ fn action_of(data: &Value) -> Option<&str> {
 /// episode ended.
 async fn step_episode(s: &AppState, id: &str, action: &str) -> Result<(Value, bool), ApiError> {
     let r = sessions::step_session(s, id, action.to_string()).await?;
-    let done = r["terminated"].as_bool() == Some(true) || r["truncated"].as_bool() == Some(true);
+    let done = r.terminated || r.truncated;
     let message = observation(
-        r["observation"].as_str().unwrap_or_default(),
-        r["reward"].as_f64(),
+        &r.observation,
+        Some(r.reward),
         done,
-        json!({ "info": r["info"], "truncated": r["truncated"] }),
+        json!({ "info": r.info, "truncated": r.truncated }),
     );
     Ok((message, done))
 }

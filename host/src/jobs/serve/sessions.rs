@@ -11,6 +11,11 @@
 
 use super::{ApiError, AppState, error, parse_json};
 use crate::env::contract::Task;
+use crate::env::protocol::{
+    AdmissibleAnswer, CreateRequest, Created, EnvList, EnvListing, ExpertAnswer, ListedSession,
+    RestoreAnswer, RestoreRequest, SessionList, SessionView, SnapshotAnswer, StepAnswer,
+    StepRequest,
+};
 use crate::env::saved::SavedState;
 use crate::env::session::Session;
 use crate::util::rng::fresh_token;
@@ -22,8 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -85,38 +89,6 @@ impl Table {
     }
 }
 
-/// `POST /sessions`: a fresh episode, or a snapshot to continue.
-#[derive(Deserialize, Default)]
-pub struct CreateRequest {
-    #[serde(default)]
-    pub env: Option<String>,
-    #[serde(default = "test_split")]
-    pub split: String,
-    #[serde(default)]
-    pub task: u32,
-    #[serde(default)]
-    pub seed: u64,
-    #[serde(default)]
-    pub options: HashMap<String, String>,
-    /// A snapshot to continue from instead of a fresh episode.
-    #[serde(default)]
-    pub state: Option<String>,
-}
-
-fn test_split() -> String {
-    "test".into()
-}
-
-#[derive(Deserialize)]
-struct StepRequest {
-    action: String,
-}
-
-#[derive(Deserialize)]
-struct RestoreRequest {
-    state: String,
-}
-
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/envs", get(envs))
@@ -130,20 +102,21 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn envs(State(s): State<Arc<AppState>>) -> Response {
-    let list: Vec<_> = s
+    let envs = s
         .envs
         .values()
-        .map(|e| {
-            json!({
-                "name": e.info.name, "version": e.info.version, "sha256": e.sha256,
-                "splits": e.info.splits, "max_steps": e.info.max_steps,
-                "action_hint": e.info.action_hint,
-                // The interpreter its programs run in: builds differ.
-                "sandbox_sha256": e.sandbox_sha256(),
-            })
+        .map(|e| EnvListing {
+            name: e.info.name.clone(),
+            version: e.info.version.clone(),
+            sha256: Some(e.sha256.clone()),
+            splits: e.info.splits.clone(),
+            max_steps: e.info.max_steps,
+            action_hint: e.info.action_hint.clone(),
+            // The interpreter its programs run in: builds differ.
+            sandbox_sha256: e.sandbox_sha256().map(str::to_string),
         })
         .collect();
-    axum::Json(json!({ "envs": list })).into_response()
+    axum::Json(EnvList { envs }).into_response()
 }
 
 /// Run `f` on a blocking thread (wasm calls are synchronous).
@@ -183,7 +156,7 @@ async fn create(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
 
 /// Open a session (fresh, or from a snapshot); returns its description
 /// with `id` and the first observation.
-pub async fn open(s: &Arc<AppState>, req: CreateRequest) -> Result<serde_json::Value, ApiError> {
+pub async fn open(s: &Arc<AppState>, req: CreateRequest) -> Result<Created, ApiError> {
     let saved = req.state.as_deref().map(decode_state).transpose()?;
     let Some(env_name) = saved.as_ref().map(|x| x.env.clone()).or(req.env.clone()) else {
         return Err(ApiError::new(
@@ -210,8 +183,8 @@ pub async fn open(s: &Arc<AppState>, req: CreateRequest) -> Result<serde_json::V
         let (task, session) = match &saved {
             Some(x) => (x.task(), Session::new(&component, x.seed)),
             None => {
-                let mut options: Vec<(String, String)> = req.options.into_iter().collect();
-                options.sort();
+                // Sorted by name, as the map keeps them.
+                let options: Vec<(String, String)> = req.options.into_iter().collect();
                 (
                     Task::new(&req.split, req.task, req.seed, &options),
                     Session::new(&component, req.seed),
@@ -250,9 +223,13 @@ pub async fn open(s: &Arc<AppState>, req: CreateRequest) -> Result<serde_json::V
         live.session.component().sha256.clone(),
     );
     match s.sessions.insert(live) {
-        Some(id) => Ok(json!({
-            "id": id, "env": env, "component_sha256": sha, "observation": observation,
-        })),
+        Some(id) => Ok(Created {
+            id,
+            observation,
+            env: Some(env),
+            component_sha256: Some(sha),
+            admissible: None,
+        }),
         None => Err(too_many(s)),
     }
 }
@@ -308,11 +285,7 @@ async fn step(State(s): State<Arc<AppState>>, Path(id): Path<String>, body: Byte
 }
 
 /// Apply `action` in session `id`.
-pub async fn step_session(
-    s: &AppState,
-    id: &str,
-    action: String,
-) -> Result<serde_json::Value, ApiError> {
+pub async fn step_session(s: &AppState, id: &str, action: String) -> Result<StepAnswer, ApiError> {
     with_session(s, id, move |live| {
         let r = live
             .session
@@ -320,10 +293,13 @@ pub async fn step_session(
             .map_err(|e| unprocessable("step failed", e))?;
         live.steps += 1;
         live.observation = r.observation.clone();
-        Ok(json!({
-            "observation": r.observation, "reward": r.reward,
-            "terminated": r.terminated, "truncated": r.truncated, "info": r.info,
-        }))
+        Ok(StepAnswer {
+            observation: r.observation,
+            reward: r.reward,
+            terminated: r.terminated,
+            truncated: r.truncated,
+            info: r.info,
+        })
     })
     .await
 }
@@ -335,7 +311,7 @@ async fn expert(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Respo
                 .session
                 .expert_action()
                 .map_err(|e| unprocessable("expert_action failed", e))?;
-            Ok(json!({ "action": action }))
+            Ok(ExpertAnswer { action })
         })
         .await,
     )
@@ -348,7 +324,7 @@ async fn admissible(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> R
                 .session
                 .admissible_actions()
                 .map_err(|e| unprocessable("admissible_actions failed", e))?;
-            Ok(json!({ "actions": actions }))
+            Ok(AdmissibleAnswer { actions })
         })
         .await,
     )
@@ -358,10 +334,15 @@ async fn show(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Respons
     let name = id.clone();
     reply(
         with_session(&s, &id, move |live| {
-            Ok(json!({
-                "id": name, "env": live.env, "split": live.task.split, "task": live.task.index,
-                "seed": live.task.seed, "steps": live.steps, "observation": live.observation,
-            }))
+            Ok(SessionView {
+                id: name,
+                env: live.env.clone(),
+                split: live.task.split.clone(),
+                task: live.task.index,
+                seed: live.task.seed,
+                steps: live.steps,
+                observation: live.observation.clone(),
+            })
         })
         .await,
     )
@@ -381,7 +362,9 @@ async fn snapshot(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Res
                 &live.observation,
                 &bytes,
             );
-            Ok(json!({ "state": BASE64.encode(saved.encode()) }))
+            Ok(SnapshotAnswer {
+                state: BASE64.encode(saved.encode()),
+            })
         })
         .await,
     )
@@ -409,7 +392,9 @@ async fn restore(State(s): State<Arc<AppState>>, Path(id): Path<String>, body: B
                 .map_err(|e| unprocessable("the environment refused the snapshot", e))?;
             live.task = saved.task();
             live.observation = saved.observation;
-            Ok(json!({ "observation": live.observation }))
+            Ok(RestoreAnswer {
+                observation: live.observation.clone(),
+            })
         })
         .await,
     )
@@ -425,16 +410,30 @@ async fn list(State(s): State<Arc<AppState>>) -> Response {
     let mut out = Vec::new();
     for (id, live) in ids {
         // A session busy in a call is listed without waiting for it.
-        if let Ok(live) = live.try_lock() {
-            out.push(json!({
-                "id": id, "env": live.env, "task": live.task.index, "steps": live.steps,
-                "idle_s": live.last_used.elapsed().as_secs(),
-            }));
-        } else {
-            out.push(json!({ "id": id, "busy": true }));
-        }
+        out.push(match live.try_lock() {
+            Ok(live) => ListedSession {
+                id,
+                env: Some(live.env.clone()),
+                task: Some(live.task.index),
+                steps: Some(live.steps),
+                idle_s: Some(live.last_used.elapsed().as_secs()),
+                busy: None,
+            },
+            Err(_) => ListedSession {
+                id,
+                env: None,
+                task: None,
+                steps: None,
+                idle_s: None,
+                busy: Some(true),
+            },
+        });
     }
-    axum::Json(json!({ "sessions": out, "max_sessions": s.config.max_sessions })).into_response()
+    axum::Json(SessionList {
+        sessions: out,
+        max_sessions: s.config.max_sessions,
+    })
+    .into_response()
 }
 
 async fn close(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
