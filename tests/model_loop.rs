@@ -231,7 +231,7 @@ fn exported_distillation_data_is_what_the_trainer_reads() {
     }
 }
 
-/// GRPO from leafe's pieces (`scripts/grpo.sh`): a tiny model that answers
+/// GRPO from leafe's pieces (`scripts/experiments/grpo.sh`): a tiny model that answers
 /// guess-the-number (1 to 4) at random learns task 0's secret from group
 /// sampling, advantage-weighted updates and weight reloads in the server.
 #[test]
@@ -348,7 +348,7 @@ fn grpo_raises_the_success_rate_of_a_tiny_model() {
     };
     let work = dir.path().join("grpo");
     let out = std::process::Command::new("bash")
-        .arg(root.join("scripts/grpo.sh"))
+        .arg(root.join("scripts/experiments/grpo.sh"))
         .arg(&base)
         .arg(&work)
         .args([

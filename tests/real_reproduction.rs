@@ -1,4 +1,4 @@
-//! `tests/real_reproduction.sh` at `SCALE=smoke`: every stage of the
+//! `scripts/experiments/real-reproduction.sh` at `SCALE=smoke`: every stage of the
 //! real-model reproduction (SmolLM2-135M-Instruct on Sokoban and MBPP:
 //! reference rows, the base model, five collections, RFT, LEAFE, GRPO and
 //! LEAFE on GRPO, their evaluations, the reports) runs and reports each
@@ -14,7 +14,7 @@ fn the_real_model_reproduction_runs_every_stage_at_smoke_scale() {
         l.local_addr().unwrap().port().to_string()
     };
     support::run_script(
-        "tests/real_reproduction.sh",
+        "scripts/experiments/real-reproduction.sh",
         &[dir.path()],
         &[("SCALE", "smoke".as_ref()), ("PORT", port.as_ref())],
     );

@@ -17,7 +17,8 @@
 //! 5. [`agent`]: the LEAFE loop — the explorer, policies, reflectors, prompts;
 //! 6. [`jobs`]: the library side of every `leafe-host` command.
 //!
-//! A test (`host/tests/layers.rs`) keeps it so.
+//! A test (`host/tests/all/layers.rs`) keeps it so. Where each module
+//! lives, and where to add things: `docs/ARCHITECTURE.md`.
 //!
 //! ## One task explored, from a library
 //!

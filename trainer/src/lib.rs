@@ -4,7 +4,7 @@
 //! supervised fine-tuning, natively with candle (CPU; CUDA behind the `cuda`
 //! feature). Models are Qwen2/Llama decoders in Hugging Face checkpoint format.
 //!
-//! Three layers, each importing only from the ones below it
+//! Four layers, each importing only from the ones below it
 //! (`host/tests/all/layers.rs` checks):
 //! - [`jobs`]: the work of each command (sft, generate, serve, bench,
 //!   check-device, check-parity, init-tiny);

@@ -3,7 +3,7 @@
 //! The protocol is the part of `leafe-host serve`'s session API that the
 //! environment contract needs ([`super::protocol`]: `/envs`, open, step,
 //! admissible, expert, close), so a leafe server is itself a remote
-//! environment, and `scripts/scienceworld-server.py` speaks the same. A
+//! environment, and `envs-remote/scienceworld/server.py` speaks the same. A
 //! reset or step answer may carry the valid actions (`admissible` in the
 //! reset answer, `info.admissible` in a step's), saving the extra call.
 //!

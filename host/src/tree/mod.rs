@@ -34,7 +34,8 @@ pub struct Header {
     pub options: Vec<(String, String)>,
     pub policy: PolicyName,
     pub noise: f64,
-    /// `leafe`, `sample` or `refine` (logs from before methods existed are `leafe`).
+    /// `leafe`, `sample`, `refine` or `group` (logs from before methods
+    /// existed are `leafe`).
     #[serde(default)]
     pub method: Method,
     /// Absent in older logs: `rule`.

@@ -1,4 +1,4 @@
-//! Real ScienceWorld through the remote bridge: `scripts/scienceworld-server.py`
+//! Real ScienceWorld through the remote bridge: `envs-remote/scienceworld/server.py`
 //! in a virtualenv with the PyPI package `scienceworld` (its simulator is
 //! Java: a Java runtime must be on PATH, which `.ci/run` installs). The
 //! oracle plays the gold action sequence ScienceWorld generates to score
@@ -20,7 +20,7 @@ fn server() -> Server {
         "ScienceWorld needs a Java runtime on PATH (Debian: apt-get install default-jre-headless)"
     );
     let python = venv_with(SCIENCEWORLD, "scienceworld");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/scienceworld-server.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../envs-remote/scienceworld/server.py");
     let mut cmd = Command::new(python);
     cmd.arg(script)
         .args(["--bind", "127.0.0.1:0"])

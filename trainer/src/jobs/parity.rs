@@ -1,5 +1,5 @@
 //! Check a checkpoint against a reference recorded from transformers
-//! (`scripts/parity.py`): for each chat prompt, the tokenizer's ids, the
+//! (`scripts/bench/parity.py`): for each chat prompt, the tokenizer's ids, the
 //! last position's top logits and the greedy continuation.
 
 use crate::io::chat::{ChatTemplate, Message};

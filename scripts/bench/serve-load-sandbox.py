@@ -16,7 +16,7 @@ With --sessions N: N concurrent Sokoban sessions stepping (the expert's
 moves), snapshotting every 3 steps and restoring every 7 for SECONDS;
 reports steps/s, errors and peak memory.
 
-usage: scripts/serve_load_sandbox.py [--binary target/release/leafe-host]
+usage: scripts/bench/serve-load-sandbox.py [--binary target/release/leafe-host]
           [--clients 128] [--seconds 60] [--adversarial 5]
           [--baseline-python /usr/bin/python3] [--mbpp envs-wasm/code/data/mbpp.jsonl]
 """

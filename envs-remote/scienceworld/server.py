@@ -38,7 +38,7 @@ reset shows the same objects in another order). The JVMs here run with
 objects were made in, and the same task, seed and actions give the same
 observations in every process; it costs about a quarter of the speed.
 
-Run: python scripts/scienceworld-server.py --bind 127.0.0.1:8090
+Run: python envs-remote/scienceworld/server.py --bind 127.0.0.1:8090
 (in a venv with `pip install scienceworld==1.2.3`, and Java 8 or newer).
 """
 

@@ -1,6 +1,6 @@
 """Train a few TRL SFT steps on data exported by `leafe-host export`.
 
-Usage: python scripts/trl_sft.py MODEL_DIR DATA.jsonl [--steps N] [--out DIR]
+Usage: python scripts/experiments/trl-sft.py MODEL_DIR DATA.jsonl [--steps N] [--out DIR]
 
 MODEL_DIR is a checkpoint directory leafe wrote (`leafe-trainer init-tiny`,
 `sft`, `import-gguf`) or any Hugging Face one. DATA is `export --weights

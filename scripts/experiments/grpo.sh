@@ -8,7 +8,7 @@
 # (`/v1/reload`) without a restart. KL=coef adds coef * KL(policy || starting model)
 # on the sampled tokens to each update (off by default).
 #
-# Usage: scripts/grpo.sh MODEL_DIR WORKDIR [leafe-host run flags: --env, --opt, --task(s), ...]
+# Usage: scripts/experiments/grpo.sh MODEL_DIR WORKDIR [leafe-host run flags: --env, --opt, --task(s), ...]
 # Settings (environment): ITERS=5 GROUP=8 STEPS=<episode steps, for the budget>
 #   LR=1e-3 BATCH=64 TEMPERATURE=1.0 MAX_TOKENS=64 PORT=8766 KL=<coef, unset: none>
 #   UPDATE_STEPS=<optimizer steps per iteration; unset: one epoch over the group data>
@@ -23,8 +23,8 @@ model=$(cd "$1" && pwd); work=$2; shift 2
 [[ -n ${SYSTEM_PROMPT:-} ]] && SYSTEM_PROMPT=$(realpath "$SYSTEM_PROMPT")
 iters=${ITERS:-5} group=${GROUP:-8} steps=${STEPS:-10} lr=${LR:-1e-3} batch=${BATCH:-64}
 port=${PORT:-8766}
-cd "$(dirname "$0")/.."
-source scripts/bins.sh
+cd "$(dirname "$0")/../.."
+source scripts/lib/bins.sh
 H=$bin/leafe-host T=$bin/leafe-trainer
 mkdir -p "$work"; work=$(cd "$work" && pwd)
 : > "$work/grpo_log.jsonl"

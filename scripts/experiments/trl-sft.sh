@@ -3,13 +3,13 @@
 # noisy oracle, `export --weights split` (TRL's prompt-completion records),
 # make a tiny model with leafe-trainer (its chat template carries
 # `{% generation %}` markers), then train a few TRL SFT steps with
-# `assistant_only_loss=True` (scripts/trl_sft.py checks the masks first).
+# `assistant_only_loss=True` (scripts/experiments/trl-sft.py checks the masks first).
 # Not run by CI: it needs torch. Its venv (models/cache/trl-venv, git-ignored)
 # pins torch, transformers and trl from PyPI.
 #
-# Usage: scripts/trl_sft.sh [WORKDIR]     (default runs/trl)
+# Usage: scripts/experiments/trl-sft.sh [WORKDIR]     (default runs/trl)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 work=${1:-runs/trl}
 V=${TRL_VENV:-models/cache/trl-venv}
 [ -x "$V/bin/python" ] || "${PYTHON:-python3}" -m venv "$V"
@@ -33,4 +33,4 @@ for line in open(sys.argv[1]):
 PY
 rm -rf "$work/model"
 "$bin/leafe-trainer" init-tiny --corpus "$work/corpus.txt" --out "$work/model" --vocab-size 512
-"$V/bin/python" scripts/trl_sft.py "$work/model" "$work/data.jsonl" --steps 6 --out "$work/trl-out"
+"$V/bin/python" scripts/experiments/trl-sft.py "$work/model" "$work/data.jsonl" --steps 6 --out "$work/trl-out"

@@ -3,10 +3,10 @@
 # for each environment, `sample`, `refine` and `leafe` (rule reflector) on
 # the same tasks with the same budget, then `report`'s table.
 #
-# Usage: scripts/collection_tables.sh [WORKDIR]     (default runs/collection)
+# Usage: scripts/experiments/collection-tables.sh [WORKDIR]     (default runs/collection)
 # Settings (environment): ENVS="household:valid_unseen shop:test" TASKS=100 NOISE=0.6 BUDGET=60 SEED=0
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 work=${1:-runs/collection}
 cargo build -q --release -p leafe-host
 H=${CARGO_TARGET_DIR:-target}/release/leafe-host

@@ -6,15 +6,15 @@
 # starts it and with the flag the server adds for determinism
 # (-XX:hashCode=2); the bridge is `leafe-host run --policy oracle --noise 0
 # --opt max-steps=1000` (every gold path fits; it stops at score 100)
-# against scripts/scienceworld-server.py, one task at a time like the loop.
+# against envs-remote/scienceworld/server.py, one task at a time like the loop.
 #
-#   PROFILE=release TASKS=5 scripts/scienceworld-bench.sh
+#   PROFILE=release TASKS=5 scripts/bench/scienceworld-bench.sh
 #
 # Needs Java 8+ on PATH. PYTHON (default /usr/bin/python3, Debian's) makes
 # the virtualenv VENV (default target/venv-scienceworld) with scienceworld.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/bins.sh
+cd "$(dirname "$0")/../.."
+source scripts/lib/bins.sh
 SPLIT=${SPLIT:-test}
 FROM=${FROM:-0}
 TASKS=${TASKS:-5}
@@ -33,7 +33,7 @@ echo "python: $("$VENV/bin/python" -c 'import sys; print(sys.executable, sys.ver
 direct() {
   JAVA_TOOL_OPTIONS="$1" "$VENV/bin/python" - "$SPLIT" "$FROM" "$TASKS" 2>/dev/null <<'EOF'
 import importlib.util, json, sys, time
-spec = importlib.util.spec_from_file_location("server", "scripts/scienceworld-server.py")
+spec = importlib.util.spec_from_file_location("server", "envs-remote/scienceworld/server.py")
 server = importlib.util.module_from_spec(spec); spec.loader.exec_module(server)
 from scienceworld import ScienceWorldEnv
 split, start, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -52,7 +52,7 @@ env.close()
 EOF
 }
 
-"$VENV/bin/python" scripts/scienceworld-server.py --bind 127.0.0.1:0 2>"$work/server.log" &
+"$VENV/bin/python" envs-remote/scienceworld/server.py --bind 127.0.0.1:0 2>"$work/server.log" &
 server=$!
 until url=$(sed -n 's/^serving on //p' "$work/server.log") && [ -n "$url" ]; do
   kill -0 $server 2>/dev/null || { cat "$work/server.log"; exit 1; }

