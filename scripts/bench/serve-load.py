@@ -11,6 +11,7 @@ and after the load (does it return to the baseline?).
 usage: scripts/bench/serve-load.py --model models/smollm2-135m-instruct
           [--binary target/release/leafe-trainer] [--clients 8] [--seconds 60]
           [--prompt-words 300] [--new 32] [--concurrency 2] [--max-context 2048]
+          [--quantize none|q8_0|q4k]
 Standard library only.
 """
 import argparse
@@ -50,11 +51,13 @@ def main():
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--max-context", type=int, default=2048)
     ap.add_argument("--queue", type=int, default=64)
+    ap.add_argument("--quantize", default="none", choices=["none", "q8_0", "q4k"])
     a = ap.parse_args()
     port = free_port()
     server = subprocess.Popen(
         [a.binary, "serve", "--model", a.model, "--port", str(port), "--name", "m",
-         "--concurrency", str(a.concurrency), "--queue", str(a.queue), "--max-context", str(a.max_context)],
+         "--concurrency", str(a.concurrency), "--queue", str(a.queue), "--max-context", str(a.max_context),
+         "--quantize", a.quantize],
         stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     for _ in range(600):
@@ -109,7 +112,7 @@ def main():
     lat = sorted(stats["latency"]) or [0]
     report = {
         "clients": a.clients, "seconds": round(elapsed, 1), "concurrency": a.concurrency,
-        "max_context": a.max_context, "requests_ok": stats["ok"], "busy_503": stats["busy"],
+        "max_context": a.max_context, "quantize": a.quantize, "requests_ok": stats["ok"], "busy_503": stats["busy"],
         "errors": stats["errors"], "server_alive": alive,
         "mean_prompt_tokens": round(stats["prompt_tokens"] / max(1, stats["ok"])),
         "completion_tokens_per_s": round(stats["tokens"] / elapsed, 1),

@@ -20,7 +20,8 @@ fn server() -> Server {
         "ScienceWorld needs a Java runtime on PATH (Debian: apt-get install default-jre-headless)"
     );
     let python = venv_with(SCIENCEWORLD, "scienceworld");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../envs-remote/scienceworld/server.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../envs-remote/scienceworld/server.py");
     let mut cmd = Command::new(python);
     cmd.arg(script)
         .args(["--bind", "127.0.0.1:0"])

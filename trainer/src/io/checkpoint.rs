@@ -5,6 +5,7 @@
 use crate::nn::config::ModelConfig;
 use crate::nn::model::Model;
 use crate::nn::params::{named_tensors, param_specs};
+use crate::nn::quant::Quantization;
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -78,11 +79,27 @@ pub fn load_params(dir: &Path, cfg: &ModelConfig, dtype: DType, device: &Device)
 }
 
 /// Load a checkpoint for inference (generation, serving, logits): its
-/// config, its weights as constants ([`Model::frozen`]) and its tokenizer.
-pub fn load_for_inference(dir: &Path, device: &Device) -> Result<(Model, tokenizers::Tokenizer)> {
+/// config, its weights as constants ([`Model::frozen`]), quantized as
+/// `quantization` says ([`Model::quantized`]; the float weights are freed
+/// once quantized), and its tokenizer.
+pub fn load_for_inference(
+    dir: &Path,
+    device: &Device,
+    quantization: Quantization,
+) -> Result<(Model, tokenizers::Tokenizer)> {
     let cfg = ModelConfig::load(dir)?;
     let params = load_params(dir, &cfg, DType::F32, device)?;
-    let model = Model::frozen(&cfg, &params)?;
+    let model = match quantization {
+        Quantization::None => Model::frozen(&cfg, &params)?,
+        q => {
+            if !device.is_cpu() {
+                anyhow::bail!(
+                    "quantized inference runs on the CPU; use --quantize none on {device:?}"
+                );
+            }
+            Model::quantized(&cfg, &params, q)?
+        }
+    };
     Ok((model, crate::io::tokenizer::load(dir)?))
 }
 

@@ -5,6 +5,7 @@
 use crate::io::chat::{ChatTemplate, Message};
 use crate::jobs::generate::{GenerateConfig, generate};
 use crate::nn::model::Model;
+use crate::nn::quant::Quantization;
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -70,9 +71,15 @@ impl Parity {
     }
 }
 
-/// Compare the model in `dir` (on `device`) with the fixture.
-pub fn check(dir: &Path, fixture: &Fixture, device: &Device) -> Result<Parity> {
-    let (model, tokenizer) = crate::io::checkpoint::load_for_inference(dir, device)?;
+/// Compare the model in `dir` (on `device`, quantized as `quantization`
+/// says) with the fixture.
+pub fn check(
+    dir: &Path,
+    fixture: &Fixture,
+    device: &Device,
+    quantization: Quantization,
+) -> Result<Parity> {
+    let (model, tokenizer) = crate::io::checkpoint::load_for_inference(dir, device, quantization)?;
     let template = ChatTemplate::load(dir)?;
     let eos: Vec<u32> = model.cfg.eos_token_id.into_iter().collect();
     let mut prompts = Vec::new();

@@ -12,3 +12,4 @@ pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod params;
+pub mod quant;

@@ -150,6 +150,28 @@ fn generate_and_logits_run_from_the_command_line() {
     let vocab: serde_json::Value =
         serde_json::from_slice(&std::fs::read(model.join("config.json")).unwrap()).unwrap();
     assert_eq!(logits.len() as u64, vocab["vocab_size"].as_u64().unwrap());
+
+    // Quantized at load: the same vocabulary, logits near f32's.
+    let q8: Vec<f32> = serde_json::from_str(&ok(&[
+        "logits",
+        "--model",
+        m,
+        "--text",
+        "Say hi.",
+        "--quantize",
+        "q8_0",
+    ]))
+    .unwrap();
+    assert_eq!(q8.len(), logits.len());
+    let far = q8
+        .iter()
+        .zip(&logits)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(far > 0.0 && far < 0.5, "q8_0 logits differ by up to {far}");
+    let quantized = [&args[..], &["--quantize", "q4k"]].concat();
+    assert_eq!(ok(&quantized), ok(&quantized), "reproducible quantized too");
+    fails(&[&args[..], &["--quantize", "q2"]].concat(), "q8_0");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use leafe_trainer::io::checkpoint;
 use leafe_trainer::jobs::tiny::{TinySpec, init_tiny};
 use leafe_trainer::nn::config::ModelConfig;
 use leafe_trainer::nn::model::Model;
+use leafe_trainer::nn::quant::Quantization;
 use std::path::{Path, PathBuf};
 
 /// A tiny random model in `dir/tiny`, its tokenizer trained on `corpus`.
@@ -39,7 +40,12 @@ pub fn load(dir: &Path) -> (Model, tokenizers::Tokenizer) {
 
 /// The model (inference only) and tokenizer of a checkpoint, on the CPU.
 pub fn load_frozen(dir: &Path) -> (Model, tokenizers::Tokenizer) {
-    checkpoint::load_for_inference(dir, &Device::Cpu).unwrap()
+    load_quantized(dir, Quantization::None)
+}
+
+/// [`load_frozen`] with the projections stored as `q` says.
+pub fn load_quantized(dir: &Path, q: Quantization) -> (Model, tokenizers::Tokenizer) {
+    checkpoint::load_for_inference(dir, &Device::Cpu, q).unwrap()
 }
 
 /// The prompt ids for one user turn, rendered with the checkpoint's chat template.
@@ -60,13 +66,25 @@ pub fn serve_tiny(
     std::sync::Arc<leafe_trainer::jobs::serve::Served>,
     std::net::SocketAddr,
 ) {
+    serve_tiny_quantized(limits, Quantization::None)
+}
+
+/// [`serve_tiny`] with the projections stored as `q` says.
+pub fn serve_tiny_quantized(
+    limits: leafe_trainer::jobs::serve::ServeLimits,
+    q: Quantization,
+) -> (
+    tempfile::TempDir,
+    std::sync::Arc<leafe_trainer::jobs::serve::Served>,
+    std::net::SocketAddr,
+) {
     let dir = tempfile::tempdir().unwrap();
     let model_dir = tiny_model(
         dir.path(),
         &"user: which way? assistant: left, then down. ".repeat(40),
         &small_spec(),
     );
-    let (model, tok) = load_frozen(&model_dir);
+    let (model, tok) = load_quantized(&model_dir, q);
     let state = std::sync::Arc::new(leafe_trainer::jobs::serve::Served::with_limits(
         "tiny".into(),
         model,

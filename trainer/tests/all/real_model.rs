@@ -6,9 +6,12 @@
 
 use candle_core::Device;
 use leafe_trainer::io::chat::{ChatTemplate, Message};
+use leafe_trainer::io::checkpoint::load_for_inference;
 use leafe_trainer::jobs::parity::{self, Fixture};
 use leafe_trainer::jobs::sft::{SftConfig, train};
 use leafe_trainer::nn::config::ModelConfig;
+use leafe_trainer::nn::model::Model;
+use leafe_trainer::nn::quant::Quantization;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -58,7 +61,7 @@ fn smollm2_imports_matches_transformers_and_trains() {
         [("Q4_1".into(), 210), ("F32".into(), 61), ("Q8_0".into(), 1)]
     );
 
-    let report = parity::check(&model, &fixture, &Device::Cpu).unwrap();
+    let report = parity::check(&model, &fixture, &Device::Cpu, Quantization::None).unwrap();
     for (i, p) in report.prompts.iter().enumerate() {
         eprintln!(
             "prompt {i}: {} tokens, max |logit diff| {:.2e}: {:?}",
@@ -76,7 +79,7 @@ fn smollm2_imports_matches_transformers_and_trains() {
         assert!(p.greedy_equal, "prompt {i}: the greedy tokens differ");
     }
     assert!(
-        // The README's claim: 4.6e-5 measured on a CPU, 3.4e-5 on CUDA.
+        // The README's claim: 6.3e-5 measured on a CPU, 3.4e-5 on CUDA.
         report.max_abs_logit_diff < 1e-4,
         "logits differ from transformers' by up to {}",
         report.max_abs_logit_diff
@@ -85,6 +88,8 @@ fn smollm2_imports_matches_transformers_and_trains() {
         report.prompts[0].greedy_text,
         "The capital of France is Paris."
     );
+
+    quantized_inference_follows_f32(&model, &fixture);
 
     // A short LoRA SFT of the real model lowers its loss on what it saw.
     let train_data = tmp.path().join("data.jsonl");
@@ -209,4 +214,56 @@ fn config_fields_that_change_the_computation_are_errors_naming_them() {
     v4["rope_theta"] = json!(100000.0);
     v4["rope_scaling"] = Value::Null;
     assert_eq!(ModelConfig::from_json(&v4).unwrap().rope_theta, 100_000.0);
+}
+
+/// How a quantized model's next-token logits follow f32's along f32's
+/// greedy path of `steps` tokens after `prompt`: the largest |difference|
+/// over f32's top 50, and the first step where the two argmaxes differ with
+/// f32's margin (top-1 minus top-2 logit) there.
+fn follow(f32: &Model, q: &Model, prompt: &[u32], steps: usize) -> (f32, Option<(usize, f32)>) {
+    let mut ids = prompt.to_vec();
+    let mut worst = 0f32;
+    for step in 0..steps {
+        let a = parity::last_logits(f32, &ids, &Device::Cpu).unwrap();
+        let b = parity::last_logits(q, &ids, &Device::Cpu).unwrap();
+        let mut order: Vec<usize> = (0..a.len()).collect();
+        order.sort_by(|x, y| a[*y].total_cmp(&a[*x]));
+        let top50 = order[..50].iter().map(|&k| (a[k] - b[k]).abs());
+        worst = top50.fold(worst, f32::max);
+        let b_top = (0..b.len()).max_by(|x, y| b[*x].total_cmp(&b[*y])).unwrap();
+        if b_top != order[0] {
+            return (worst, Some((step, a[order[0]] - a[order[1]])));
+        }
+        ids.push(order[0] as u32);
+    }
+    (worst, None)
+}
+
+/// Q8_0 and Q4_K against f32 on the fixture's prompts (docs/MODELS.md
+/// states these bounds; measured on this machine: Q8_0 at most 2.6 over
+/// the top 50, flips only where f32's own top two are 0.09 to 0.13 apart;
+/// Q4_K 3.8, flips at margins 0.13 to 0.35).
+fn quantized_inference_follows_f32(dir: &Path, fixture: &Fixture) {
+    let (f32, _) = load_for_inference(dir, &Device::Cpu, Quantization::None).unwrap();
+    for (q, bound, near_tie) in [
+        (Quantization::Q8_0, 3.0, 0.5),
+        (Quantization::Q4K, 4.5, 0.5),
+    ] {
+        let (model, _) = load_for_inference(dir, &Device::Cpu, q).unwrap();
+        for (i, p) in fixture.prompts.iter().enumerate() {
+            let (worst, flip) = follow(&f32, &model, &p.ids, fixture.new_tokens);
+            eprintln!(
+                "{q:?} prompt {i}: top-50 |logit diff| up to {worst:.2}, first flip {flip:?}"
+            );
+            assert!(worst < bound, "{q:?} prompt {i}: logits {worst} from f32's");
+            if let Some((step, margin)) = flip {
+                // Rounding may swap a near-tie, never a clear choice.
+                assert!(step > 0, "{q:?} prompt {i}: the first token differs");
+                assert!(
+                    margin < near_tie,
+                    "{q:?} prompt {i}: token {step} differs where f32 is sure by {margin}"
+                );
+            }
+        }
+    }
 }

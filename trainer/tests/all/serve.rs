@@ -24,7 +24,7 @@ fn start(dir: &Path) -> SocketAddr {
 }
 
 /// One HTTP/1.1 request; returns (status, JSON body).
-fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+pub fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .unwrap();

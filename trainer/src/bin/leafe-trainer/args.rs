@@ -4,6 +4,7 @@
 use anyhow::{Result, bail};
 use candle_core::{DType, Device};
 use clap::ValueEnum;
+use leafe_trainer::nn::quant::Quantization;
 use leafe_trainer::setting::BadSetting;
 
 /// `--device`.
@@ -62,6 +63,28 @@ impl From<F32OrBf16> for DType {
         match p {
             F32OrBf16::F32 => DType::F32,
             F32OrBf16::Bf16 => DType::BF16,
+        }
+    }
+}
+
+/// `--quantize`: how an inference model's projections are stored.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum QuantizeArg {
+    /// The checkpoint's f32 weights.
+    None,
+    /// 8-bit blocks (8.5 bits a weight); greedy tokens as f32's on the parity prompts.
+    #[value(name = "q8_0")]
+    Q8_0,
+    /// llama.cpp's 4-bit k-quant (4.5 bits a weight), the output projection at Q8_0.
+    Q4k,
+}
+
+impl From<QuantizeArg> for Quantization {
+    fn from(q: QuantizeArg) -> Quantization {
+        match q {
+            QuantizeArg::None => Quantization::None,
+            QuantizeArg::Q8_0 => Quantization::Q8_0,
+            QuantizeArg::Q4k => Quantization::Q4K,
         }
     }
 }

@@ -8,7 +8,7 @@ use super::timing::best_seconds;
 use crate::nn::config::ModelConfig;
 use crate::nn::init::SeededRng;
 use crate::nn::memory::TrainingStep;
-use crate::nn::model::Linear;
+use crate::nn::model::{Linear, Weight};
 use crate::nn::ops::attention::causal_attention;
 use crate::nn::ops::rms_norm::rms_norm;
 use crate::nn::ops::rope::rotary;
@@ -120,7 +120,7 @@ pub fn op_times(
             Ok(Var::from_tensor(&t)?.as_tensor().clone())
         };
         Ok(Linear {
-            weight: make(&[out, inp])?,
+            weight: Weight::Dense(make(&[out, inp])?),
             bias: if bias { Some(make(&[out])?) } else { None },
             lora: None,
         })

@@ -10,6 +10,7 @@ use crate::nn::memory::TrainingStep;
 use crate::nn::model::Model;
 use crate::nn::optim::{AdamW, AdamWConfig};
 use crate::nn::params::init_params;
+use crate::nn::quant::Quantization;
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use std::time::Instant;
@@ -69,6 +70,11 @@ pub struct TrainBench {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct GenBench {
     pub model: String,
+    /// How the projections were stored (`none`, `q8_0`, `q4k`).
+    pub quantization: String,
+    /// Tokens/s of prefilling one prompt of [`PREFILL_TOKENS`] tokens (the
+    /// work of a long agent prompt).
+    pub prefill_tokens_per_s: f64,
     pub tokens: usize,
     pub cached_tokens_per_s: f64,
     pub uncached_tokens_per_s: f64,
@@ -221,18 +227,34 @@ pub fn train_step(
     })
 }
 
-/// Generation speed with and without the KV cache (greedy, no early stop),
-/// and of `batches` sequences decoded together.
+/// The prompt length of the prefill benchmark.
+pub const PREFILL_TOKENS: usize = 512;
+
+/// Prefill speed, generation speed with and without the KV cache (greedy,
+/// no early stop), and of `batches` sequences decoded together; the
+/// projections stored as `quantization` says.
 pub fn generation(
     name: &str,
     cfg: &ModelConfig,
     prompt_len: usize,
     tokens: usize,
     batches: &[usize],
+    quantization: Quantization,
     device: &Device,
 ) -> Result<GenBench> {
     let params = init_params(cfg, 0, DType::F32, device)?;
-    let model = Model::frozen(cfg, &params)?;
+    let model = match quantization {
+        Quantization::None => Model::frozen(cfg, &params)?,
+        q => Model::quantized(cfg, &params, q)?,
+    };
+    drop(params);
+    let long: Vec<u32> = (0..PREFILL_TOKENS.min(cfg.max_position_embeddings) as u32)
+        .map(|i| (i * 7 + 3) % cfg.vocab_size as u32)
+        .collect();
+    let prefill_s = best_seconds(device, 2, || {
+        let (logits, _) = model.prefill_batch(&[&long])?;
+        Ok(logits)
+    })?;
     let tokenizer = byte_tokenizer()?;
     let prompt: Vec<u32> = (0..prompt_len as u32)
         .map(|i| i % cfg.vocab_size.min(256) as u32)
@@ -254,6 +276,8 @@ pub fn generation(
     };
     Ok(GenBench {
         model: name.into(),
+        quantization: quantization.as_str().into(),
+        prefill_tokens_per_s: long.len() as f64 / prefill_s,
         tokens,
         cached_tokens_per_s: run(false)?,
         uncached_tokens_per_s: run(true)?,

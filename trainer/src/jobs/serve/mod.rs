@@ -282,8 +282,10 @@ async fn reload(State(s): State<Arc<Served>>, body: Bytes) -> Response {
     let state = s.clone();
     let dir = req.model.clone();
     let loaded = tokio::task::spawn_blocking(move || {
-        let device = state.current().model.device().clone();
-        ServedModel::load(&dir, &device)
+        // The new weights are served as the old ones were: same device and quantization.
+        let current = state.current();
+        let (device, quantization) = (current.model.device().clone(), current.model.quantization());
+        ServedModel::load(&dir, &device, quantization)
     })
     .await;
     match loaded {

@@ -24,9 +24,15 @@ impl ServedModel {
         }
     }
 
-    /// A checkpoint directory's weights, on `device`, for inference.
-    pub fn load(dir: &std::path::Path, device: &candle_core::Device) -> Result<Self> {
-        let (model, tokenizer) = crate::io::checkpoint::load_for_inference(dir, device)?;
+    /// A checkpoint directory's weights, on `device`, for inference,
+    /// quantized as `quantization` says.
+    pub fn load(
+        dir: &std::path::Path,
+        device: &candle_core::Device,
+        quantization: crate::nn::quant::Quantization,
+    ) -> Result<Self> {
+        let (model, tokenizer) =
+            crate::io::checkpoint::load_for_inference(dir, device, quantization)?;
         Ok(ServedModel::new(model, tokenizer, ChatTemplate::load(dir)?))
     }
 }

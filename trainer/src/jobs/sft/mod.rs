@@ -229,9 +229,12 @@ pub fn train(
     let mut model = weights.model(&model_cfg, cfg.dtype, cfg.grad_checkpoint)?;
     let reference = match &cfg.kl {
         Some(kl) => {
-            let (reference, _) =
-                crate::io::checkpoint::load_for_inference(&kl.reference, device)
-                    .with_context(|| format!("the KL reference {}", kl.reference.display()))?;
+            let (reference, _) = crate::io::checkpoint::load_for_inference(
+                &kl.reference,
+                device,
+                crate::nn::quant::Quantization::None,
+            )
+            .with_context(|| format!("the KL reference {}", kl.reference.display()))?;
             if reference.cfg.vocab_size != model_cfg.vocab_size {
                 bail!(
                     "the KL reference has a vocabulary of {} tokens, the model {}: they must share \

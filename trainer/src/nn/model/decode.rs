@@ -44,7 +44,7 @@ impl Model {
             .flatten_to(1)?
             .index_select(&Tensor::new(last, self.device())?, 0)?;
         let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
-        let logits = x.to_dtype(self.compute)?.matmul(&self.lm_head.t()?)?;
+        let logits = self.project(&x)?;
         let mut caches = Vec::with_capacity(n);
         for (i, prompt) in prompts.iter().enumerate() {
             let row = |x: &Tensor| x.narrow(0, i, 1)?.narrow(2, 0, prompt.len())?.contiguous();
@@ -110,6 +110,6 @@ impl Model {
             *len += 1;
         }
         let x = rms_norm(&x.squeeze(1)?, &self.norm, self.cfg.rms_norm_eps)?;
-        x.to_dtype(self.compute)?.matmul(&self.lm_head.t()?)
+        self.project(&x)
     }
 }

@@ -4,13 +4,46 @@
 use crate::nn::config::ModelConfig;
 use crate::nn::ops::rms_norm::rms_norm;
 use crate::nn::ops::swiglu::silu_mul;
+use crate::nn::quant::QuantWeight;
 use candle_core::{Module, Result, Tensor, TensorId};
+use std::sync::Arc;
+
+/// A weight `[out, in]` as transformers stores it: dense (trainable, in
+/// the compute dtype) or quantized (inference only, f32 in and out).
+#[derive(Clone)]
+pub enum Weight {
+    Dense(Tensor),
+    Quantized(Arc<QuantWeight>),
+}
+
+impl Weight {
+    /// `x` `[rows, in]` times the weight transposed: `[rows, out]`, in the
+    /// dense weight's dtype (f32 for a quantized one).
+    pub fn project(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Weight::Dense(w) => x.to_dtype(w.dtype())?.matmul(&w.t()?),
+            Weight::Quantized(q) => q.forward(x),
+        }
+    }
+
+    /// The dense weight, for what only a dense one can do (training).
+    pub fn dense(&self) -> Result<&Tensor> {
+        match self {
+            Weight::Dense(w) => Ok(w),
+            Weight::Quantized(_) => {
+                candle_core::bail!(
+                    "a quantized model is for inference only; load it unquantized to train"
+                )
+            }
+        }
+    }
+}
 
 /// `y = x W^T + b (+ scale * x A^T B^T)`, with `W` as transformers stores
 /// it (`[out, in]`) and an optional LoRA delta `(A, B, scale)`.
 #[derive(Clone)]
 pub struct Linear {
-    pub weight: Tensor,
+    pub weight: Weight,
     pub bias: Option<Tensor>,
     pub lora: Option<(Tensor, Tensor, f64)>,
 }
@@ -25,12 +58,13 @@ impl Module for Linear {
         let Some(inp) = dims.pop() else {
             candle_core::bail!("a linear layer's input has no dimensions")
         };
-        let x = &x.to_dtype(self.weight.dtype())?.reshape(((), inp))?;
-        let mut y = x.matmul(&self.weight.t()?)?;
+        let x = &x.reshape(((), inp))?;
+        let mut y = self.weight.project(x)?;
         if let Some(b) = &self.bias {
             y = y.broadcast_add(b)?;
         }
         if let Some((a, b, scale)) = &self.lora {
+            let x = x.to_dtype(y.dtype())?;
             let low = x.matmul(&a.t()?)?.matmul(&b.t()?)?;
             y = (y + (low * *scale)?)?;
         }

@@ -20,13 +20,14 @@ mod layer;
 mod recompute;
 
 pub use cache::{KvBatch, KvCache};
-pub use layer::Linear;
+pub use layer::{Linear, Weight};
 
 use crate::nn::config::ModelConfig;
 
 use crate::nn::ops::attention::causal_attention;
 use crate::nn::ops::rms_norm::rms_norm;
 use crate::nn::ops::rope::rotary;
+use crate::nn::quant::{QuantWeight, Quantization};
 use candle_core::backprop::GradStore;
 use candle_core::{D, DType, Device, Result, Tensor};
 use candle_nn::VarMap;
@@ -43,10 +44,14 @@ pub struct Adapter<'a> {
 /// The decoder.
 pub struct Model {
     pub cfg: ModelConfig,
-    embed: Tensor,
+    /// The embedding table `[vocab, hidden]` (quantized with the output
+    /// projection when that is).
+    embed: Weight,
     layers: Vec<Layer>,
     norm: Tensor,
-    lm_head: Tensor,
+    lm_head: Weight,
+    device: Device,
+    quantization: Quantization,
     cos: Tensor,
     sin: Tensor,
     /// The dtype of the matmuls and the attention and MLP activations.
@@ -81,14 +86,29 @@ impl Model {
         compute: DType,
     ) -> Result<Model> {
         let frozen = adapter.is_some();
-        Model::build(cfg, params, adapter, frozen, Some(compute))
+        Model::build(
+            cfg,
+            params,
+            adapter,
+            frozen,
+            Some(compute),
+            Quantization::None,
+        )
     }
 
     /// Build the model for inference only (generation, serving, logits):
     /// every weight is a constant, so no op records an autograd graph and
     /// each step's tensors are freed as soon as they are used.
     pub fn frozen(cfg: &ModelConfig, params: &VarMap) -> Result<Model> {
-        Model::build(cfg, params, None, true, None)
+        Model::build(cfg, params, None, true, None, Quantization::None)
+    }
+
+    /// [`Model::frozen`] with the projections quantized (f32 activations):
+    /// less memory and faster matmuls on a CPU. `params` may be dropped
+    /// afterwards; the model keeps only the quantized weights (and the
+    /// norms and biases).
+    pub fn quantized(cfg: &ModelConfig, params: &VarMap, q: Quantization) -> Result<Model> {
+        Model::build(cfg, params, None, true, None, q)
     }
 
     /// Build the model with a LoRA adapter. The base weights are then
@@ -99,17 +119,22 @@ impl Model {
         adapter: Option<Adapter>,
     ) -> Result<Model> {
         let frozen = adapter.is_some();
-        Model::build(cfg, params, adapter, frozen, None)
+        Model::build(cfg, params, adapter, frozen, None, Quantization::None)
     }
 
-    /// `compute`: None computes in the weights' own dtype.
+    /// `compute`: None computes in the weights' own dtype (f32 when
+    /// `quantization` is not `None`).
     fn build(
         cfg: &ModelConfig,
         params: &VarMap,
         adapter: Option<Adapter>,
         frozen: bool,
         compute: Option<DType>,
+        quantization: Quantization,
     ) -> Result<Model> {
+        if quantization != Quantization::None && (adapter.is_some() || !frozen) {
+            candle_core::bail!("a quantized model is for inference only: merge the adapter first");
+        }
         let data = params
             .data()
             .lock()
@@ -137,7 +162,17 @@ impl Model {
         let kv = cfg.num_key_value_heads * cfg.head_dim();
         let embed = get("model.embed_tokens.weight", &[v, h])?;
         fetched.borrow_mut().clear();
-        let compute = compute.unwrap_or(embed.dtype());
+        let compute = match quantization {
+            Quantization::None => compute.unwrap_or(embed.dtype()),
+            _ => DType::F32,
+        };
+        let device = embed.device().clone();
+        let weight = |tensor: Tensor| -> Result<Weight> {
+            Ok(match quantization.projections() {
+                Some(format) => Weight::Quantized(Arc::new(QuantWeight::new(&tensor, format)?)),
+                None => Weight::Dense(tensor.to_dtype(compute)?),
+            })
+        };
         let linear = |name: &str, out: usize, inp: usize, bias: bool| -> Result<Linear> {
             let lora = match adapter.as_ref() {
                 Some(ad) => match crate::nn::lora::delta(ad.params, name) {
@@ -155,7 +190,7 @@ impl Model {
             };
             Ok(Linear {
                 lora,
-                weight: get(&format!("{name}.weight"), &[out, inp])?.to_dtype(compute)?,
+                weight: weight(get(&format!("{name}.weight"), &[out, inp])?)?,
                 bias: if bias {
                     Some(get(&format!("{name}.bias"), &[out])?.to_dtype(compute)?)
                 } else {
@@ -180,18 +215,38 @@ impl Model {
             });
         }
         let norm = get("model.norm.weight", &[h])?;
-        let lm_head = if cfg.tie_word_embeddings {
-            embed.to_dtype(compute)?
-        } else {
-            get("lm_head.weight", &[v, h])?.to_dtype(compute)?
+        let (embed, lm_head) = match quantization.output() {
+            None => {
+                let lm_head = if cfg.tie_word_embeddings {
+                    embed.to_dtype(compute)?
+                } else {
+                    get("lm_head.weight", &[v, h])?.to_dtype(compute)?
+                };
+                (Weight::Dense(embed), Weight::Dense(lm_head))
+            }
+            // The embedding is looked up in the quantized table: one copy
+            // when the output projection shares it.
+            Some(format) => {
+                let table = Weight::Quantized(Arc::new(QuantWeight::new(&embed, format)?));
+                let lm_head = match cfg.tie_word_embeddings {
+                    true => table.clone(),
+                    false => {
+                        let w = get("lm_head.weight", &[v, h])?;
+                        Weight::Quantized(Arc::new(QuantWeight::new(&w, format)?))
+                    }
+                };
+                (table, lm_head)
+            }
         };
-        let (cos, sin) = rope_tables(cfg, compute, embed.device())?;
+        let (cos, sin) = rope_tables(cfg, compute, &device)?;
         Ok(Model {
             cfg: cfg.clone(),
             embed,
             layers,
             norm,
             lm_head,
+            device,
+            quantization,
             cos,
             sin,
             compute,
@@ -220,7 +275,18 @@ impl Model {
     }
 
     pub fn device(&self) -> &Device {
-        self.embed.device()
+        &self.device
+    }
+
+    /// How the projections are stored.
+    pub fn quantization(&self) -> Quantization {
+        self.quantization
+    }
+
+    /// The output projection: logits `[rows, vocab]` (in the compute
+    /// dtype) of final hidden states `[rows, hidden]`.
+    pub(super) fn project(&self, x: &Tensor) -> Result<Tensor> {
+        self.lm_head.project(&x.to_dtype(self.compute)?)
     }
 
     /// The dtype of the matmuls (logits come out in it).
@@ -232,8 +298,9 @@ impl Model {
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let x = self.hidden(ids)?;
         let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
-        x.to_dtype(self.compute)?
-            .broadcast_matmul(&self.lm_head.t()?)
+        let (b, t, h) = x.dims3()?;
+        self.project(&x.reshape((b * t, h))?)?
+            .reshape((b, t, self.cfg.vocab_size))
     }
 
     /// The log-probabilities `[rows]` (f32) of `targets` `[rows]` at `rows`,
@@ -249,7 +316,7 @@ impl Model {
         let x = self.hidden(ids)?;
         let x = x.flatten_to(1)?.index_select(rows, 0)?;
         let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?.to_dtype(self.compute)?;
-        crate::nn::ops::target_log_probs::target_log_probs(&x, &self.lm_head, targets)
+        crate::nn::ops::target_log_probs::target_log_probs(&x, self.lm_head.dense()?, targets)
     }
 
     /// Logits `[batch, vocab]` of the last position only: what generation
@@ -259,7 +326,7 @@ impl Model {
         let t = x.dim(1)?;
         let x = x.narrow(1, t - 1, 1)?.squeeze(1)?;
         let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
-        x.to_dtype(self.compute)?.matmul(&self.lm_head.t()?)
+        self.project(&x)
     }
 
     /// The last layer's output `[batch, seq, hidden]`, before the final norm.
@@ -297,9 +364,12 @@ impl Model {
                 self.cfg.max_position_embeddings
             );
         }
-        self.embed
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, self.cfg.hidden_size))
+        let ids = ids.flatten_all()?;
+        let rows = match &self.embed {
+            Weight::Dense(table) => table.index_select(&ids, 0)?,
+            Weight::Quantized(table) => table.rows(&ids)?,
+        };
+        rows.reshape((b, t, self.cfg.hidden_size))
     }
 
     /// The decoder layers over `ids` `[b, t]`, row `i` at positions

@@ -1,7 +1,7 @@
 //! `leafe-trainer bench`.
 
 use super::{Ctx, write_json};
-use crate::args::F32OrBf16;
+use crate::args::{F32OrBf16, QuantizeArg};
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use leafe_trainer::jobs::bench;
@@ -41,6 +41,10 @@ pub struct BenchCmd {
     /// many concurrent requests (e.g. 1,8,32: tokens/s over all of them).
     #[arg(long, value_delimiter = ',')]
     gen_batches: Vec<usize>,
+    /// How the generation benchmark's model stores its projections (the
+    /// training step is always unquantized).
+    #[arg(long, value_enum, default_value = "none")]
+    quantize: QuantizeArg,
     /// Precision of the training step (bf16: mixed precision, as `sft --dtype bf16`).
     #[arg(long, value_enum, default_value = "f32")]
     dtype: F32OrBf16,
@@ -142,7 +146,21 @@ impl BenchCmd {
                     rest * 1e3
                 );
             }
-            let g = bench::generation(name, &cfg, 16, self.gen_tokens, &self.gen_batches, device)?;
+            let g = bench::generation(
+                name,
+                &cfg,
+                16,
+                self.gen_tokens,
+                &self.gen_batches,
+                self.quantize.into(),
+                device,
+            )?;
+            println!(
+                "{name}: prefill of {} tokens {:.1} tokens/s (quantization {})",
+                bench::PREFILL_TOKENS,
+                g.prefill_tokens_per_s,
+                g.quantization
+            );
             println!(
                 "{name}: generation {:.1} tokens/s with KV cache, {:.1} without ({:.1}x)",
                 g.cached_tokens_per_s,

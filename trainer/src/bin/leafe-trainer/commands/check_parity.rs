@@ -1,6 +1,7 @@
 //! `leafe-trainer check-parity`.
 
 use super::Ctx;
+use crate::args::QuantizeArg;
 use anyhow::{Result, bail};
 use clap::Args;
 use leafe_trainer::jobs::parity;
@@ -16,6 +17,10 @@ pub struct CheckParityCmd {
     /// Largest allowed |logit difference| over the reference's top 50.
     #[arg(long, default_value_t = 1e-3)]
     tolerance: f32,
+    /// Store the projections quantized, on the CPU: less memory and faster
+    /// matmuls (the checkpoint's float weights are quantized at load).
+    #[arg(long, value_enum, default_value = "none")]
+    quantize: QuantizeArg,
 }
 
 fn same(equal: bool) -> &'static str {
@@ -25,7 +30,7 @@ fn same(equal: bool) -> &'static str {
 impl CheckParityCmd {
     pub fn execute(self, ctx: &Ctx) -> Result<()> {
         let reference = parity::Fixture::load(&self.fixture)?;
-        let report = parity::check(&self.model, &reference, &ctx.device)?;
+        let report = parity::check(&self.model, &reference, &ctx.device, self.quantize.into())?;
         for (i, p) in report.prompts.iter().enumerate() {
             println!(
                 "prompt {i}: {} tokens, template {}, ids {}, max |logit diff| {:.2e}, argmax {}, greedy {}: {:?}",

@@ -1,6 +1,7 @@
 //! `leafe-trainer generate`.
 
 use super::Ctx;
+use crate::args::QuantizeArg;
 use anyhow::{Result, bail};
 use clap::Args;
 use leafe_trainer::io::chat::{ChatTemplate, Message};
@@ -30,11 +31,15 @@ pub struct GenerateCmd {
     /// Stop before this text (repeatable).
     #[arg(long)]
     stop: Vec<String>,
+    /// Store the projections quantized, on the CPU: less memory and faster
+    /// matmuls (the checkpoint's float weights are quantized at load).
+    #[arg(long, value_enum, default_value = "none")]
+    quantize: QuantizeArg,
 }
 
 impl GenerateCmd {
     pub fn execute(self, ctx: &Ctx) -> Result<()> {
-        let (m, tokenizer) = load_for_inference(&self.model, &ctx.device)?;
+        let (m, tokenizer) = load_for_inference(&self.model, &ctx.device, self.quantize.into())?;
         let text = match (self.chat, self.prompt) {
             (Some(user), _) => {
                 ChatTemplate::load(&self.model)?.render(&[Message::new("user", &user)], true)?

@@ -1,6 +1,7 @@
 //! `leafe-trainer logits`.
 
 use super::Ctx;
+use crate::args::QuantizeArg;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use leafe_trainer::io::checkpoint::load_for_inference;
@@ -12,11 +13,15 @@ pub struct LogitsCmd {
     model: PathBuf,
     #[arg(long)]
     text: String,
+    /// Store the projections quantized, on the CPU: less memory and faster
+    /// matmuls (the checkpoint's float weights are quantized at load).
+    #[arg(long, value_enum, default_value = "none")]
+    quantize: QuantizeArg,
 }
 
 impl LogitsCmd {
     pub fn execute(self, ctx: &Ctx) -> Result<()> {
-        let (m, tokenizer) = load_for_inference(&self.model, &ctx.device)?;
+        let (m, tokenizer) = load_for_inference(&self.model, &ctx.device, self.quantize.into())?;
         let ids = leafe_trainer::io::tokenizer::ids(&tokenizer, &self.text)?;
         if ids.is_empty() {
             bail!("--text tokenises to nothing");

@@ -1,6 +1,7 @@
 //! `leafe-trainer serve`.
 
 use super::Ctx;
+use crate::args::QuantizeArg;
 use crate::args::flag_error;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -38,6 +39,10 @@ pub struct ServeCmd {
     /// machine: keep the server on loopback.
     #[arg(long)]
     allow_reload: bool,
+    /// Store the projections quantized, on the CPU: less memory and faster
+    /// matmuls (the checkpoint's float weights are quantized at load).
+    #[arg(long, value_enum, default_value = "none")]
+    quantize: QuantizeArg,
 }
 
 impl ServeCmd {
@@ -48,7 +53,7 @@ impl ServeCmd {
             max_context: self.max_context,
         };
         limits.validate().map_err(flag_error)?;
-        let (m, tokenizer) = load_for_inference(&self.model, &ctx.device)?;
+        let (m, tokenizer) = load_for_inference(&self.model, &ctx.device, self.quantize.into())?;
         let template = ChatTemplate::load(&self.model)?;
         let name = self.name.unwrap_or_else(|| {
             self.model
