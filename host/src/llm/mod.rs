@@ -98,6 +98,7 @@ pub struct Usage {
     pub retries: AtomicU64,
     pub failures: AtomicU64,
     pub prompt_tokens: AtomicU64,
+    pub cached_prompt_tokens: AtomicU64,
     pub completion_tokens: AtomicU64,
 }
 
@@ -108,6 +109,11 @@ pub struct UsageTotals {
     pub retries: u64,
     pub failures: u64,
     pub prompt_tokens: u64,
+    /// Of the prompt tokens, those the server took from its prefix cache
+    /// (`usage.prompt_tokens_details.cached_tokens`; absent in older
+    /// summaries and from servers that do not say).
+    #[serde(default)]
+    pub cached_prompt_tokens: u64,
     pub completion_tokens: u64,
 }
 
@@ -147,6 +153,16 @@ struct ResponseUsage {
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+/// OpenAI's `usage.prompt_tokens_details` (vLLM, SGLang and leafe-trainer
+/// fill `cached_tokens`).
+#[derive(Deserialize)]
+struct PromptTokensDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
 }
 
 /// A client shared by every task of a run.
@@ -193,6 +209,7 @@ impl ChatClient {
             retries: u.retries.load(Ordering::Relaxed),
             failures: u.failures.load(Ordering::Relaxed),
             prompt_tokens: u.prompt_tokens.load(Ordering::Relaxed),
+            cached_prompt_tokens: u.cached_prompt_tokens.load(Ordering::Relaxed),
             completion_tokens: u.completion_tokens.load(Ordering::Relaxed),
         }
     }
@@ -280,6 +297,13 @@ impl ChatClient {
             self.usage
                 .completion_tokens
                 .fetch_add(u.completion_tokens, Ordering::Relaxed);
+            let cached = u
+                .prompt_tokens_details
+                .as_ref()
+                .and_then(|d| d.cached_tokens);
+            self.usage
+                .cached_prompt_tokens
+                .fetch_add(cached.unwrap_or(0), Ordering::Relaxed);
         }
         if parsed.choices.is_empty() {
             let why = "no choices".to_string();

@@ -23,7 +23,8 @@ fn answer(content: &str) -> Reply {
     let body = serde_json::json!({
         "id": "x", "object": "chat.completion", "model": "scripted",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+        "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13,
+                  "prompt_tokens_details": {"cached_tokens": 8}}
     });
     Reply {
         status: 200,
@@ -161,6 +162,8 @@ fn a_request_carries_the_settings_and_counts_tokens() {
         (t.requests, t.prompt_tokens, t.completion_tokens),
         (1, 10, 3)
     );
+    // The server's prefix-cache hits, as OpenAI's usage reports them.
+    assert_eq!(t.cached_prompt_tokens, 8);
 }
 
 #[test]
@@ -269,6 +272,7 @@ fn the_openai_policy_plays_and_malformed_answers_cost_a_step() {
     assert_eq!(summary["steps"], 5, "{summary}");
     assert_eq!(summary["llm"]["requests"], 5);
     assert_eq!(summary["llm"]["prompt_tokens"], 50);
+    assert_eq!(summary["llm"]["cached_prompt_tokens"], 40);
 
     let tree = std::fs::read_to_string(out.join("tree.jsonl")).unwrap();
     let nodes: Vec<serde_json::Value> = tree

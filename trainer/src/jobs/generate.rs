@@ -48,6 +48,8 @@ pub struct Generated {
     pub text: String,
     pub tokens: Vec<u32>,
     pub finish: Finish,
+    /// Prompt tokens whose keys and values came from the prefix cache.
+    pub cached_prompt_tokens: usize,
 }
 
 /// Continue `prompt` (token ids). Stops at `eos` ids, a stop string, or `max_tokens`.
@@ -131,6 +133,7 @@ pub struct Decoding {
     hold: usize,
     finish: Option<Finish>,
     abandoned: bool,
+    cached_prompt_tokens: usize,
 }
 
 impl Decoding {
@@ -174,6 +177,7 @@ impl Decoding {
             hold: cfg.stop.iter().map(|s| s.len()).max().unwrap_or(1) - 1,
             finish: None,
             abandoned: false,
+            cached_prompt_tokens: 0,
         })
     }
 
@@ -243,6 +247,12 @@ impl Decoding {
             text: self.text,
             tokens: self.out,
             finish: self.finish.unwrap_or(Finish::Length),
+            cached_prompt_tokens: self.cached_prompt_tokens,
         }
+    }
+
+    /// Say that the prompt's first `tokens` came from the prefix cache.
+    pub fn set_cached_prompt_tokens(&mut self, tokens: usize) {
+        self.cached_prompt_tokens = tokens;
     }
 }

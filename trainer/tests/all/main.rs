@@ -6,6 +6,7 @@ mod gguf;
 mod learning;
 mod lora;
 mod openai_client;
+mod prefix;
 mod quant;
 mod real_model;
 mod real_tokenizer;

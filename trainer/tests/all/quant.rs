@@ -70,6 +70,7 @@ fn a_quantized_model_generates_batches_requests_and_refuses_to_train() {
             concurrency: 3,
             queue: 8,
             max_context: 256,
+            ..ServeLimits::default()
         },
         Quantization::Q8_0,
     );

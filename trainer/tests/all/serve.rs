@@ -148,6 +148,7 @@ fn beyond_capacity_is_503_with_retry_after_and_long_prompts_are_400() {
         concurrency: 1,
         queue: 0,
         max_context: 64,
+        ..ServeLimits::default()
     });
 
     let long = serde_json::json!({
@@ -187,6 +188,7 @@ fn a_full_queue_refuses_and_queued_requests_finish() {
         concurrency: 1,
         queue: 1,
         max_context: 256,
+        ..ServeLimits::default()
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -298,6 +300,7 @@ fn concurrent_requests_are_decoded_together_and_each_gets_its_own_reply() {
         concurrency: 4,
         queue: 8,
         max_context: 256,
+        ..ServeLimits::default()
     });
     let questions = [
         "which way?",

@@ -27,6 +27,16 @@ check(greedy.usage.completion_tokens <= 12 and greedy.usage.prompt_tokens > 0, "
 again = client.chat.completions.create(model=name, messages=msgs, temperature=0, max_tokens=12)
 check(again.choices[0].message.content == c.message.content, "greedy is deterministic")
 
+# A long shared start is served from the prefix cache the second time; the
+# client reads it from usage.prompt_tokens_details.cached_tokens.
+system = {"role": "system", "content": "You are an agent in a small world. " * 12}
+first = client.chat.completions.create(model=name, messages=[system] + msgs, temperature=0, max_tokens=4)
+second = client.chat.completions.create(model=name, messages=[system, {"role": "user", "content": "left?"}],
+                                        temperature=0, max_tokens=4)
+check(first.usage.prompt_tokens_details.cached_tokens == 0, "a cold prompt has no cached tokens")
+cached = second.usage.prompt_tokens_details.cached_tokens
+check(0 < cached < second.usage.prompt_tokens, f"the shared start is cached ({cached} tokens)")
+
 short = client.chat.completions.create(model=name, messages=msgs, temperature=0, max_tokens=3)
 check(short.usage.completion_tokens <= 3, "max_tokens")
 check(short.choices[0].finish_reason == "length" or short.usage.completion_tokens < 3, "length finish")

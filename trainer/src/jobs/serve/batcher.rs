@@ -7,17 +7,21 @@
 //! Requests that started on other weights (before a reload) step in their
 //! own batch.
 //!
+//! A prompt whose start is in the prefix cache ([`super::prefix`]) is
+//! prefilled on its own after the cached positions; the others together.
+//! Every prompt's whole blocks then go into the cache.
+//!
 //! Batched logits equal a lone request's to float rounding (the matmuls'
 //! summation differs with the batch size), so a greedy reply under load may
 //! differ from the same request alone where two tokens tie to ~1e-7.
 
 use super::weights::ServedModel;
 use crate::jobs::generate::{Decoding, GenerateConfig, Generated};
-use crate::nn::model::KvBatch;
+use crate::nn::model::{KvBatch, KvCache};
 use anyhow::{Result, anyhow};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
 /// What a generation sends back to its request.
@@ -34,12 +38,35 @@ struct Work {
     events: Sender<Event>,
 }
 
+/// Prompt tokens so far: received, computed, and taken from the prefix
+/// cache instead (received = computed + reused).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PromptCounts {
+    pub received: u64,
+    pub computed: u64,
+    pub reused: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    computed: AtomicU64,
+    reused: AtomicU64,
+}
+
+impl Counters {
+    fn add(&self, computed: usize, reused: usize) {
+        self.computed.fetch_add(computed as u64, Ordering::Relaxed);
+        self.reused.fetch_add(reused as u64, Ordering::Relaxed);
+    }
+}
+
 /// The handle requests submit generations through; the batching thread
 /// ends when it is dropped.
 pub struct Batcher {
     work: Sender<Work>,
     /// The most generations decoded in one step so far.
     largest_batch: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
 }
 
 impl Batcher {
@@ -47,15 +74,28 @@ impl Batcher {
     pub fn start() -> Result<Batcher> {
         let (work, queue) = channel();
         let largest_batch = Arc::new(AtomicUsize::new(0));
-        let largest = largest_batch.clone();
+        let counters = Arc::new(Counters::default());
+        let (largest, counted) = (largest_batch.clone(), counters.clone());
         std::thread::Builder::new()
             .name("batcher".into())
-            .spawn(move || run(queue, &largest))
+            .spawn(move || run(queue, &largest, &counted))
             .map_err(|e| anyhow!("cannot start the batching thread: {e}"))?;
         Ok(Batcher {
             work,
             largest_batch,
+            counters,
         })
+    }
+
+    /// Prompt tokens computed and reused so far.
+    pub fn prompt_counts(&self) -> PromptCounts {
+        let computed = self.counters.computed.load(Ordering::Relaxed);
+        let reused = self.counters.reused.load(Ordering::Relaxed);
+        PromptCounts {
+            received: computed + reused,
+            computed,
+            reused,
+        }
     }
 
     /// The most generations decoded together in one step so far.
@@ -187,7 +227,7 @@ impl Group {
     }
 }
 
-fn run(queue: Receiver<Work>, largest_batch: &AtomicUsize) {
+fn run(queue: Receiver<Work>, largest_batch: &AtomicUsize, counters: &Counters) {
     let mut groups: Vec<Group> = Vec::new();
     loop {
         // Wait for work when idle; otherwise take what has arrived.
@@ -213,7 +253,8 @@ fn run(queue: Receiver<Work>, largest_batch: &AtomicUsize) {
             let before = groups.len();
             // A panic ends these new generations (their requests get an error
             // as their channels close), not the server.
-            if catch_unwind(AssertUnwindSafe(|| start(arrived, &mut groups))).is_err() {
+            let started = catch_unwind(AssertUnwindSafe(|| start(arrived, &mut groups, counters)));
+            if started.is_err() {
                 groups.truncate(before);
             }
         }
@@ -230,10 +271,11 @@ fn run(queue: Receiver<Work>, largest_batch: &AtomicUsize) {
 /// more than prefilling them apart.
 const PREFILL_SPREAD: usize = 2;
 
-/// Start the generations that arrived: prompts on the same weights and of
-/// similar lengths prefilled together, each first token taken; those that
-/// go on join the group of their weights.
-fn start(arrived: Vec<Work>, groups: &mut Vec<Group>) {
+/// Start the generations that arrived: a prompt with a cached prefix
+/// prefilled after it, the others on the same weights and of similar
+/// lengths together; each first token taken; those that go on join the
+/// group of their weights.
+fn start(arrived: Vec<Work>, groups: &mut Vec<Group>, counters: &Counters) {
     let mut new: Vec<(Arc<ServedModel>, Running)> = Vec::new();
     for work in arrived {
         match Decoding::new(
@@ -243,15 +285,22 @@ fn start(arrived: Vec<Work>, groups: &mut Vec<Group>) {
             &work.config,
         ) {
             Ok(sequence) => {
-                let running = Running {
+                let mut running = Running {
                     sequence,
                     events: work.events,
                     failed: false,
                 };
-                if running.goes_on() {
-                    new.push((work.weights, running));
-                } else {
+                if !running.goes_on() {
                     running.finish(); // asked for no tokens
+                    continue;
+                }
+                let hit = work.weights.prefix_cache().lookup(&work.prompt);
+                match hit {
+                    Ok(Some(prefix)) => {
+                        prefill_after(&work.weights, running, &prefix, groups, counters)
+                    }
+                    Ok(None) => new.push((work.weights, running)),
+                    Err(e) => running.fail(anyhow!("the prefix cache failed: {e}")),
                 }
             }
             Err(e) => {
@@ -269,12 +318,83 @@ fn start(arrived: Vec<Work>, groups: &mut Vec<Group>) {
             })
             .count();
         let batch: Vec<(Arc<ServedModel>, Running)> = new.drain(..together).collect();
-        prefill(batch, groups);
+        prefill(batch, groups, counters);
+    }
+}
+
+/// The group of `weights` (a new one if there is none).
+fn group_of<'a>(groups: &'a mut Vec<Group>, weights: &Arc<ServedModel>) -> &'a mut Group {
+    let index = match groups.iter().position(|g| Arc::ptr_eq(&g.weights, weights)) {
+        Some(index) => index,
+        None => {
+            groups.push(Group {
+                weights: weights.clone(),
+                caches: KvBatch::new(),
+                running: Vec::new(),
+            });
+            groups.len() - 1
+        }
+    };
+    &mut groups[index]
+}
+
+/// Hand a prefilled prompt its first logits, keep its blocks in the prefix
+/// cache, and let it join its group if it goes on.
+fn join(
+    weights: &Arc<ServedModel>,
+    mut running: Running,
+    logits: candle_core::Result<candle_core::Tensor>,
+    cache: KvCache,
+    groups: &mut Vec<Group>,
+) {
+    let kept = weights
+        .prefix_cache()
+        .insert(running.sequence.tokens(), &cache);
+    if let Err(e) = kept {
+        // The reply does not need the cache: it goes on without.
+        eprintln!("warning: the prefix cache could not keep a prompt: {e}");
+    }
+    match logits {
+        Ok(row_logits) => running.accept(&row_logits, weights),
+        Err(e) => running.fail(e.into()),
+    }
+    if !running.goes_on() {
+        running.finish();
+        return;
+    }
+    let group = group_of(groups, weights);
+    match group.caches.push(cache) {
+        Ok(()) => group.running.push(running),
+        Err(e) => running.fail(anyhow!("cannot join the batch: {e}")),
+    }
+}
+
+/// Prefill a prompt after its cached `prefix` and take its first token.
+fn prefill_after(
+    weights: &Arc<ServedModel>,
+    mut running: Running,
+    prefix: &KvCache,
+    groups: &mut Vec<Group>,
+    counters: &Counters,
+) {
+    let cached = prefix.len();
+    let prompt = running.sequence.tokens().to_vec();
+    match weights.model.prefill_after(prefix, &prompt[cached..]) {
+        Ok((logits, cache)) => {
+            counters.add(prompt.len() - cached, cached);
+            running.sequence.set_cached_prompt_tokens(cached);
+            join(weights, running, logits.get(0), cache, groups);
+        }
+        Err(e) => running.fail(anyhow!("prefill failed: {e}")),
     }
 }
 
 /// Prefill prompts on the same weights together and take each first token.
-fn prefill(mut batch: Vec<(Arc<ServedModel>, Running)>, groups: &mut Vec<Group>) {
+fn prefill(
+    mut batch: Vec<(Arc<ServedModel>, Running)>,
+    groups: &mut Vec<Group>,
+    counters: &Counters,
+) {
     let weights = batch[0].0.clone();
     let prompts: Vec<&[u32]> = batch.iter().map(|(_, r)| r.sequence.tokens()).collect();
     let (logits, caches) = match weights.model.prefill_batch(&prompts) {
@@ -286,34 +406,9 @@ fn prefill(mut batch: Vec<(Arc<ServedModel>, Running)>, groups: &mut Vec<Group>)
             return;
         }
     };
-    let index = match groups
-        .iter()
-        .position(|g| Arc::ptr_eq(&g.weights, &weights))
-    {
-        Some(index) => index,
-        None => {
-            groups.push(Group {
-                weights: weights.clone(),
-                caches: KvBatch::new(),
-                running: Vec::new(),
-            });
-            groups.len() - 1
-        }
-    };
-    let group = &mut groups[index];
-    for (row, ((_, mut running), cache)) in batch.drain(..).zip(caches).enumerate() {
-        match logits.get(row) {
-            Ok(row_logits) => running.accept(&row_logits, &weights),
-            Err(e) => running.fail(e.into()),
-        }
-        if !running.goes_on() {
-            running.finish();
-            continue;
-        }
-        match group.caches.push(cache) {
-            Ok(()) => group.running.push(running),
-            Err(e) => running.fail(anyhow!("cannot join the batch: {e}")),
-        }
+    counters.add(prompts.iter().map(|p| p.len()).sum(), 0);
+    for (row, ((_, running), cache)) in batch.drain(..).zip(caches).enumerate() {
+        join(&weights, running, logits.get(row), cache, groups);
     }
 }
 

@@ -10,6 +10,7 @@
 //! whenever no generation runs.
 
 mod batcher;
+pub mod prefix;
 mod weights;
 
 pub use weights::ServedModel;
@@ -26,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use batcher::Batcher;
+pub use batcher::PromptCounts;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -41,13 +43,28 @@ pub struct ServeLimits {
     pub queue: usize,
     /// Prompt + completion tokens of one request.
     pub max_context: usize,
+    /// MiB of prompt prefixes' keys and values kept for later prompts that
+    /// start the same way (0: none).
+    pub prefix_cache_mb: usize,
 }
 
 impl ServeLimits {
+    /// The most `prefix_cache_mb` may be (64 GiB).
+    pub const MAX_PREFIX_CACHE_MB: usize = 64 << 10;
+
     /// Every limit in its range; the error names the field.
     pub fn validate(&self) -> Result<(), BadSetting> {
         check(self.concurrency >= 1, "concurrency", "must be at least 1")?;
-        check(self.max_context >= 2, "max_context", "must be at least 2")
+        check(self.max_context >= 2, "max_context", "must be at least 2")?;
+        check(
+            self.prefix_cache_mb <= Self::MAX_PREFIX_CACHE_MB,
+            "prefix_cache_mb",
+            "must be at most 65536 (64 GiB)",
+        )
+    }
+
+    pub fn prefix_cache_bytes(&self) -> usize {
+        self.prefix_cache_mb << 20
     }
 }
 
@@ -57,6 +74,7 @@ impl Default for ServeLimits {
             concurrency: 2,
             queue: 64,
             max_context: 2048,
+            prefix_cache_mb: 256,
         }
     }
 }
@@ -101,7 +119,12 @@ impl Served {
         Served {
             batcher: Batcher::start().expect("cannot start the batching thread"),
             name,
-            current: std::sync::RwLock::new(Arc::new(ServedModel::new(model, tokenizer, template))),
+            current: std::sync::RwLock::new(Arc::new(ServedModel::new(
+                model,
+                tokenizer,
+                template,
+                limits.prefix_cache_bytes(),
+            ))),
             slots: Arc::new(Semaphore::new(limits.concurrency.max(1))),
             limits,
             reload_allowed: false,
@@ -134,6 +157,11 @@ impl Served {
     }
 
     /// The most generations decoded together in one step so far.
+    /// Prompt tokens received, computed and taken from the prefix cache.
+    pub fn prompt_counts(&self) -> PromptCounts {
+        self.batcher.prompt_counts()
+    }
+
     pub fn largest_batch(&self) -> usize {
         self.batcher.largest_batch()
     }
@@ -238,6 +266,7 @@ pub fn router(state: Arc<Served>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/reload", post(reload))
+        .route("/metrics", get(metrics))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
@@ -245,6 +274,30 @@ pub fn router(state: Arc<Served>) -> Router {
             )
         })
         .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text of what the server has done.
+async fn metrics(State(s): State<Arc<Served>>) -> Response {
+    let c = s.prompt_counts();
+    let cache = s.current().prefix_cache().bytes();
+    let body = format!(
+        "# HELP leafe_trainer_requests_total Chat completion requests answered or refused.\n\
+         # TYPE leafe_trainer_requests_total counter\n\
+         leafe_trainer_requests_total {}\n\
+         # HELP leafe_trainer_prompt_tokens_total Prompt tokens: received, computed, or reused from the prefix cache.\n\
+         # TYPE leafe_trainer_prompt_tokens_total counter\n\
+         leafe_trainer_prompt_tokens_total{{kind=\"received\"}} {}\n\
+         leafe_trainer_prompt_tokens_total{{kind=\"computed\"}} {}\n\
+         leafe_trainer_prompt_tokens_total{{kind=\"reused\"}} {}\n\
+         # HELP leafe_trainer_prefix_cache_bytes Keys and values held by the prefix cache.\n\
+         # TYPE leafe_trainer_prefix_cache_bytes gauge\n\
+         leafe_trainer_prefix_cache_bytes {cache}\n",
+        s.requests.load(Ordering::Relaxed),
+        c.received,
+        c.computed,
+        c.reused,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 async fn models(State(s): State<Arc<Served>>) -> Json<Value> {
@@ -285,7 +338,12 @@ async fn reload(State(s): State<Arc<Served>>, body: Bytes) -> Response {
         // The new weights are served as the old ones were: same device and quantization.
         let current = state.current();
         let (device, quantization) = (current.model.device().clone(), current.model.quantization());
-        ServedModel::load(&dir, &device, quantization)
+        ServedModel::load(
+            &dir,
+            &device,
+            quantization,
+            state.limits.prefix_cache_bytes(),
+        )
     })
     .await;
     match loaded {
@@ -412,8 +470,14 @@ fn created() -> u64 {
         .unwrap_or(0)
 }
 
-fn usage(prompt: usize, completion: usize) -> Value {
-    json!({ "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion })
+/// OpenAI's usage, with the prompt tokens taken from the prefix cache as
+/// `prompt_tokens_details.cached_tokens` (as vLLM fills it).
+fn usage(prompt: usize, completion: usize, cached: usize) -> Value {
+    json!({
+        "prompt_tokens": prompt, "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": { "cached_tokens": cached },
+    })
 }
 
 /// Generate choice `index` of `job` (in the batch of running generations),
@@ -462,9 +526,12 @@ async fn chat(State(s): State<Arc<Served>>, body: Bytes) -> Response {
         let _permit = permit;
         let mut choices = Vec::new();
         let mut completion_tokens = 0;
+        // The prompt is counted once: as the first choice found it.
+        let mut cached = None;
         for index in 0..job.n {
             let out = run_choice(&state, &job, index, |_| true)?;
             completion_tokens += out.tokens.len();
+            cached.get_or_insert(out.cached_prompt_tokens);
             choices.push(json!({
                 "index": index,
                 "message": { "role": "assistant", "content": out.text },
@@ -478,7 +545,7 @@ async fn chat(State(s): State<Arc<Served>>, body: Bytes) -> Response {
             "created": created(),
             "model": state.name,
             "choices": choices,
-            "usage": usage(job.prompt.len(), completion_tokens),
+            "usage": usage(job.prompt.len(), completion_tokens, cached.unwrap_or(0)),
         }))
     })
     .await;
@@ -509,6 +576,7 @@ async fn stream(s: Arc<Served>, job: Job, permit: tokio::sync::OwnedSemaphorePer
             Bytes::from(format!("data: {v}\n\n"))
         };
         let mut completion_tokens = 0;
+        let mut cached = None;
         for index in 0..job.n {
             if tx
                 .blocking_send(chunk(
@@ -534,6 +602,7 @@ async fn stream(s: Arc<Served>, job: Job, permit: tokio::sync::OwnedSemaphorePer
                 }
             };
             completion_tokens += out.tokens.len();
+            cached.get_or_insert(out.cached_prompt_tokens);
             let done = chunk(index, json!({}), Some(finish_reason(out.finish)));
             if tx.blocking_send(done).is_err() {
                 return;
@@ -543,7 +612,7 @@ async fn stream(s: Arc<Served>, job: Job, permit: tokio::sync::OwnedSemaphorePer
             let v = json!({
                 "id": job.id, "object": "chat.completion.chunk", "created": created,
                 "model": state.name, "choices": [],
-                "usage": usage(job.prompt.len(), completion_tokens),
+                "usage": usage(job.prompt.len(), completion_tokens, cached.unwrap_or(0)),
             });
             let _ = tx.blocking_send(Bytes::from(format!("data: {v}\n\n")));
         }

@@ -17,12 +17,59 @@ impl KvCache {
     pub(super) fn from_layers(layers: Vec<(Tensor, Tensor)>, len: usize) -> Self {
         KvCache { layers, len }
     }
+    pub(super) fn layers(&self) -> &[(Tensor, Tensor)] {
+        &self.layers
+    }
+
     /// Positions cached.
     pub fn len(&self) -> usize {
         self.len
     }
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Positions `start..start + len`, copied (they own their memory).
+    pub fn slice(&self, start: usize, len: usize) -> Result<KvCache> {
+        if start + len > self.len {
+            candle_core::bail!(
+                "positions {start}..{} of a cache of {}",
+                start + len,
+                self.len
+            );
+        }
+        let part = |x: &Tensor| x.narrow(2, start, len)?.copy();
+        let layers = self
+            .layers
+            .iter()
+            .map(|(k, v)| Ok((part(k)?, part(v)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers, len })
+    }
+
+    /// `parts` one after the other: the cache of their positions in order.
+    pub fn concat(parts: &[&KvCache]) -> Result<KvCache> {
+        let Some(first) = parts.first() else {
+            candle_core::bail!("no caches to concatenate");
+        };
+        let mut layers = Vec::with_capacity(first.layers.len());
+        for l in 0..first.layers.len() {
+            let keys: Vec<&Tensor> = parts.iter().map(|p| &p.layers[l].0).collect();
+            let values: Vec<&Tensor> = parts.iter().map(|p| &p.layers[l].1).collect();
+            layers.push((Tensor::cat(&keys, 2)?, Tensor::cat(&values, 2)?));
+        }
+        Ok(KvCache {
+            layers,
+            len: parts.iter().map(|p| p.len).sum(),
+        })
+    }
+
+    /// Bytes its keys and values take.
+    pub fn bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes())
+            .sum()
     }
 }
 

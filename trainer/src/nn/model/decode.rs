@@ -57,6 +57,32 @@ impl Model {
         Ok((logits, caches))
     }
 
+    /// Prefill `rest`, the tokens that follow the positions `prefix` holds
+    /// (a prompt whose start was computed before): the next-token logits
+    /// `[1, vocab]` after its last token, and the cache of the whole
+    /// prompt. The logits equal a whole prefill's to float rounding.
+    pub fn prefill_after(&self, prefix: &KvCache, rest: &[u32]) -> Result<(Tensor, KvCache)> {
+        if rest.is_empty() {
+            candle_core::bail!("prefill_after: nothing after the prefix");
+        }
+        let start = prefix.len();
+        let ids = Tensor::new(rest, self.device())?.unsqueeze(0)?;
+        let scale = 1.0 / (self.cfg.head_dim() as f64).sqrt();
+        let mut layers: Vec<(Tensor, Tensor)> = Vec::with_capacity(self.cfg.num_hidden_layers);
+        let x = self.decoder(&ids, &[start], |l, q, k, v| {
+            let (pk, pv) = &prefix.layers()[l];
+            let keys = Tensor::cat(&[pk, &k.contiguous()?], 2)?;
+            let values = Tensor::cat(&[pv, &v.contiguous()?], 2)?;
+            let y = causal_attention(q, &keys, &values, start, scale)?;
+            layers.push((keys, values));
+            Ok(y)
+        })?;
+        let x = x.narrow(1, rest.len() - 1, 1)?.squeeze(1)?;
+        let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
+        let logits = self.project(&x)?;
+        Ok((logits, KvCache::from_layers(layers, start + rest.len())))
+    }
+
     /// One decoding step for every sequence of `batch`: `tokens[i]`
     /// continues sequence `i`. Returns the next-token logits `[sequences,
     /// vocab]`. All sequences share each op: the projections and the MLP

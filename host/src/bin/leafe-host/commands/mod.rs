@@ -26,7 +26,13 @@ pub struct Ctx {
 /// The "model: N requests ..." line of a run's or an evaluation's summary.
 pub fn usage_line(u: &leafe_host::llm::UsageTotals) -> String {
     format!(
-        "{} requests ({} retried, {} failed) · {} prompt + {} completion tokens",
-        u.requests, u.retries, u.failures, u.prompt_tokens, u.completion_tokens
+        "{} requests ({} retried, {} failed) · {} prompt ({} from the server's prefix cache) + {} \
+         completion tokens",
+        u.requests,
+        u.retries,
+        u.failures,
+        u.prompt_tokens,
+        u.cached_prompt_tokens,
+        u.completion_tokens
     )
 }

@@ -33,6 +33,13 @@ pub struct ServeCmd {
     /// whatever the model's max_position_embeddings says).
     #[arg(long, default_value_t = ServeLimits::default().max_context)]
     max_context: usize,
+    /// MiB of prompt prefixes' keys and values kept, so that a prompt that
+    /// starts as an earlier one did (the next step of an episode, the n
+    /// choices of a request) computes only the rest; least recently used
+    /// first out. 0: no prefix cache. Replies say what was reused in
+    /// `usage.prompt_tokens_details.cached_tokens`.
+    #[arg(long, default_value_t = ServeLimits::default().prefix_cache_mb)]
+    prefix_cache_mb: usize,
     /// Accept `POST /v1/reload {"model": "DIR"}`, which swaps in the
     /// weights of another checkpoint directory without a restart (for
     /// on-policy training loops such as GRPO). It reads paths on this
@@ -51,6 +58,7 @@ impl ServeCmd {
             concurrency: self.concurrency,
             queue: self.queue,
             max_context: self.max_context,
+            prefix_cache_mb: self.prefix_cache_mb,
         };
         limits.validate().map_err(flag_error)?;
         let (m, tokenizer) = load_for_inference(&self.model, &ctx.device, self.quantize.into())?;
