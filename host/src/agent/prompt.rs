@@ -1,8 +1,9 @@
 //! The prompts a model policy is asked with, and how its answers become
 //! actions. The prompt is built from the environment's own description (its
 //! name and action hint), the history of observations and actions (the
-//! oldest turns dropped to fit a budget), and the lessons (experiences) in
-//! force. `export` writes training data in exactly this form, so that what
+//! oldest turns dropped, a block at a time, to fit a budget), and the
+//! lessons (experiences) in force, after everything else, so that the
+//! prompt of a revised action repeats the original's up to the branch point. `export` writes training data in exactly this form, so that what
 //! is learned is what is asked at test time.
 
 use super::Context;
@@ -51,6 +52,13 @@ impl PromptConfig {
         Ok(self)
     }
 }
+
+/// Older turns leave the history this many at a time. The window then
+/// starts at the same turn for several steps running, so consecutive
+/// prompts keep the same beginning, which a server's prefix cache reuses;
+/// moving it by one turn a step would change the prompt right after the
+/// task and leave nothing to reuse.
+pub const HISTORY_BLOCK_TURNS: usize = 8;
 
 /// Valid actions listed in a prompt at most: ScienceWorld has thousands
 /// (every verb with every object in view), which would crowd out the rest.
@@ -109,13 +117,15 @@ fn build(prompt: &PromptConfig, ctx: &Context, show_lessons: bool) -> Vec<Messag
     let mut budget = prompt
         .history_chars
         .saturating_sub(size(&turns[0]) + system.len());
-    let mut keep_from = turns.len();
-    while keep_from > 1 && size(&turns[keep_from - 1]) <= budget {
-        budget -= size(&turns[keep_from - 1]);
-        keep_from -= 1;
+    let mut fits_from = turns.len();
+    while fits_from > 1 && size(&turns[fits_from - 1]) <= budget {
+        budget -= size(&turns[fits_from - 1]);
+        fits_from -= 1;
     }
-    // The current observation is always sent, even over budget.
-    keep_from = keep_from.min(turns.len() - 1).max(1);
+    // Drop whole blocks of the oldest turns (see HISTORY_BLOCK_TURNS); the
+    // current observation is always sent, even over budget.
+    let dropped = (fits_from - 1).div_ceil(HISTORY_BLOCK_TURNS) * HISTORY_BLOCK_TURNS;
+    let keep_from = (1 + dropped).min(turns.len() - 1).max(1);
     if !show_lessons && let Some(last) = turns.last_mut() {
         last.0.truncate(without_lessons);
     }
@@ -290,5 +300,67 @@ mod tests {
             counted.contains("(201 valid actions, too many to list"),
             "{counted}"
         );
+    }
+
+    #[test]
+    fn the_history_drops_whole_blocks_so_consecutive_prompts_share_their_start() {
+        let info = EnvInfo {
+            name: "world".into(),
+            version: "1".into(),
+            splits: vec![],
+            max_steps: 100,
+            action_hint: "Move.".into(),
+        };
+        let mut nodes = vec![Node::root(0, "The task: reach the goal.".into())];
+        for i in 1..60u32 {
+            let mut n = nodes[0].clone();
+            n.id = i;
+            n.parent = Some(i - 1);
+            n.action = Some(moves()[i as usize % 4].clone());
+            n.observation = format!("step {i}: {}", "you see a wall. ".repeat(6));
+            nodes.push(n);
+        }
+        let prompt = PromptConfig {
+            history_chars: 2_000,
+            ..PromptConfig::default()
+        };
+        let ask = |t: usize| {
+            let path: Vec<&Node> = nodes[..t].iter().collect();
+            let ctx = Context {
+                info: &info,
+                path: &path,
+                experiences: &[],
+                admissible: Some(moves()),
+                expert: None,
+            };
+            messages(&prompt, &ctx)
+        };
+        let mut restarts = 0;
+        for t in 2..nodes.len() {
+            let (now, next) = (ask(t), ask(t + 1));
+            let first = &now[1].content;
+            if let Some(at) = first.find("earlier steps are left out]") {
+                let dropped: usize = first[..at]
+                    .rsplit('[')
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                assert_eq!(dropped % HISTORY_BLOCK_TURNS, 0, "{first}");
+            }
+            // The next prompt repeats this one but for the current turn.
+            let kept = now.len() - 1;
+            if next.len() < kept || next[..kept] != now[..kept] {
+                restarts += 1;
+            }
+            let chars: usize = now.iter().map(|m| m.content.len()).sum();
+            assert!(
+                chars < prompt.history_chars + 400,
+                "step {t}: {chars} chars"
+            );
+        }
+        // One turn at a time would change the start at nearly every step.
+        assert!((1..=8).contains(&restarts), "{restarts} restarts");
     }
 }

@@ -220,7 +220,8 @@ pub struct LlmArgs {
     #[arg(long, value_name = "FILE")]
     pub system_prompt: Option<PathBuf>,
     /// The history's budget in characters (about 4 per token); older turns
-    /// are left out.
+    /// are left out 8 at a time, so that consecutive prompts start the same
+    /// way (a server's prefix cache reuses that).
     #[arg(long, default_value_t = 24_000)]
     pub history_chars: usize,
 }
