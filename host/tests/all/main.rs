@@ -5,6 +5,7 @@ mod cli;
 mod code;
 mod common;
 mod explore;
+mod fuzz;
 mod judge;
 mod layers;
 mod llm;

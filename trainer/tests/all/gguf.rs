@@ -367,3 +367,128 @@ fn broken_files_are_clear_errors_and_leave_nothing() {
     assert!(format!("{e}").contains("already exists"), "{e}");
     assert!(original.join("model.safetensors").exists());
 }
+
+/// A GGUF v3 header: `tensors` tensors and the metadata entries as raw
+/// (key, type, value bytes); nothing after it.
+fn header(tensors: u64, entries: &[(&str, u32, Vec<u8>)]) -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend(tensors.to_le_bytes());
+    b.extend((entries.len() as u64).to_le_bytes());
+    for (key, kind, value) in entries {
+        b.extend((key.len() as u64).to_le_bytes());
+        b.extend(key.as_bytes());
+        b.extend(kind.to_le_bytes());
+        b.extend(value);
+    }
+    b
+}
+
+/// Import `bytes` as a GGUF file: it must fail (or pass) without a panic,
+/// within a few seconds. Returns the error, if any.
+fn import_untrusted(dir: &Path, name: &str, bytes: &[u8]) -> Option<String> {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let out = dir.join(format!("{name}.out"));
+    let started = std::time::Instant::now();
+    let result = std::panic::catch_unwind(|| import(&path, &out, DType::F32));
+    let took = started.elapsed();
+    assert!(took.as_secs() < 5, "{name}: {took:?}");
+    let _ = std::fs::remove_dir_all(&out);
+    match result {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("{e:#}")),
+        Err(_) => panic!("{name}: the import panicked"),
+    }
+}
+
+#[test]
+fn hostile_headers_and_corrupted_bytes_fail_fast_without_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Counts and lengths far beyond the file: refused before any allocation.
+    let string = |len: u64, text: &[u8]| [len.to_le_bytes().to_vec(), text.to_vec()].concat();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("tensors", header(u64::MAX, &[])),
+        ("tensors-under-cap", header(1 << 29, &[])),
+        (
+            "string",
+            header(0, &[("general.name", 8, string(1 << 40, b"x"))]),
+        ),
+        (
+            "string-under-cap",
+            header(0, &[("general.name", 8, string(1 << 29, b"x"))]),
+        ),
+        (
+            "array",
+            header(
+                0,
+                &[(
+                    "tokenizer.ggml.tokens",
+                    9,
+                    [
+                        8u32.to_le_bytes().to_vec(),
+                        (1u64 << 33).to_le_bytes().to_vec(),
+                    ]
+                    .concat(),
+                )],
+            ),
+        ),
+        (
+            "nested-arrays",
+            header(
+                0,
+                &[(
+                    "x",
+                    9,
+                    [9u32.to_le_bytes().to_vec(), 1u64.to_le_bytes().to_vec()]
+                        .concat()
+                        .repeat(100),
+                )],
+            ),
+        ),
+        ("value-type", header(0, &[("x", 99, vec![0; 8])])),
+    ];
+    for (name, bytes) in &cases {
+        let e = import_untrusted(dir, name, bytes).unwrap_or_else(|| panic!("{name} imported"));
+        assert!(e.contains("GGUF header cannot be read"), "{name}: {e}");
+    }
+    // A tensor whose dimensions multiply past any size, in a valid header.
+    let mut huge = header(1, &[]);
+    huge.extend(string(4, b"blob"));
+    huge.extend(2u32.to_le_bytes());
+    huge.extend(u64::MAX.to_le_bytes());
+    huge.extend(u64::MAX.to_le_bytes());
+    huge.extend(0u32.to_le_bytes()); // F32
+    huge.extend(0u64.to_le_bytes());
+    assert!(import_untrusted(dir, "huge-tensor", &huge).is_some());
+
+    // Random corruptions of a real file's header and data: never a panic.
+    let original = tiny(dir, Arch::Llama, 64);
+    let good = std::fs::read(write_gguf(&original, GgmlDType::Q8_0, &Spoil::default())).unwrap();
+    let mut rng = leafe_trainer::nn::init::SeededRng::new(7);
+    let mut below = |n: usize| (rng.next_u64() % n as u64) as usize;
+    let mut failed = 0;
+    for case in 0..120 {
+        let mut bytes = good.clone();
+        let flips = 1 + below(8);
+        for _ in 0..flips {
+            // Mostly in the header, where the lengths and counts are.
+            let span = if below(4) == 0 {
+                bytes.len()
+            } else {
+                4096.min(bytes.len())
+            };
+            let at = below(span);
+            bytes[at] = match below(3) {
+                0 => 0xff,
+                1 => 0,
+                _ => below(256) as u8,
+            };
+        }
+        if import_untrusted(dir, &format!("corrupt-{case}"), &bytes).is_some() {
+            failed += 1;
+        }
+    }
+    assert!(failed > 0, "no corruption was noticed");
+}

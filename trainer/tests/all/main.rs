@@ -11,4 +11,5 @@ mod quant;
 mod real_model;
 mod real_tokenizer;
 mod serve;
+mod untrusted;
 mod weights;

@@ -91,31 +91,17 @@ fn a_quantized_model_generates_batches_requests_and_refuses_to_train() {
         })
         .collect();
     // Concurrent requests, decoded together: each gets what it gets alone.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let hold = rt.block_on(state.hold_all_slots());
-    let clients: Vec<_> = questions
+    let bodies: Vec<String> = questions
         .iter()
         .map(|q| {
-            let body = serde_json::json!({
+            serde_json::json!({
                 "messages": [{"role": "user", "content": q}], "temperature": 0, "max_tokens": 16,
             })
-            .to_string();
-            std::thread::spawn(move || {
-                crate::serve::request(addr, "POST", "/v1/chat/completions", &body)
-            })
+            .to_string()
         })
         .collect();
-    for _ in 0..500 {
-        if state.queued() == questions.len() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    drop(hold);
-    for (client, expected) in clients.into_iter().zip(&alone) {
-        let (status, reply) = client.join().unwrap();
+    let replies = crate::serve::all_at_once(&state, addr, &bodies);
+    for ((status, reply), expected) in replies.into_iter().zip(&alone) {
         assert_eq!(status, 200, "{reply}");
         assert_eq!(reply["choices"][0]["message"]["content"], expected.as_str());
     }

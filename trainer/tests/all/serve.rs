@@ -323,30 +323,17 @@ fn concurrent_requests_are_decoded_together_and_each_gets_its_own_reply() {
         })
         .collect();
     // All four wait in the queue, then start at once.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let hold = rt.block_on(state.hold_all_slots());
-    let clients: Vec<_> = questions
+    let bodies: Vec<String> = questions
         .iter()
         .map(|q| {
-            let body = serde_json::json!({
+            serde_json::json!({
                 "messages": [{"role": "user", "content": q}], "temperature": 0, "max_tokens": 24,
-            });
-            std::thread::spawn(move || {
-                request(addr, "POST", "/v1/chat/completions", &body.to_string())
             })
+            .to_string()
         })
         .collect();
-    for _ in 0..500 {
-        if state.queued() == questions.len() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    drop(hold);
-    for (client, expected) in clients.into_iter().zip(&alone) {
-        let (status, reply) = client.join().unwrap();
+    let clients = all_at_once(&state, addr, &bodies);
+    for ((status, reply), expected) in clients.into_iter().zip(&alone) {
         assert_eq!(status, 200, "{reply}");
         assert_eq!(reply["choices"][0]["message"]["content"], expected.as_str());
     }
@@ -355,4 +342,32 @@ fn concurrent_requests_are_decoded_together_and_each_gets_its_own_reply() {
         "largest batch {}",
         state.largest_batch()
     );
+}
+
+/// Chat completion requests `bodies`, held in the queue until all of them
+/// are there and then let go together; their (status, reply) in order.
+pub fn all_at_once(
+    state: &Served,
+    addr: SocketAddr,
+    bodies: &[String],
+) -> Vec<(u16, serde_json::Value)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let hold = rt.block_on(state.hold_all_slots());
+    let clients: Vec<_> = bodies
+        .iter()
+        .cloned()
+        .map(|body| {
+            std::thread::spawn(move || request(addr, "POST", "/v1/chat/completions", &body))
+        })
+        .collect();
+    for _ in 0..500 {
+        if state.queued() == bodies.len() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(hold);
+    clients.into_iter().map(|c| c.join().unwrap()).collect()
 }
