@@ -86,7 +86,7 @@ fn corrupted_trees_journals_and_snapshots_are_errors_never_panics() {
     let mut rng = Rng(11);
     let (mut refused, mut read) = (0, 0);
     let path = dir.path().join("tree.jsonl");
-    for case in 0..200 {
+    for case in 0..2000 {
         let bytes = corrupt(&tree, &mut rng);
         std::fs::write(&path, &bytes).unwrap();
         match survives(&format!("tree case {case}"), || log::read(&path)) {
@@ -115,7 +115,7 @@ fn corrupted_trees_journals_and_snapshots_are_errors_never_panics() {
     let task = leafe_host::Task::new("test", 3, 9, &[("size".into(), "6x6".into())]);
     let saved = SavedState::new("sokoban", "ab12", &task, "#P#", &[0, 1, 255, 7]).encode();
     let mut refused = 0;
-    for case in 0..300 {
+    for case in 0..3000 {
         let bytes = corrupt(&saved, &mut rng);
         let decoded = survives(&format!("envelope case {case}"), || {
             SavedState::decode(&bytes)
@@ -128,7 +128,7 @@ fn corrupted_trees_journals_and_snapshots_are_errors_never_panics() {
             Err(_) => refused += 1,
         }
     }
-    assert!(refused > 150, "only {refused} of 300 envelopes refused");
+    assert!(refused > 1500, "only {refused} of 3000 envelopes refused");
 }
 
 #[test]
@@ -140,7 +140,7 @@ fn protocol_answers_of_any_shape_are_values_or_errors() {
     ];
     let mut rng = Rng(5);
     for sample in samples {
-        for case in 0..200 {
+        for case in 0..1000 {
             let bytes = corrupt(sample.as_bytes(), &mut rng);
             let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
                 continue;
@@ -152,4 +152,48 @@ fn protocol_answers_of_any_shape_are_values_or_errors() {
             });
         }
     }
+}
+
+#[test]
+fn corrupted_request_bodies_get_an_answer_below_500_and_the_server_stays_up() {
+    use super::serve::{Server, call};
+    let server = Server::start(&["--concurrency", "4", "--max-sessions", "64"]);
+    let (status, _, opened) = call(
+        "POST",
+        &format!("{}/reset", server.url),
+        Some(r#"{"env": "guess"}"#),
+        None,
+    );
+    assert_eq!(status, 200, "{opened}");
+    let episode = opened["observation"]["episode_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let step = format!(r#"{{"episode_id": "{episode}", "action": {{"message": "50"}}}}"#);
+    let routes: [(&str, String); 4] = [
+        (
+            "/run_code",
+            r#"{"code": "print(sum(range(10)))", "language": "python", "run_timeout": 5}"#.into(),
+        ),
+        (
+            "/sessions",
+            r#"{"env": "guess", "split": "test", "task": 2, "seed": 1, "options": {}}"#.into(),
+        ),
+        ("/reset", r#"{"env": "guess", "task": 3, "seed": 2}"#.into()),
+        ("/step", step),
+    ];
+    let mut rng = Rng(17);
+    for (route, valid) in &routes {
+        let url = format!("{}{route}", server.url);
+        let mut answered = std::collections::BTreeMap::<u16, usize>::new();
+        for _ in 0..500 {
+            let body = String::from_utf8_lossy(&corrupt(valid.as_bytes(), &mut rng)).into_owned();
+            let (status, _, reply) = call("POST", &url, Some(&body), None);
+            assert!(status < 500, "{route} {body:?}: {status} {reply}");
+            *answered.entry(status).or_default() += 1;
+        }
+        assert!(answered.keys().any(|s| *s >= 400), "{route}: {answered:?}");
+    }
+    let (status, _, _) = call("GET", &format!("{}/health", server.url), None, None);
+    assert_eq!(status, 200);
 }

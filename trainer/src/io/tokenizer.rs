@@ -13,7 +13,21 @@ pub const SPECIAL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_en
 /// Load `DIR/tokenizer.json`.
 pub fn load(dir: &Path) -> Result<Tokenizer> {
     let path = dir.join("tokenizer.json");
-    Tokenizer::from_file(&path).map_err(|e| anyhow!("cannot load {}: {e}", path.display()))
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    // Its syntax first, for a message that says where a broken file breaks.
+    serde_json::from_str::<serde::de::IgnoredAny>(&text)
+        .map_err(|e| anyhow!("{} is not valid JSON: {e}", path.display()))?;
+    // tokenizers 0.23 panics on some sections of the wrong shape (a
+    // `decoder` that is not an object of a known kind) instead of failing.
+    let parsed = std::panic::catch_unwind(|| text.parse::<Tokenizer>());
+    match parsed {
+        Ok(tokenizer) => tokenizer.map_err(|e| anyhow!("cannot load {}: {e}", path.display())),
+        Err(_) => Err(anyhow!(
+            "cannot load {}: a section has the wrong shape (the tokenizers library gave up on it)",
+            path.display()
+        )),
+    }
 }
 
 /// The ids of `text`, without adding special tokens (chat templates write

@@ -469,7 +469,7 @@ fn hostile_headers_and_corrupted_bytes_fail_fast_without_a_panic() {
     let mut rng = leafe_trainer::nn::init::SeededRng::new(7);
     let mut below = |n: usize| (rng.next_u64() % n as u64) as usize;
     let mut failed = 0;
-    for case in 0..120 {
+    for case in 0..1000 {
         let mut bytes = good.clone();
         let flips = 1 + below(8);
         for _ in 0..flips {

@@ -62,7 +62,7 @@ fn corrupted_config_and_tokenizer_files_are_errors_never_panics() {
     let mut rng = SeededRng::new(3);
     for (file, original) in files.iter().zip(&originals) {
         let mut refused = 0;
-        for case in 0..150 {
+        for case in 0..1000 {
             std::fs::write(model.join(file), corrupt(original, &mut rng)).unwrap();
             let what = format!("{file} case {case}");
             let failed = survives(&what, || read_all(&model));
@@ -75,6 +75,24 @@ fn corrupted_config_and_tokenizer_files_are_errors_never_panics() {
         std::fs::write(model.join(file), original).unwrap();
     }
     assert!(!read_all(&model), "the intact files read");
+
+    // A decoder of the wrong shape, and one that breaks the JSON inside it
+    // (which tokenizers 0.23 reads with a panic): errors here.
+    let mut json: serde_json::Value = serde_json::from_slice(&originals[1]).unwrap();
+    json["decoder"] = serde_json::json!(5);
+    std::fs::write(model.join("tokenizer.json"), json.to_string()).unwrap();
+    let e = survives("a decoder of the wrong shape", || {
+        leafe_trainer::io::tokenizer::load(&model).unwrap_err()
+    });
+    assert!(e.to_string().contains("cannot load"), "{e}");
+    let text = json
+        .to_string()
+        .replace("\"decoder\":5", "\"decoder\":{\"type\" \"x\"}");
+    std::fs::write(model.join("tokenizer.json"), text).unwrap();
+    let e = survives("a decoder with broken JSON", || {
+        leafe_trainer::io::tokenizer::load(&model).unwrap_err()
+    });
+    assert!(e.to_string().contains("is not valid JSON"), "{e}");
 }
 
 /// Whether reading the checkpoint's config, tokenizer or template failed.
