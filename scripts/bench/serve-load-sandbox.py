@@ -9,8 +9,11 @@ ADVERSARIAL percent hostile programs (an endless loop with run_timeout 1, a
 memory bomb (a list that grows without end), an output flood, deep recursion). Reports per server:
 throughput, p50/p99 latency of the well-behaved requests, transport errors,
 responses that are not a valid verdict, and (for leafe) the peak resident
-memory. The baseline caps each process's address space at 256 MiB, as the
-sandbox caps its memory. Loopback only; bounded in count and time. Standard library only.
+memory. The baseline runs as many programs at once as leafe has run slots
+(--concurrency), starts each with posix_spawn and caps its address space at
+256 MiB, as the sandbox caps its memory. MBPP task 123 (seconds of compute)
+is left out unless --with-123. Loopback only; bounded in count and time.
+Standard library only.
 
 With --sessions N: N concurrent Sokoban sessions stepping (the expert's
 moves), snapshotting every 3 steps and restoring every 7 for SECONDS;
@@ -19,6 +22,7 @@ reports steps/s, errors and peak memory.
 usage: scripts/bench/serve-load-sandbox.py [--binary target/release/leafe-host]
           [--clients 128] [--seconds 60] [--adversarial 5]
           [--baseline-python /usr/bin/python3] [--mbpp envs-wasm/code/data/mbpp.jsonl]
+          [--concurrency N] [--with-123]
 """
 import argparse
 import http.client
@@ -57,14 +61,36 @@ class Baseline(http.server.ThreadingHTTPServer):
     request_queue_size = 1024
 
 
-def limit_memory():
-    # The same cap as the sandbox's default (256 MiB), so a memory bomb
-    # fails there as it does in leafe instead of taking the machine.
+# The same cap as the sandbox's default (256 MiB), so a memory bomb fails
+# there as it does in leafe instead of taking the machine.
+MEMORY_CAP = 256 << 20
+
+
+def run_capped(python, code, stdin, timeout):
+    """`python -c code` as a user's server would start it: posix_spawn (no
+    preexec_fn, which forces fork + exec; close_fds=False lets CPython use
+    posix_spawn), the address-space cap set on the child right after it
+    starts. (returncode, stdout, stderr), or None past the timeout."""
     import resource
-    resource.setrlimit(resource.RLIMIT_AS, (256 << 20, 256 << 20))
+    p = subprocess.Popen([python, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, close_fds=False)
+    try:
+        resource.prlimit(p.pid, resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+    except (ProcessLookupError, PermissionError):
+        pass  # it has already exited
+    try:
+        out, err = p.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        return None
+    return p.returncode, out, err
 
 
-def baseline_handler(python):
+def baseline_handler(python, slots):
+    # As many programs at once as leafe has run slots; the rest wait.
+    running = threading.BoundedSemaphore(slots)
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def log_message(self, *a):
             pass
@@ -72,17 +98,18 @@ def baseline_handler(python):
         def do_POST(self):
             req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             t = time.time()
-            try:
-                p = subprocess.run([python, "-c", req["code"]], input=(req.get("stdin") or "").encode(),
-                                   capture_output=True, timeout=req.get("run_timeout", 10),
-                                   preexec_fn=limit_memory)
-                run = {"status": "Finished", "return_code": p.returncode,
-                       "stdout": p.stdout[:65536].decode(errors="replace"),
-                       "stderr": p.stderr[:65536].decode(errors="replace")}
-                status = "Success" if p.returncode == 0 else "Failed"
-            except subprocess.TimeoutExpired:
+            with running:
+                done = run_capped(python, req["code"], (req.get("stdin") or "").encode(),
+                                  req.get("run_timeout", 10))
+            if done is None:
                 run = {"status": "TimeLimitExceeded", "return_code": None, "stdout": "", "stderr": ""}
                 status = "Failed"
+            else:
+                code, out, err = done
+                run = {"status": "Finished", "return_code": code,
+                       "stdout": out[:65536].decode(errors="replace"),
+                       "stderr": err[:65536].decode(errors="replace")}
+                status = "Success" if code == 0 else "Failed"
             run["execution_time"] = time.time() - t
             body = json.dumps({"status": status, "message": "", "run_result": run}).encode()
             self.send_response(200)
@@ -93,11 +120,11 @@ def baseline_handler(python):
     return Handler
 
 
-def requests_mix(mbpp_path):
+def requests_mix(mbpp_path, with_123):
     mbpp = []
     if mbpp_path and os.path.exists(mbpp_path):
         rows = [json.loads(l) for l in open(mbpp_path)]
-        rows = [r for r in rows if 11 <= r["task_id"] <= 510 and r["task_id"] != 123]
+        rows = [r for r in rows if 11 <= r["task_id"] <= 510 and (with_123 or r["task_id"] != 123)]
         mbpp = ["\n".join([r["code"], r.get("test_setup_code") or ""] + r["test_list"]) for r in rows]
     return mbpp
 
@@ -242,7 +269,10 @@ def main():
     ap.add_argument("--adversarial", type=float, default=5)
     ap.add_argument("--baseline-python", default="/usr/bin/python3")
     ap.add_argument("--mbpp", default="envs-wasm/code/data/mbpp.jsonl")
-    ap.add_argument("--concurrency", type=int, help="leafe's --concurrency [default: the server's]")
+    ap.add_argument("--concurrency", type=int,
+                    help="leafe's --concurrency, and the baseline's programs at once [default: leafe's, 4 per core]")
+    ap.add_argument("--with-123", action="store_true",
+                    help="keep MBPP task 123 (seconds of compute, the sandbox's slowest case) in the mix")
     ap.add_argument("--sessions", type=int, default=0,
                     help="instead: this many concurrent environment sessions stepping and snapshotting")
     a = ap.parse_args()
@@ -254,7 +284,8 @@ def main():
         server.wait(timeout=60)
         print(json.dumps({"sessions": a.sessions, "seconds": a.seconds, **stats}, indent=1))
         return
-    mbpp = requests_mix(a.mbpp)
+    mbpp = requests_mix(a.mbpp, a.with_123)
+    slots = a.concurrency or 4 * os.cpu_count()
     python = os.path.realpath(a.baseline_python)
 
     port, server = start_leafe(a.binary, a.concurrency)
@@ -264,14 +295,15 @@ def main():
     server.wait(timeout=60)
 
     bport = free_port()
-    base = Baseline(("127.0.0.1", bport), baseline_handler(python))
+    base = Baseline(("127.0.0.1", bport), baseline_handler(python, slots))
     threading.Thread(target=base.serve_forever, daemon=True).start()
     baseline = load(bport, a.clients, a.seconds, a.adversarial, mbpp)
     base.shutdown()
 
     print(json.dumps({
         "clients": a.clients, "seconds": a.seconds, "adversarial_percent": a.adversarial,
-        "cores": os.cpu_count(), "baseline_python": python,
+        "cores": os.cpu_count(), "baseline_python": python, "run_slots_both": slots,
+        "mbpp_123": a.with_123,
         "leafe": leafe, "baseline": baseline,
         "throughput_ratio": round(leafe["requests_per_s"] / max(baseline["requests_per_s"], 1e-9), 2),
     }, indent=1))
