@@ -424,6 +424,8 @@ fn exec_runs_a_program_and_reports_a_verdict_for_anything() {
     assert_eq!(json["exit_code"], 4);
     assert_eq!(json["stdout"], "42\n");
     assert!(json["fuel_used"].as_u64().unwrap() > 0);
+    // Which build of the interpreter gave the verdict.
+    assert_eq!(json["sandbox_sha256"], leafe_builtins::PYTHON_SHA256);
     assert!(json["wall_us"].as_u64().is_some());
 
     // Limits from the flags; a program that hits one still exits 0.
@@ -496,6 +498,7 @@ fn exec_runs_assert_and_stdin_stdout_test_files() {
         (json["passed"].as_u64(), json["total"].as_u64()),
         (Some(1), Some(2))
     );
+    assert_eq!(json["sandbox_sha256"], leafe_builtins::PYTHON_SHA256);
     assert_eq!(json["tests"][1]["verdict"], "wrong-answer");
     assert!(
         json["tests"][1]["detail"]

@@ -143,6 +143,7 @@ fn run_code_speaks_sandbox_fusion() {
     assert_eq!(hello["run_result"]["status"], "Finished");
     assert_eq!(hello["run_result"]["return_code"], 0);
     assert_eq!(hello["run_result"]["stdout"], "hello\n");
+    assert_eq!(hello["sandbox_sha256"], leafe_builtins::PYTHON_SHA256);
 
     let echo = run_code(
         &server,

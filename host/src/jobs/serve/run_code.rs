@@ -40,7 +40,8 @@ fn ten() -> f64 {
 }
 
 /// The response: `status` Success / Failed / SandboxError, a `message`,
-/// and `run_result` with `status` Finished / TimeLimitExceeded / Error.
+/// and `run_result` with `status` Finished / TimeLimitExceeded / Error;
+/// and, beyond SandboxFusion's fields, which interpreter build ran it.
 fn response(status: &str, message: String, run_result: Value) -> Response {
     axum::Json(json!({
         "status": status,
@@ -49,6 +50,7 @@ fn response(status: &str, message: String, run_result: Value) -> Response {
         "run_result": run_result,
         "executor_pod_name": null,
         "files": {},
+        "sandbox_sha256": leafe_builtins::PYTHON_SHA256,
     }))
     .into_response()
 }

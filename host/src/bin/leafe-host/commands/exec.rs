@@ -76,7 +76,7 @@ impl ExecCmd {
             Some(tests) => {
                 let report = run_tests(&sandbox, &source, &tests, &limits, jobs, self.compare);
                 if self.json {
-                    println!("{}", serde_json::to_string(&report)?);
+                    println!("{}", with_sandbox(&report, &sandbox.sha256)?);
                 } else {
                     print!("{}", report_text(&report));
                 }
@@ -84,7 +84,7 @@ impl ExecCmd {
             None => {
                 let run = sandbox.run(&source, &stdin, &limits);
                 if self.json {
-                    println!("{}", serde_json::to_string(&run)?);
+                    println!("{}", with_sandbox(&run, &sandbox.sha256)?);
                 } else {
                     std::io::stdout().write_all(run.stdout.as_bytes())?;
                     std::io::stderr().write_all(run.stderr.as_bytes())?;
@@ -97,6 +97,16 @@ impl ExecCmd {
         }
         Ok(())
     }
+}
+
+/// `value` as JSON with `sandbox_sha256`: which build of the interpreter
+/// gave the verdict (two builds differ in fuel counts).
+fn with_sandbox(value: &impl serde::Serialize, sha256: &str) -> Result<String> {
+    let mut json = serde_json::to_value(value)?;
+    if let Some(object) = json.as_object_mut() {
+        object.insert("sandbox_sha256".into(), sha256.into());
+    }
+    Ok(serde_json::to_string(&json)?)
 }
 
 /// The report as text, one line per test.
