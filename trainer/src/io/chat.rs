@@ -126,9 +126,25 @@ impl ChatTemplate {
         let v: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("{} is not valid JSON", path.display()))?;
         let jinja = dir.join("chat_template.jinja");
-        let source = if jinja.exists() {
-            std::fs::read_to_string(&jinja)
-                .with_context(|| format!("cannot read {}", jinja.display()))?
+        let source = match jinja.exists() {
+            true => Some(
+                std::fs::read_to_string(&jinja)
+                    .with_context(|| format!("cannot read {}", jinja.display()))?,
+            ),
+            false => None,
+        };
+        ChatTemplate::from_config(&v, source, &path)
+    }
+
+    /// The template a `tokenizer_config.json` value (read from `path`)
+    /// holds, or `jinja` when given.
+    pub fn from_config(
+        v: &serde_json::Value,
+        jinja: Option<String>,
+        path: &Path,
+    ) -> Result<ChatTemplate> {
+        let source = if let Some(jinja) = jinja {
+            jinja
         } else {
             match v.get("chat_template") {
                 Some(serde_json::Value::String(s)) => s.clone(),

@@ -2,7 +2,7 @@
 //! (`scripts/bench/parity.py`): for each chat prompt, the tokenizer's ids, the
 //! last position's top logits and the greedy continuation.
 
-use crate::io::chat::{ChatTemplate, Message};
+use crate::io::chat::Message;
 use crate::jobs::generate::{GenerateConfig, generate};
 use crate::nn::model::Model;
 use crate::nn::quant::Quantization;
@@ -79,8 +79,7 @@ pub fn check(
     device: &Device,
     quantization: Quantization,
 ) -> Result<Parity> {
-    let (model, tokenizer) = crate::io::checkpoint::load_for_inference(dir, device, quantization)?;
-    let template = ChatTemplate::load(dir)?;
+    let (model, tokenizer, template) = crate::io::load_for_inference(dir, device, quantization)?;
     let eos: Vec<u32> = model.cfg.eos_token_id.into_iter().collect();
     let mut prompts = Vec::new();
     for r in &fixture.prompts {

@@ -241,6 +241,38 @@ fn f32_imports_give_the_original_logits_tokenizer_and_template() {
         assert_eq!(cfg.rms_norm_eps as f32, 1e-6f32);
         cfg.rms_norm_eps = 1e-6;
         assert_eq!(cfg, ModelConfig::load(&original).unwrap());
+
+        // Run straight from the GGUF file: the imported model, without the import.
+        let (direct, tok_c, template) = leafe_trainer::io::load_for_inference(
+            &gguf,
+            &Device::Cpu,
+            leafe_trainer::nn::quant::Quantization::None,
+        )
+        .unwrap();
+        let ids_c = ids(&tok_c, text);
+        let input = Tensor::new(ids_c.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let logits = direct.forward(&input).unwrap().squeeze(0).unwrap();
+        let diff = max_diff(
+            &logits.get(ids_c.len() - 1).unwrap(),
+            &last_logits(&out, text),
+        );
+        assert_eq!(
+            diff, 0.0,
+            "{arch:?}: straight from the GGUF, logits differ by {diff}"
+        );
+        let rendered = template
+            .render(
+                &[leafe_trainer::io::chat::Message::new("user", question)],
+                true,
+            )
+            .unwrap();
+        assert_eq!(
+            ids(&tok_c, &rendered),
+            common::chat_prompt(&out, &tok_b, question)
+        );
     }
 }
 

@@ -89,6 +89,10 @@ fn smollm2_imports_matches_transformers_and_trains() {
         "The capital of France is Paris."
     );
 
+    // Straight from the GGUF file, without the import: the same parity.
+    let direct = parity::check(&gguf, &fixture, &Device::Cpu, Quantization::None).unwrap();
+    assert!(direct.holds(1e-4), "{:?}", direct.max_abs_logit_diff);
+
     quantized_inference_follows_f32(&model, &fixture);
 
     // A short LoRA SFT of the real model lowers its loss on what it saw.

@@ -11,12 +11,16 @@
 
 pub mod tokenizer;
 
+use crate::io::chat::ChatTemplate;
 use crate::nn::config::{Arch, ModelConfig};
+use crate::nn::model::Model;
 use crate::nn::params::param_specs;
+use crate::nn::quant::Quantization;
 use crate::setting::check;
 use anyhow::{Context, Result, bail};
 use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarMap;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -352,6 +356,43 @@ fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(v)?;
     bytes.push(b'\n');
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A GGUF file's model for inference, without a checkpoint directory:
+/// its weights dequantized and then stored as `quantization` says, its
+/// tokenizer and chat template rebuilt from the metadata (as `import-gguf`
+/// writes them).
+pub fn load_for_inference(
+    gguf: &Path,
+    device: &Device,
+    quantization: Quantization,
+) -> Result<(Model, tokenizers::Tokenizer, ChatTemplate)> {
+    let mut g = GgufFile::open(gguf)?;
+    let cfg = model_config(&g)?;
+    crate::nn::memory::check(
+        crate::nn::memory::weights(&cfg),
+        "loading this model (the f32 weights)",
+    )?;
+    let tok = tokenizer::build(&g, &cfg)?;
+    let params = VarMap::new();
+    {
+        let mut data = params.data().lock().expect("a new var map is not poisoned");
+        for (name, t) in read_params(&mut g, &cfg, DType::F32)? {
+            data.insert(name, Var::from_tensor(&t.to_device(device)?)?);
+        }
+    }
+    let model = match quantization {
+        Quantization::None => Model::frozen(&cfg, &params)?,
+        q => Model::quantized(&cfg, &params, q)?,
+    };
+    let tokenizer: tokenizers::Tokenizer = tok.tokenizer_json.to_string().parse().map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the rebuilt tokenizer does not load: {e}",
+            gguf.display()
+        )
+    })?;
+    let template = ChatTemplate::from_config(&tok.tokenizer_config, None, gguf)?;
+    Ok((model, tokenizer, template))
 }
 
 /// Write every file of the checkpoint into `dir`.

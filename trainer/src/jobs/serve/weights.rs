@@ -41,17 +41,16 @@ impl ServedModel {
         self.prefix.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A checkpoint directory's weights, on `device`, for inference,
-    /// quantized as `quantization` says.
+    /// A checkpoint directory's (or a GGUF file's) weights, on `device`,
+    /// for inference, quantized as `quantization` says.
     pub fn load(
-        dir: &std::path::Path,
+        path: &std::path::Path,
         device: &candle_core::Device,
         quantization: crate::nn::quant::Quantization,
         prefix_cache_bytes: usize,
     ) -> Result<Self> {
-        let (model, tokenizer) =
-            crate::io::checkpoint::load_for_inference(dir, device, quantization)?;
-        let template = ChatTemplate::load(dir)?;
+        let (model, tokenizer, template) =
+            crate::io::load_for_inference(path, device, quantization)?;
         Ok(ServedModel::new(
             model,
             tokenizer,

@@ -4,13 +4,14 @@ use super::Ctx;
 use crate::args::QuantizeArg;
 use anyhow::{Result, bail};
 use clap::Args;
-use leafe_trainer::io::chat::{ChatTemplate, Message};
-use leafe_trainer::io::checkpoint::load_for_inference;
+use leafe_trainer::io::chat::Message;
+use leafe_trainer::io::load_for_inference;
 use leafe_trainer::jobs::generate::{GenerateConfig, generate};
 use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct GenerateCmd {
+    /// A checkpoint directory, or a GGUF file.
     #[arg(long)]
     model: PathBuf,
     /// A user message, rendered with the chat template.
@@ -39,11 +40,10 @@ pub struct GenerateCmd {
 
 impl GenerateCmd {
     pub fn execute(self, ctx: &Ctx) -> Result<()> {
-        let (m, tokenizer) = load_for_inference(&self.model, &ctx.device, self.quantize.into())?;
+        let (m, tokenizer, template) =
+            load_for_inference(&self.model, &ctx.device, self.quantize.into())?;
         let text = match (self.chat, self.prompt) {
-            (Some(user), _) => {
-                ChatTemplate::load(&self.model)?.render(&[Message::new("user", &user)], true)?
-            }
+            (Some(user), _) => template.render(&[Message::new("user", &user)], true)?,
             (None, Some(p)) => p,
             (None, None) => bail!("give --chat MESSAGE or --prompt TEXT"),
         };

@@ -5,14 +5,16 @@ use crate::args::QuantizeArg;
 use crate::args::flag_error;
 use anyhow::{Context, Result};
 use clap::Args;
-use leafe_trainer::io::chat::ChatTemplate;
-use leafe_trainer::io::checkpoint::load_for_inference;
+use leafe_trainer::io::load_for_inference;
 use leafe_trainer::jobs::serve::{ServeLimits, Served, runtime, serve};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Args)]
 pub struct ServeCmd {
+    /// A checkpoint directory, or a GGUF file (served as it is, no
+    /// import-gguf step: its weights are dequantized, then stored as
+    /// --quantize says).
     #[arg(long)]
     model: PathBuf,
     #[arg(long, default_value = "127.0.0.1")]
@@ -61,8 +63,8 @@ impl ServeCmd {
             prefix_cache_mb: self.prefix_cache_mb,
         };
         limits.validate().map_err(flag_error)?;
-        let (m, tokenizer) = load_for_inference(&self.model, &ctx.device, self.quantize.into())?;
-        let template = ChatTemplate::load(&self.model)?;
+        let (m, tokenizer, template) =
+            load_for_inference(&self.model, &ctx.device, self.quantize.into())?;
         let name = self.name.unwrap_or_else(|| {
             self.model
                 .file_name()
