@@ -43,6 +43,7 @@ class RunResult:
     stderr: str
     fuel_used: Optional[int]
     wall_us: int
+    sandbox_sha256: str
     @property
     def ok(self) -> bool: ...
     @property

@@ -54,7 +54,8 @@ def run_python(
     Returns:
         A :class:`RunResult`: ``verdict`` (``ok``, ``runtime-error``, ``time-limit``,
         ``memory-limit``, ``output-limit``, ``sandbox-error``), ``exit_code``,
-        ``stdout``, ``stderr``, ``fuel_used``, ``wall_us`` (and ``ok``, ``wall_ms``).
+        ``stdout``, ``stderr``, ``fuel_used``, ``wall_us``, ``sandbox_sha256`` (the
+        interpreter build that ran it; and ``ok``, ``wall_ms``).
         A program's failure is a verdict, never an exception.
 
     Raises:

@@ -52,6 +52,9 @@ pub struct PyRunResult {
     /// out of fuel stopped the program.
     fuel_used: Option<u64>,
     wall_us: u64,
+    /// The sha256 of the interpreter component that ran it (two builds
+    /// differ in fuel counts and set orders).
+    sandbox_sha256: String,
 }
 
 #[pymethods]
@@ -77,6 +80,7 @@ impl PyRunResult {
         d.set_item("stderr", &self.stderr)?;
         d.set_item("fuel_used", self.fuel_used)?;
         d.set_item("wall_us", self.wall_us)?;
+        d.set_item("sandbox_sha256", &self.sandbox_sha256)?;
         Ok(d)
     }
 
@@ -115,6 +119,7 @@ fn run_python(
         stderr: r.stderr,
         fuel_used: r.fuel_used,
         wall_us: r.wall_us,
+        sandbox_sha256: sandbox.sha256.clone(),
     })
 }
 

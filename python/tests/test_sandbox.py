@@ -61,6 +61,8 @@ def test_adversarial_programs_get_the_same_verdict_as_leafe_host_exec(name, leaf
         # Fuel is deterministic: the same program uses the same, in any process.
         assert ours.fuel_used == cli.get("fuel_used")
     assert ours.to_dict().keys() == cli.keys() | {"fuel_used"}
+    # The same interpreter build in the package as in the CLI.
+    assert ours.sandbox_sha256 == cli["sandbox_sha256"]
 
 
 def test_run_python_results():
