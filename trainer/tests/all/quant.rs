@@ -6,7 +6,6 @@
 use crate::common;
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Tensor};
-use leafe_trainer::jobs::generate::{GenerateConfig, generate};
 use leafe_trainer::jobs::serve::ServeLimits;
 use leafe_trainer::nn::quant::{QuantWeight, Quantization};
 
@@ -77,34 +76,9 @@ fn a_quantized_model_generates_batches_requests_and_refuses_to_train() {
     let model_dir = dir.path().join("tiny");
     let (model, tok) = common::load_quantized(&model_dir, Quantization::Q8_0);
     assert_eq!(model.quantization(), Quantization::Q8_0);
-    let eos: Vec<u32> = model.cfg.eos_token_id.into_iter().collect();
-    let questions = ["which way?", "left or right?", "down"];
-    let alone: Vec<String> = questions
-        .iter()
-        .map(|q| {
-            let ids = common::chat_prompt(&model_dir, &tok, q);
-            let cfg = GenerateConfig {
-                max_tokens: 16,
-                ..Default::default()
-            };
-            generate(&model, &tok, &ids, &eos, &cfg).unwrap().text
-        })
-        .collect();
     // Concurrent requests, decoded together: each gets what it gets alone.
-    let bodies: Vec<String> = questions
-        .iter()
-        .map(|q| {
-            serde_json::json!({
-                "messages": [{"role": "user", "content": q}], "temperature": 0, "max_tokens": 16,
-            })
-            .to_string()
-        })
-        .collect();
-    let replies = crate::serve::all_at_once(&state, addr, &bodies);
-    for ((status, reply), expected) in replies.into_iter().zip(&alone) {
-        assert_eq!(status, 200, "{reply}");
-        assert_eq!(reply["choices"][0]["message"]["content"], expected.as_str());
-    }
+    let questions = ["which way?", "left or right?", "down"];
+    crate::serve::each_gets_its_own_reply(&state, addr, &model_dir, &model, &tok, &questions, 16);
     assert!(state.largest_batch() >= 2, "{}", state.largest_batch());
 
     // The loss needs the dense output projection.

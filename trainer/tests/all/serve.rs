@@ -310,33 +310,8 @@ fn concurrent_requests_are_decoded_together_and_each_gets_its_own_reply() {
     ];
     let model_dir = dir.path().join("tiny");
     let (model, tok) = load(&model_dir);
-    let eos: Vec<u32> = model.cfg.eos_token_id.into_iter().collect();
-    let alone: Vec<String> = questions
-        .iter()
-        .map(|q| {
-            let ids = common::chat_prompt(&model_dir, &tok, q);
-            let cfg = GenerateConfig {
-                max_tokens: 24,
-                ..Default::default()
-            };
-            generate(&model, &tok, &ids, &eos, &cfg).unwrap().text
-        })
-        .collect();
     // All four wait in the queue, then start at once.
-    let bodies: Vec<String> = questions
-        .iter()
-        .map(|q| {
-            serde_json::json!({
-                "messages": [{"role": "user", "content": q}], "temperature": 0, "max_tokens": 24,
-            })
-            .to_string()
-        })
-        .collect();
-    let clients = all_at_once(&state, addr, &bodies);
-    for ((status, reply), expected) in clients.into_iter().zip(&alone) {
-        assert_eq!(status, 200, "{reply}");
-        assert_eq!(reply["choices"][0]["message"]["content"], expected.as_str());
-    }
+    each_gets_its_own_reply(&state, addr, &model_dir, &model, &tok, &questions, 24);
     assert!(
         state.largest_batch() >= 2,
         "largest batch {}",
@@ -370,4 +345,40 @@ pub fn all_at_once(
     }
     drop(hold);
     clients.into_iter().map(|c| c.join().unwrap()).collect()
+}
+
+/// Send `questions` (greedy, `max_tokens` each) all at once to the server of
+/// `model` and check that each reply is what `generate` gives it alone.
+pub fn each_gets_its_own_reply(
+    state: &Served,
+    addr: SocketAddr,
+    model_dir: &Path,
+    model: &leafe_trainer::nn::model::Model,
+    tok: &tokenizers::Tokenizer,
+    questions: &[&str],
+    max_tokens: usize,
+) {
+    let eos: Vec<u32> = model.cfg.eos_token_id.into_iter().collect();
+    let alone = questions.iter().map(|q| {
+        let ids = common::chat_prompt(model_dir, tok, q);
+        let cfg = GenerateConfig {
+            max_tokens,
+            ..Default::default()
+        };
+        generate(model, tok, &ids, &eos, &cfg).unwrap().text
+    });
+    let bodies: Vec<String> = questions
+        .iter()
+        .map(|q| {
+            serde_json::json!({
+                "messages": [{"role": "user", "content": q}], "temperature": 0,
+                "max_tokens": max_tokens,
+            })
+            .to_string()
+        })
+        .collect();
+    for ((status, reply), expected) in all_at_once(state, addr, &bodies).into_iter().zip(alone) {
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(reply["choices"][0]["message"]["content"], expected.as_str());
+    }
 }
