@@ -38,7 +38,9 @@ impl KvCache {
                 self.len
             );
         }
-        let part = |x: &Tensor| x.narrow(2, start, len)?.copy();
+        // `force_contiguous` copies the view alone; `copy` would clone the
+        // whole prompt's buffer (and keep it alive) for every block.
+        let part = |x: &Tensor| x.narrow(2, start, len)?.force_contiguous();
         let layers = self
             .layers
             .iter()
@@ -168,7 +170,7 @@ impl KvBatch {
         if row != last {
             for (keys, values) in &self.layers {
                 for buffer in [keys, values] {
-                    let moved = buffer.narrow(0, last, 1)?.copy()?;
+                    let moved = buffer.narrow(0, last, 1)?.force_contiguous()?;
                     buffer.narrow(0, row, 1)?.slice_set(&moved, 0, 0)?;
                 }
             }
