@@ -79,9 +79,9 @@ pub fn load_params(dir: &Path, cfg: &ModelConfig, dtype: DType, device: &Device)
 }
 
 /// Load a checkpoint for inference (generation, serving, logits): its
-/// config, its weights as constants ([`Model::frozen`]), quantized as
-/// `quantization` says ([`Model::quantized`]; the float weights are freed
-/// once quantized), and its tokenizer.
+/// config, its weights as constants, stored as `quantization` says
+/// ([`Model::quantized`]; the float weights are freed once quantized), and
+/// its tokenizer.
 pub fn load_for_inference(
     dir: &Path,
     device: &Device,
@@ -89,17 +89,7 @@ pub fn load_for_inference(
 ) -> Result<(Model, tokenizers::Tokenizer)> {
     let cfg = ModelConfig::load(dir)?;
     let params = load_params(dir, &cfg, DType::F32, device)?;
-    let model = match quantization {
-        Quantization::None => Model::frozen(&cfg, &params)?,
-        q => {
-            if !device.is_cpu() {
-                anyhow::bail!(
-                    "quantized inference runs on the CPU; use --quantize none on {device:?}"
-                );
-            }
-            Model::quantized(&cfg, &params, q)?
-        }
-    };
+    let model = Model::quantized(&cfg, &params, quantization)?;
     Ok((model, crate::io::tokenizer::load(dir)?))
 }
 

@@ -22,9 +22,6 @@ pub fn load_for_inference(
     device: &Device,
     quantization: Quantization,
 ) -> Result<(Model, tokenizers::Tokenizer, chat::ChatTemplate)> {
-    if quantization != Quantization::None && !device.is_cpu() {
-        anyhow::bail!("quantized inference runs on the CPU; use --quantize none on {device:?}");
-    }
     if path.is_file() {
         return gguf::load_for_inference(path, device, quantization);
     }

@@ -95,3 +95,25 @@ pub fn serve_tiny_quantized(
     let addr = leafe_trainer::jobs::serve::spawn_on_loopback(state.clone()).unwrap();
     (dir, state, addr)
 }
+
+/// The largest |a - b| over all elements.
+pub fn max_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// `f` run on untrusted input: it must return within `limit`, never panic.
+pub fn survives<T>(what: &str, limit: std::time::Duration, f: impl FnOnce() -> T) -> T {
+    let started = std::time::Instant::now();
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| panic!("{what} panicked"));
+    let took = started.elapsed();
+    assert!(took < limit, "{what} took {took:?}");
+    out
+}

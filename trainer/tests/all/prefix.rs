@@ -3,7 +3,7 @@
 //! keeps the cap and what stays is still right; the server reports the
 //! reuse in `usage` and `/metrics` and answers as a cold server does.
 
-use crate::common;
+use crate::common::{self, max_diff};
 use candle_core::Tensor;
 use leafe_trainer::jobs::serve::prefix::{BLOCK, PrefixCache};
 use leafe_trainer::jobs::serve::{ServeLimits, Served, spawn_on_loopback};
@@ -26,19 +26,6 @@ fn ids(n: usize, seed: u32) -> Vec<u32> {
     (0..n as u32)
         .map(|i| (i * 37 + seed * 11 + 5) % 290)
         .collect()
-}
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
 }
 
 /// Greedy tokens after a prefill's logits and cache.

@@ -6,9 +6,8 @@ use crate::common;
 use leafe_trainer::io::chat::ChatTemplate;
 use leafe_trainer::nn::config::ModelConfig;
 use leafe_trainer::nn::init::SeededRng;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `bytes` with a few seeded changes (overwritten bytes, a span cut out or
 /// repeated, the end cut off).
@@ -38,12 +37,9 @@ fn corrupt(bytes: &[u8], rng: &mut SeededRng) -> Vec<u8> {
     b
 }
 
+/// [`common::survives`] within two seconds.
 fn survives<T>(what: &str, f: impl FnOnce() -> T) -> T {
-    let started = Instant::now();
-    let out = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| panic!("{what} panicked"));
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(2), "{what} took {took:?}");
-    out
+    common::survives(what, Duration::from_secs(2), f)
 }
 
 #[test]

@@ -61,7 +61,7 @@ impl EngineArgs {
         let defaults = Limits::default();
         // The library checks bytes; the flag counts MiB, so its range is said here.
         let memory_bytes = match self.memory_mb {
-            Some(mb) => mb_to_bytes("--memory-mb", mb, Limits::MAX_MEMORY_BYTES)?,
+            Some(mb) => in_bytes("--memory-mb", mb, 20, Limits::MAX_MEMORY_BYTES)?,
             None => defaults.memory_bytes,
         };
         let limits = Limits {
@@ -102,27 +102,26 @@ impl EngineArgs {
     }
 
     pub fn run_limits(&self, options: &EngineOptions, output_kb: usize) -> Result<RunLimits> {
-        let most = RunLimits::MAX_OUTPUT_BYTES >> 10;
-        if !(1..=most).contains(&output_kb) {
-            bail!("--output-kb must be between 1 and {most}, got {output_kb}");
-        }
+        let output_bytes = in_bytes("--output-kb", output_kb, 10, RunLimits::MAX_OUTPUT_BYTES)?;
         let defaults = RunLimits::default();
         Ok(RunLimits {
             fuel: self.fuel.unwrap_or(defaults.fuel),
             wall_ms: self.wall_ms.unwrap_or(defaults.wall_ms),
             memory_bytes: options.limits.memory_bytes,
-            output_bytes: output_kb << 10,
+            output_bytes,
         })
     }
 }
 
-/// `mb` MiB in bytes, checked to lie within 1 MiB..=`max_bytes`.
-fn mb_to_bytes(flag: &str, mb: usize, max_bytes: usize) -> Result<usize> {
-    let most = max_bytes >> 20;
-    if !(1..=most).contains(&mb) {
-        bail!("{flag} must be between 1 and {most}, got {mb}");
+/// `value` of a flag counted in units of `1 << shift` bytes (KiB: 10, MiB:
+/// 20), in bytes, checked to lie within one unit..=`max_bytes`: the flag's
+/// own range, since the library checks the bytes.
+fn in_bytes(flag: &str, value: usize, shift: u32, max_bytes: usize) -> Result<usize> {
+    let most = max_bytes >> shift;
+    if !(1..=most).contains(&value) {
+        bail!("{flag} must be between 1 and {most}, got {value}");
     }
-    Ok(mb << 20)
+    Ok(value << shift)
 }
 
 /// The task flags of `run`, `eval` and `play`.

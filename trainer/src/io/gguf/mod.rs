@@ -381,10 +381,7 @@ pub fn load_for_inference(
             data.insert(name, Var::from_tensor(&t.to_device(device)?)?);
         }
     }
-    let model = match quantization {
-        Quantization::None => Model::frozen(&cfg, &params)?,
-        q => Model::quantized(&cfg, &params, q)?,
-    };
+    let model = Model::quantized(&cfg, &params, quantization)?;
     let tokenizer: tokenizers::Tokenizer = tok.tokenizer_json.to_string().parse().map_err(|e| {
         anyhow::anyhow!(
             "{}: the rebuilt tokenizer does not load: {e}",

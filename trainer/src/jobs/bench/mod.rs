@@ -243,10 +243,7 @@ pub fn generation(
     device: &Device,
 ) -> Result<GenBench> {
     let params = init_params(cfg, 0, DType::F32, device)?;
-    let model = match quantization {
-        Quantization::None => Model::frozen(cfg, &params)?,
-        q => Model::quantized(cfg, &params, q)?,
-    };
+    let model = Model::quantized(cfg, &params, quantization)?;
     drop(params);
     let long: Vec<u32> = (0..PREFILL_TOKENS.min(cfg.max_position_embeddings) as u32)
         .map(|i| (i * 7 + 3) % cfg.vocab_size as u32)

@@ -59,7 +59,7 @@ impl ServeLimits {
         check(
             self.prefix_cache_mb <= Self::MAX_PREFIX_CACHE_MB,
             "prefix_cache_mb",
-            "must be at most 65536 (64 GiB)",
+            &format!("must be at most {} (64 GiB)", Self::MAX_PREFIX_CACHE_MB),
         )
     }
 

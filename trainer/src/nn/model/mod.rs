@@ -103,10 +103,11 @@ impl Model {
         Model::build(cfg, params, None, true, None, Quantization::None)
     }
 
-    /// [`Model::frozen`] with the projections quantized (f32 activations):
-    /// less memory and faster matmuls on a CPU. `params` may be dropped
-    /// afterwards; the model keeps only the quantized weights (and the
-    /// norms and biases).
+    /// [`Model::frozen`] with the projections stored as `q` says:
+    /// quantized (f32 activations, CPU only) for less memory and faster
+    /// matmuls; `Quantization::None` is [`Model::frozen`]. `params` may be
+    /// dropped afterwards; a quantized model keeps only the quantized
+    /// weights (and the norms and biases).
     pub fn quantized(cfg: &ModelConfig, params: &VarMap, q: Quantization) -> Result<Model> {
         Model::build(cfg, params, None, true, None, q)
     }
@@ -167,6 +168,9 @@ impl Model {
             _ => DType::F32,
         };
         let device = embed.device().clone();
+        if quantization != Quantization::None && !device.is_cpu() {
+            candle_core::bail!("quantized inference runs on the CPU, not on {device:?}");
+        }
         let weight = |tensor: Tensor| -> Result<Weight> {
             Ok(match quantization.projections() {
                 Some(format) => Weight::Quantized(Arc::new(QuantWeight::new(&tensor, format)?)),
